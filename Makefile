@@ -1,0 +1,49 @@
+# s3g: `make run` starts the all-in-one server, `make test` runs the whole suite.
+# Both install what they need first (npm packages; the S3 clients the tests drive).
+SHELL := /bin/bash
+NPM_STAMP := node_modules/.install-stamp
+APT_STAMP := .apt-stamp
+TEST_DEBS := awscli python3-boto3 s3cmd rclone curl
+
+.PHONY: run test build lint bench bench-quick clean deps test-deps
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+deps: $(NPM_STAMP)
+
+dist/cli/main.js: $(NPM_STAMP) $(shell find src -type f) tsconfig.json tsconfig.build.json
+	rm -rf dist
+	npx tsc -p tsconfig.build.json
+	cp src/datanode/datanode.proto dist/datanode/
+
+build: dist/cli/main.js
+
+run: build
+	bin/s3g serve $(ARGS)
+
+# The S3 clients the end-to-end tests drive, from Debian's packages.
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+lint: $(NPM_STAMP)
+	npx tsc -p tsconfig.json --noEmit
+	npx eslint src test bench
+
+test: build test-deps lint
+	npx tap
+
+bench: build
+	node --import tsx bench/run.ts
+
+bench-quick: build
+	node --import tsx bench/run.ts --quick
+
+clean:
+	rm -rf dist node_modules data

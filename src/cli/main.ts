@@ -1,0 +1,38 @@
+// bin/s3g: serve | admin (gateway and datanode as separate processes come with cluster mode).
+import { serve } from './serve.js';
+import { admin } from './admin.js';
+
+const USAGE = `usage: s3g <command> [options]
+
+commands:
+  serve     all-in-one: gateway + SQLite metadata + local datanodes (see s3g serve --help)
+  admin     users and access keys (see s3g admin --help)
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'admin':
+      return admin(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`s3g: unknown command '${command}'\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`s3g: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,49 @@
+// The headers stored with an object and returned on GET/HEAD: the standard content headers
+// and user metadata (x-amz-meta-*, at most 2 KiB as AWS).
+import type { ObjectAttributes } from '../metadata/store.js';
+import { s3Error } from './errors.js';
+
+export const STORED_HEADERS = ['content-type', 'content-encoding', 'content-disposition', 'content-language', 'cache-control', 'expires'] as const;
+const USER_METADATA_LIMIT = 2048;
+const DEFAULT_CONTENT_TYPE = 'binary/octet-stream';
+
+export interface StoredAttributes extends ObjectAttributes {
+  headers: Record<string, string>;
+  userMetadata: Record<string, string>;
+}
+
+export function attributesFromRequest(headers: Map<string, string[]>): StoredAttributes {
+  const stored: Record<string, string> = {};
+  for (const name of STORED_HEADERS) {
+    const value = headers.get(name)?.join(', ');
+    if (value !== undefined) stored[name] = value;
+  }
+  stored['content-type'] ??= DEFAULT_CONTENT_TYPE;
+  const userMetadata: Record<string, string> = {};
+  let size = 0;
+  for (const [name, values] of headers) {
+    if (!name.startsWith('x-amz-meta-')) continue;
+    const key = name.slice('x-amz-meta-'.length);
+    const value = values.join(',');
+    size += Buffer.byteLength(key) + Buffer.byteLength(value);
+    userMetadata[key] = value;
+  }
+  if (size > USER_METADATA_LIMIT) {
+    throw s3Error('MetadataTooLarge', `Your metadata headers exceed the maximum allowed metadata size of ${USER_METADATA_LIMIT} bytes.`);
+  }
+  return { headers: stored, userMetadata };
+}
+
+/** Response headers for a stored object, with `response-*` query overrides applied. */
+export function attributeHeaders(attributes: ObjectAttributes, query?: URLSearchParams): Record<string, string> {
+  const { headers = {}, userMetadata = {} } = attributes as Partial<StoredAttributes>;
+  const out: Record<string, string> = { ...headers };
+  for (const [key, value] of Object.entries(userMetadata)) out[`x-amz-meta-${key}`] = value;
+  if (query) {
+    for (const name of STORED_HEADERS) {
+      const override = query.get(`response-${name}`);
+      if (override !== null) out[name] = override;
+    }
+  }
+  return out;
+}

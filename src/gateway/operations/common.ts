@@ -1,0 +1,21 @@
+// Lookups every operation group needs: the user's volume, the addressed bucket, owners.
+import type { Bucket, User } from '../../metadata/store.js';
+import type { GatewayServices } from '../context.js';
+import { s3Error } from '../errors.js';
+
+/** Users outside a tenant keep their buckets in Ozone's `s3v` volume. */
+export function volumeOf(_user: User): string {
+  return 's3v';
+}
+
+export async function requireBucket(services: GatewayServices, user: User, name: string): Promise<Bucket> {
+  const bucket = await services.store.getBucket(volumeOf(user), name);
+  if (!bucket) throw s3Error('NoSuchBucket', undefined, { BucketName: name });
+  return bucket;
+}
+
+/** The <Owner> element of a user (canonical id and display name). */
+export async function ownerElement(services: GatewayServices, userName: string): Promise<{ ID: string; DisplayName: string }> {
+  const user = await services.store.getUser(userName);
+  return { ID: user?.canonicalId ?? '', DisplayName: user?.displayName ?? userName };
+}

@@ -1,0 +1,115 @@
+// GetObject and HeadObject: conditional requests, ranges, stored headers, and a body
+// streamed from the datanodes with every byte verified before it is sent.
+import type { ObjectRecord } from '../../metadata/store.js';
+import type { GatewayServices, HandlerTable, RequestContext } from '../context.js';
+import { header } from '../context.js';
+import { s3Error } from '../errors.js';
+import { httpDate, pipeBody } from '../respond.js';
+import { attributeHeaders } from '../object-attributes.js';
+import { requireBucket } from './common.js';
+
+export interface ByteRange {
+  start: number;
+  end: number; // inclusive
+}
+
+/**
+ * `bytes=a-b`, `bytes=a-`, `bytes=-n`. A header S3 cannot parse is ignored (whole object),
+ * as AWS does; a well-formed range outside the object is InvalidRange.
+ */
+export function parseRange(value: string | undefined, size: number): ByteRange | undefined {
+  if (value === undefined) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(value.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) throw invalidRange(size);
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (m[2] !== '' && Number(m[2]) < start) return undefined;
+  if (start >= size) throw invalidRange(size);
+  return { start, end };
+}
+
+function invalidRange(size: number) {
+  return s3Error('InvalidRange', undefined, { RangeRequested: '', ActualObjectSize: String(size) });
+}
+
+const unquote = (etag: string): string => etag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+
+function matchesAny(list: string, etag: string): boolean {
+  return list.split(',').some((item) => item.trim() === '*' || unquote(item) === etag);
+}
+
+/** RFC 7232 order as S3 applies it: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since. */
+export function checkConditions(ctx: RequestContext, object: ObjectRecord): void {
+  const ifMatch = header(ctx, 'if-match');
+  const ifNoneMatch = header(ctx, 'if-none-match');
+  const ifModifiedSince = header(ctx, 'if-modified-since');
+  const ifUnmodifiedSince = header(ctx, 'if-unmodified-since');
+  const modifiedSeconds = Math.floor(object.modifiedAt / 1000) * 1000;
+  if (ifMatch !== undefined) {
+    if (!matchesAny(ifMatch, object.etag)) throw s3Error('PreconditionFailed', undefined, { Condition: 'If-Match' });
+  } else if (ifUnmodifiedSince !== undefined) {
+    const since = Date.parse(ifUnmodifiedSince);
+    if (!Number.isNaN(since) && modifiedSeconds > since) throw s3Error('PreconditionFailed', undefined, { Condition: 'If-Unmodified-Since' });
+  }
+  if (ifNoneMatch !== undefined) {
+    if (matchesAny(ifNoneMatch, object.etag)) throw s3Error('NotModified');
+  } else if (ifModifiedSince !== undefined) {
+    const since = Date.parse(ifModifiedSince);
+    if (!Number.isNaN(since) && modifiedSeconds <= since) throw s3Error('NotModified');
+  }
+}
+
+async function lookup(ctx: RequestContext<'GetObject' | 'HeadObject'>, services: GatewayServices): Promise<ObjectRecord> {
+  const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
+  const object = await services.store.getObject(bucket.id, ctx.op.key);
+  if (!object) throw s3Error('NoSuchKey', undefined, { Key: ctx.op.key });
+  return object;
+}
+
+function objectHeaders(ctx: RequestContext, object: ObjectRecord): Record<string, string | number> {
+  return {
+    ...attributeHeaders(object.attributes, ctx.query),
+    ETag: `"${object.etag}"`,
+    'Last-Modified': httpDate(object.modifiedAt),
+    'Accept-Ranges': 'bytes',
+  };
+}
+
+async function respondWithObject(ctx: RequestContext<'GetObject' | 'HeadObject'>, services: GatewayServices, withBody: boolean): Promise<void> {
+  const object = await lookup(ctx, services);
+  checkConditions(ctx, object);
+  const range = parseRange(header(ctx, 'range'), object.size);
+  const headers = objectHeaders(ctx, object);
+  const start = range?.start ?? 0;
+  const end = range?.end ?? object.size - 1;
+  const length = end - start + 1;
+  const status = range ? 206 : 200;
+  if (range) headers['Content-Range'] = `bytes ${start}-${end}/${object.size}`;
+  if (!withBody || length === 0) {
+    ctx.res.writeHead(status, { ...headers, 'Content-Length': length });
+    ctx.res.end();
+    return;
+  }
+  // Verify the first piece before the status line goes out: a read that fails at once is a
+  // clean 500; one that fails later cuts the connection, so no client takes a short body as whole.
+  const pieces = services.reader.read(object.blocks, start, end);
+  const first = await pieces.next();
+  ctx.res.writeHead(status, { ...headers, 'Content-Length': length });
+  if (!first.done) ctx.res.write(first.value);
+  try {
+    const complete = await pipeBody(ctx.res, { [Symbol.asyncIterator]: () => pieces });
+    if (complete) ctx.res.end();
+  } finally {
+    await pieces.return(undefined);
+  }
+}
+
+export const getHandlers: HandlerTable = {
+  GetObject: (ctx, services) => respondWithObject(ctx, services, true),
+  HeadObject: (ctx, services) => respondWithObject(ctx, services, false),
+};

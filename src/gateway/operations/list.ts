@@ -1,0 +1,126 @@
+// ListObjects (v1) and ListObjectsV2: prefix, delimiter, pagination.
+import type { ObjectSummary } from '../../metadata/store.js';
+import type { GatewayServices, HandlerTable, RequestContext } from '../context.js';
+import { s3Error } from '../errors.js';
+import { isoDate, sendXml } from '../respond.js';
+import { ownerElement, requireBucket } from './common.js';
+
+interface ListPage {
+  contents: ObjectSummary[];
+  commonPrefixes: string[];
+  truncated: boolean;
+  /** The last key or common prefix returned: where the next page starts. */
+  last: string | undefined;
+}
+
+const SCAN_BATCH = 1000;
+
+/**
+ * Walks keys after `after` under `prefix`, folding keys that contain `delimiter` past the
+ * prefix into common prefixes, until `maxKeys` entries (keys plus prefixes) are collected.
+ */
+export async function listPage(
+  services: GatewayServices,
+  bucketId: number,
+  options: { prefix: string; delimiter: string; after: string | undefined; maxKeys: number },
+): Promise<ListPage> {
+  const { prefix, delimiter, maxKeys } = options;
+  const page: ListPage = { contents: [], commonPrefixes: [], truncated: false, last: undefined };
+  let after = options.after;
+  if (maxKeys === 0) return page;
+  for (;;) {
+    const batch = await services.store.listObjects(bucketId, { prefix, after, limit: SCAN_BATCH });
+    for (const object of batch) {
+      after = object.key;
+      const cut = delimiter ? object.key.indexOf(delimiter, prefix.length) : -1;
+      const entry = cut >= 0 ? object.key.slice(0, cut + delimiter.length) : undefined;
+      if (entry !== undefined && entry === page.commonPrefixes.at(-1)) continue;
+      if (entry !== undefined && options.after !== undefined && entry <= options.after) continue;
+      if (page.contents.length + page.commonPrefixes.length === maxKeys) {
+        page.truncated = true;
+        return page;
+      }
+      if (entry !== undefined) {
+        page.commonPrefixes.push(entry);
+        page.last = entry;
+        // Skip the rest of this common prefix in one step.
+        after = entry + '\u{10FFFF}';
+        break;
+      }
+      page.contents.push(object);
+      page.last = object.key;
+    }
+    if (batch.length === 0) return page;
+    if (batch.length < SCAN_BATCH && after === batch.at(-1)!.key) return page;
+  }
+}
+
+function parseMaxKeys(value: string | null): number {
+  if (value === null) return 1000;
+  if (!/^\d+$/.test(value)) throw s3Error('InvalidArgument', 'max-keys must be a non-negative integer', { ArgumentName: 'max-keys' });
+  return Math.min(Number(value), 1000);
+}
+
+function encodingOf(query: URLSearchParams): ((value: string) => string) {
+  const type = query.get('encoding-type');
+  if (type === null) return (v) => v;
+  if (type !== 'url') throw s3Error('InvalidArgument', 'Invalid Encoding Method specified in Request', { ArgumentName: 'encoding-type' });
+  // S3 encodes like a form: spaces as '+', everything unsafe percent-escaped.
+  return (v) => encodeURIComponent(v).replace(/%20/g, '+').replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+async function list(ctx: RequestContext<'ListObjects' | 'ListObjectsV2'>, services: GatewayServices, v2: boolean): Promise<void> {
+  const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
+  const q = ctx.query;
+  const prefix = q.get('prefix') ?? '';
+  const delimiter = q.get('delimiter') ?? '';
+  const maxKeys = parseMaxKeys(q.get('max-keys'));
+  const encode = encodingOf(q);
+  let after: string | undefined;
+  const token = q.get('continuation-token');
+  if (v2 && token !== null) {
+    after = Buffer.from(token, 'base64url').toString('utf8');
+    if (!token || Buffer.from(after, 'utf8').toString('base64url') !== token) {
+      throw s3Error('InvalidArgument', 'The continuation token provided is incorrect', { ArgumentName: 'continuation-token' });
+    }
+  } else {
+    after = (v2 ? q.get('start-after') : q.get('marker')) || undefined;
+  }
+  const page = await listPage(services, bucket.id, { prefix, delimiter, after, maxKeys });
+  const withOwner = !v2 || q.get('fetch-owner') === 'true';
+  const owner = withOwner ? await ownerElement(services, bucket.owner) : undefined;
+  const body: Record<string, unknown> = {
+    Name: bucket.name,
+    Prefix: encode(prefix),
+  };
+  if (v2) {
+    if (token !== null) body.ContinuationToken = token;
+    if (q.get('start-after') !== null) body.StartAfter = encode(q.get('start-after')!);
+    body.KeyCount = page.contents.length + page.commonPrefixes.length;
+  } else {
+    body.Marker = encode(q.get('marker') ?? '');
+  }
+  body.MaxKeys = maxKeys;
+  if (delimiter) body.Delimiter = encode(delimiter);
+  if (q.get('encoding-type') !== null) body.EncodingType = 'url';
+  body.IsTruncated = page.truncated;
+  if (page.truncated && page.last !== undefined) {
+    if (v2) body.NextContinuationToken = Buffer.from(page.last, 'utf8').toString('base64url');
+    else if (delimiter) body.NextMarker = encode(page.last);
+  }
+  body.Contents = page.contents.map((o) => ({
+    Key: encode(o.key),
+    LastModified: isoDate(o.modifiedAt),
+    ETag: `"${o.etag}"`,
+    Size: o.size,
+    ...(owner ? { Owner: owner } : {}),
+    StorageClass: 'STANDARD',
+  }));
+  body.CommonPrefixes = page.commonPrefixes.map((p) => ({ Prefix: encode(p) }));
+  sendXml(ctx.res, 200, 'ListBucketResult', body);
+}
+
+export const listHandlers: HandlerTable = {
+  ListObjects: (ctx, services) => list(ctx, services, false),
+  ListObjectsV2: (ctx, services) => list(ctx, services, true),
+};

@@ -1,0 +1,147 @@
+// The hashing pool as the event loop sees it: streaming sessions (one per request body,
+// living in one worker) and one-off tasks (whole small bodies, slice verification).
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import type { DigestOptions, Digests, SessionMessage, SessionReply, Task, WholeResult } from './worker.js';
+
+export type { DigestOptions, Digests } from './worker.js';
+
+export interface HashPoolOptions {
+  threads?: number;
+  /** Sessions are mostly idle between chunks, so one worker carries many. */
+  tasksPerWorker?: number;
+}
+
+export interface ChunkHashes {
+  crc32c: number[];
+  /** Resolves once the worker no longer reads the chunk's bytes, so its buffer may be reused. */
+  released: Promise<void>;
+}
+
+const workerFile = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
+
+export class HashPool {
+  private readonly piscina: Piscina;
+
+  constructor(options: HashPoolOptions = {}) {
+    const threads = options.threads ?? Math.max(1, availableParallelism());
+    this.piscina = new Piscina({
+      filename: workerFile,
+      minThreads: threads,
+      maxThreads: threads,
+      concurrentTasksPerWorker: options.tasksPerWorker ?? 512,
+      idleTimeout: Infinity,
+    });
+  }
+
+  /** A running digest over a body that arrives in chunks. */
+  session(options: DigestOptions): HashSession {
+    return new HashSession(this.piscina, options);
+  }
+
+  /** Slice CRCs and digests of a body that is already whole (small objects: one round trip). */
+  whole(data: Uint8Array, options: DigestOptions): Promise<WholeResult> {
+    return this.piscina.run({ kind: 'whole', data, ...options } satisfies Task);
+  }
+
+  /** Index of the first slice whose CRC32C differs from `expected`, or -1. */
+  verify(data: Uint8Array, bytesPerChecksum: number, expected: number[]): Promise<number> {
+    return this.piscina.run({ kind: 'verify', data, bytesPerChecksum, expected } satisfies Task);
+  }
+
+  get stats(): { threads: number; queueSize: number; utilization: number } {
+    return { threads: this.piscina.threads.length, queueSize: this.piscina.queueSize, utilization: this.piscina.utilization };
+  }
+
+  close(): Promise<void> {
+    return this.piscina.destroy();
+  }
+}
+
+interface Pending {
+  crc: (crc32c: number[]) => void;
+  released: () => void;
+  digests: (digests: Digests) => void;
+  fail: (error: Error) => void;
+}
+
+/**
+ * One request's running digests, in one worker. Chunks should live in SharedArrayBuffer
+ * memory so that posting them shares rather than copies; the caller must not overwrite a
+ * chunk before its `released` promise resolves.
+ */
+export class HashSession {
+  private readonly port: MessagePort;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private failure: Error | undefined;
+  private readonly task: Promise<void>;
+
+  constructor(piscina: Piscina, options: DigestOptions) {
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    port1.on('message', (reply: SessionReply) => this.onReply(reply));
+    this.task = piscina.run({ kind: 'session', port: port2, ...options } satisfies Task, { transferList: [port2] });
+    this.task.catch((error: Error) => this.fail(error));
+  }
+
+  update(data: Uint8Array): Promise<ChunkHashes> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    let released!: () => void;
+    const releasedPromise = new Promise<void>((resolve) => (released = resolve));
+    return new Promise<ChunkHashes>((resolve, reject) => {
+      this.pending.set(id, {
+        crc: (crc32c) => resolve({ crc32c, released: releasedPromise }),
+        released,
+        digests: () => undefined,
+        fail: (error) => {
+          released();
+          reject(error);
+        },
+      });
+      this.port.postMessage({ id, data } satisfies SessionMessage);
+    });
+  }
+
+  async digest(): Promise<Digests> {
+    if (this.failure) throw this.failure;
+    const id = this.nextId++;
+    const digests = new Promise<Digests>((resolve, reject) => {
+      this.pending.set(id, { crc: () => undefined, released: () => undefined, digests: resolve, fail: reject });
+    });
+    this.port.postMessage({ id, end: true } satisfies SessionMessage);
+    const result = await digests;
+    await this.task;
+    this.port.close();
+    return result;
+  }
+
+  /** Ends the worker task without digests (the request failed). */
+  abort(): void {
+    if (this.failure) return;
+    this.port.postMessage({ abort: true } satisfies SessionMessage);
+    this.fail(new Error('hash session aborted'));
+    this.port.close();
+  }
+
+  private onReply(reply: SessionReply): void {
+    const entry = this.pending.get(reply.id);
+    if (!entry) return;
+    if ('crc32c' in reply) entry.crc(reply.crc32c);
+    else if ('released' in reply) {
+      entry.released();
+      this.pending.delete(reply.id);
+    } else {
+      entry.digests(reply.digests);
+      this.pending.delete(reply.id);
+    }
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    for (const entry of this.pending.values()) entry.fail(error);
+    this.pending.clear();
+  }
+}

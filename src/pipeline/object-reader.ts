@@ -1,0 +1,72 @@
+// Streams a byte range of an object from its blocks. Every piece is checked against the
+// checksums the datanode stored before a byte of it is yielded; on a read error or a
+// mismatch the read resumes at the same offset on the next replica.
+import type { BlockLocation } from '../metadata/store.js';
+import type { HashPool } from '../hashing/pool.js';
+import type { Placement } from './placement.js';
+
+export class ChecksumMismatchError extends Error {}
+
+export class ReplicasExhaustedError extends Error {
+  constructor(block: BlockLocation, readonly causes: unknown[]) {
+    super(`no replica of block ${block.containerId}/${block.localId} could be read: ${causes.map(String).join('; ')}`);
+  }
+}
+
+export interface ReadEvents {
+  /** A replica failed and the read moved on (for logs and metrics). */
+  onFailover?: (block: BlockLocation, datanodeId: string, error: unknown) => void;
+}
+
+export class ObjectReader {
+  constructor(
+    private readonly pool: HashPool,
+    private readonly placement: Placement,
+    private readonly events: ReadEvents = {},
+  ) {}
+
+  /** Yields the bytes [start, end] (inclusive) of an object made of `blocks`. */
+  async *read(blocks: BlockLocation[], start: number, end: number): AsyncGenerator<Uint8Array> {
+    let blockStart = 0;
+    for (const block of blocks) {
+      const blockEnd = blockStart + block.length - 1;
+      if (blockEnd >= start && blockStart <= end) {
+        const from = Math.max(start, blockStart) - blockStart;
+        const to = Math.min(end, blockEnd) - blockStart;
+        yield* this.readBlock(block, from, to);
+      }
+      blockStart += block.length;
+      if (blockStart > end) break;
+    }
+  }
+
+  private async *readBlock(block: BlockLocation, from: number, to: number): AsyncGenerator<Uint8Array> {
+    let cursor = from;
+    const causes: unknown[] = [];
+    for (const datanodeId of block.replicas) {
+      try {
+        const client = this.placement.client(datanodeId);
+        for await (const piece of client.readBlock(block, cursor, to - cursor + 1)) {
+          const bad = await this.pool.verify(piece.data, piece.checksums.bytesPerChecksum, piece.checksums.crc32c);
+          if (bad >= 0) {
+            throw new ChecksumMismatchError(
+              `checksum mismatch in block ${block.containerId}/${block.localId} at ${piece.offset + bad * piece.checksums.bytesPerChecksum} on datanode ${datanodeId}`,
+            );
+          }
+          const skip = cursor - piece.offset;
+          const take = Math.min(piece.data.length - skip, to - cursor + 1);
+          if (skip < 0 || take <= 0) throw new Error(`datanode ${datanodeId} sent a piece outside the requested range`);
+          cursor += take;
+          yield piece.data.subarray(skip, skip + take);
+          if (cursor > to) return;
+        }
+        if (cursor <= to) throw new Error(`datanode ${datanodeId} ended block ${block.localId} early at ${cursor}`);
+        return;
+      } catch (error) {
+        causes.push(error);
+        this.events.onFailover?.(block, datanodeId, error);
+      }
+    }
+    throw new ReplicasExhaustedError(block, causes);
+  }
+}

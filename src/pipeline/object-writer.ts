@@ -1,0 +1,208 @@
+// Streams a body into blocks on datanodes: fixed-size chunks, hashed in the pool, written
+// to every replica of the current block in parallel. Reading from the source waits while
+// `maxBuffers` chunks are in flight, so a slow datanode slows the client instead of
+// growing memory. Metadata sees the blocks before any byte is written (allocateBlock), so
+// data that never gets committed can always be found and reclaimed.
+import type { BlockRef, MetadataStore, OpenKeyKind } from '../metadata/store.js';
+import type { HashPool, HashSession, DigestOptions, Digests } from '../hashing/pool.js';
+import type { BlockWriter } from '../datanode/client.js';
+import type { ChunkBufferPool } from './chunk-buffers.js';
+import type { Placement } from './placement.js';
+
+export interface StorageConfig {
+  chunkSize: number;
+  blockSize: number;
+  bytesPerChecksum: number;
+  replication: number;
+  /** Chunk buffers one request may hold (filling + hashing + awaiting datanode acks). */
+  maxBuffersPerRequest: number;
+}
+
+export interface WrittenObject {
+  objectId: string;
+  size: number;
+  digests: Digests;
+  blocks: { containerId: number; localId: number; length: number }[];
+}
+
+export interface WriteInput {
+  source: AsyncIterable<Uint8Array>;
+  bucketId: number;
+  key: string;
+  kind: OpenKeyKind;
+  digests: Omit<DigestOptions, 'bytesPerChecksum'>;
+  /** Stop with an error past this many bytes (the declared length, or the maximum object size). */
+  maxSize: number;
+}
+
+interface OpenBlock {
+  ref: BlockRef;
+  writers: BlockWriter[];
+  length: number;
+}
+
+export class ObjectWriter {
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly pool: HashPool,
+    private readonly placement: Placement,
+    private readonly buffers: ChunkBufferPool,
+    private readonly config: StorageConfig,
+  ) {}
+
+  /** Writes the whole source; on any failure the open key is aborted and the error rethrown. */
+  async write(input: WriteInput): Promise<WrittenObject> {
+    const open = await this.store.openKey({ bucketId: input.bucketId, key: input.key, kind: input.kind });
+    const run = new WriteRun(this.store, this.pool, this.placement, this.buffers, this.config, open.objectId, input);
+    try {
+      return await run.execute();
+    } catch (error) {
+      run.abort();
+      await this.store.abortOpenKey(open.objectId).catch(() => undefined);
+      throw error;
+    }
+  }
+}
+
+export class BodyTooLargeError extends Error {}
+
+class WriteRun {
+  private session: HashSession | undefined;
+  private block: OpenBlock | undefined;
+  private readonly blocks: { containerId: number; localId: number; length: number }[] = [];
+  private readonly commits: Promise<void>[] = [];
+  private readonly allWriters: BlockWriter[] = [];
+  /** Datanode sends happen one chunk after another in this chain, in object order. */
+  private chain: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private wakeReader: (() => void) | undefined;
+  private failure: unknown;
+
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly pool: HashPool,
+    private readonly placement: Placement,
+    private readonly buffers: ChunkBufferPool,
+    private readonly config: StorageConfig,
+    private readonly objectId: string,
+    private readonly input: WriteInput,
+  ) {}
+
+  async execute(): Promise<WrittenObject> {
+    const { chunkSize } = this.config;
+    let buffer: Uint8Array | undefined;
+    let filled = 0;
+    let size = 0;
+    for await (const piece of this.input.source) {
+      size += piece.length;
+      if (size > this.input.maxSize) throw new BodyTooLargeError();
+      let at = 0;
+      while (at < piece.length) {
+        buffer ??= this.buffers.acquire();
+        const n = Math.min(chunkSize - filled, piece.length - at);
+        buffer.set(piece.subarray(at, at + n), filled);
+        filled += n;
+        at += n;
+        if (filled === chunkSize) {
+          await this.dispatch(buffer, filled);
+          buffer = undefined;
+          filled = 0;
+        }
+      }
+      if (this.failure) throw this.failure;
+    }
+    let digests: Digests;
+    if (!this.session) {
+      // The whole body fits in one chunk: one pool round trip for checksums and digests.
+      const data = buffer ? buffer.subarray(0, filled) : new Uint8Array(0);
+      const whole = await this.pool.whole(data, this.digestOptions());
+      if (filled > 0) this.send(data, whole.crc32c, Promise.resolve(), buffer!);
+      else if (buffer) this.buffers.release(buffer);
+      digests = whole.digests;
+    } else {
+      if (filled > 0) await this.dispatch(buffer!, filled);
+      else if (buffer) this.buffers.release(buffer);
+      digests = await this.session.digest();
+    }
+    await this.chain;
+    if (this.failure) throw this.failure;
+    if (this.block) this.closeBlock();
+    await Promise.all(this.commits);
+    return { objectId: this.objectId, size, digests, blocks: this.blocks };
+  }
+
+  abort(): void {
+    this.session?.abort();
+    for (const writer of this.allWriters) writer.abort();
+  }
+
+  private digestOptions(): DigestOptions {
+    return { ...this.input.digests, bytesPerChecksum: this.config.bytesPerChecksum };
+  }
+
+  /** Hashes a full chunk and queues it for the datanodes; waits while too many chunks are in flight. */
+  private async dispatch(buffer: Uint8Array, length: number): Promise<void> {
+    this.session ??= this.pool.session(this.digestOptions());
+    const data = buffer.subarray(0, length);
+    const hashes = this.session.update(data);
+    this.inFlight++;
+    this.chain = this.chain.then(async () => {
+      const { crc32c, released } = await hashes;
+      await this.sendInOrder(data, crc32c, released, buffer);
+    });
+    this.chain.catch((error: unknown) => this.fail(error));
+    while (this.inFlight >= this.config.maxBuffersPerRequest && !this.failure) {
+      await new Promise<void>((resolve) => (this.wakeReader = resolve));
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  private send(data: Uint8Array, crc32c: number[], released: Promise<void>, buffer: Uint8Array): void {
+    this.inFlight++;
+    this.chain = this.chain.then(() => this.sendInOrder(data, crc32c, released, buffer));
+    this.chain.catch((error: unknown) => this.fail(error));
+  }
+
+  private async sendInOrder(data: Uint8Array, crc32c: number[], released: Promise<void>, buffer: Uint8Array): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.block && this.block.length + data.length > this.config.blockSize) this.closeBlock();
+    const block = this.block ?? (await this.openBlock());
+    const offset = block.length;
+    block.length += data.length;
+    const checksums = { bytesPerChecksum: this.config.bytesPerChecksum, crc32c };
+    const acks = block.writers.map((writer) => writer.writeChunk(offset, data, checksums));
+    // The chain moves on as soon as the chunk is handed to gRPC; the buffer comes back
+    // when every replica acknowledged it and the hashing worker is done reading it.
+    void Promise.all([...acks, released]).then(
+      () => {
+        this.buffers.release(buffer);
+        this.inFlight--;
+        this.wakeReader?.();
+      },
+      (error: unknown) => this.fail(error),
+    );
+  }
+
+  private async openBlock(): Promise<OpenBlock> {
+    const replicas = this.placement.choose(this.config.replication);
+    const ref = await this.store.allocateBlock(this.objectId, replicas);
+    const writers = replicas.map((id) => this.placement.client(id).openBlockWriter(ref));
+    this.allWriters.push(...writers);
+    this.block = { ref, writers, length: 0 };
+    return this.block;
+  }
+
+  private closeBlock(): void {
+    const block = this.block!;
+    this.block = undefined;
+    this.blocks.push({ ...block.ref, length: block.length });
+    const commit = Promise.all(block.writers.map((writer) => writer.commit(block.length))).then(() => undefined);
+    commit.catch((error: unknown) => this.fail(error));
+    this.commits.push(commit);
+  }
+
+  private fail(error: unknown): void {
+    this.failure ??= error;
+    this.wakeReader?.();
+  }
+}
