@@ -114,7 +114,8 @@ export function parsePresignedQuery(query: URLSearchParams, now: number): Signed
     signedHeaders: get('X-Amz-SignedHeaders').split(';'),
     signature: get('X-Amz-Signature'),
     amzDate,
-    payloadHash: 'UNSIGNED-PAYLOAD',
+    // Presigned URLs sign UNSIGNED-PAYLOAD unless the signer put a hash in the query.
+    payloadHash: query.get('X-Amz-Content-Sha256') ?? 'UNSIGNED-PAYLOAD',
     presigned: true,
   };
 }

@@ -1,0 +1,142 @@
+// The Datanode gRPC service loaded from datanode.proto at runtime (no codegen step), with
+// TypeScript shapes of the messages as proto-loader hands them over: camelCase fields,
+// uint64 as number, bytes as Buffer, defaults filled, and the oneof `body` naming the
+// field that is set.
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { fileURLToPath } from 'node:url';
+
+const packageDefinition = protoLoader.loadSync(fileURLToPath(new URL('./datanode.proto', import.meta.url)), {
+  keepCase: false,
+  longs: Number,
+  defaults: true,
+  oneofs: true,
+});
+
+export const datanodeService = packageDefinition['s3g.datanode.Datanode'] as grpc.ServiceDefinition;
+
+/** 4 MiB chunks plus framing exceed grpc's 4 MiB default message limit. */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** Options shared by the datanode server and its clients. */
+export const grpcMessageOptions = {
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+} as const satisfies grpc.ChannelOptions;
+
+export interface BlockId {
+  containerId: number;
+  localId: number;
+}
+
+export interface ChunkChecksums {
+  bytesPerChecksum: number;
+  crc32c: number[];
+}
+
+export interface WriteChunk {
+  block: BlockId | null;
+  offset: number;
+  data: Buffer;
+  checksums: ChunkChecksums | null;
+}
+
+export interface CommitBlock {
+  block: BlockId | null;
+  length: number;
+}
+
+/** Sent as `{ chunk }` or `{ commit }`; received with `body` naming the field set. */
+export type WriteBlockRequest =
+  | { body?: 'chunk'; chunk: WriteChunk; commit?: undefined }
+  | { body?: 'commit'; commit: CommitBlock; chunk?: undefined };
+
+export interface ChunkAck {
+  offset: number;
+  length: number;
+}
+
+export interface CommitAck {
+  length: number;
+}
+
+export type WriteBlockResponse =
+  | { body?: 'chunkAck'; chunkAck: ChunkAck; commitAck?: undefined }
+  | { body?: 'commitAck'; commitAck: CommitAck; chunkAck?: undefined };
+
+export interface ReadBlockRequest {
+  block: BlockId | null;
+  offset: number;
+  length: number;
+}
+
+export interface ReadBlockResponse {
+  offset: number;
+  data: Buffer;
+  checksums: ChunkChecksums | null;
+}
+
+export interface BlockInfoRequest {
+  block: BlockId | null;
+}
+
+export interface BlockInfo {
+  block: BlockId | null;
+  length: number;
+  committed: boolean;
+  chunkCount: number;
+}
+
+export interface DeleteBlocksRequest {
+  blocks: BlockId[];
+}
+
+export interface DeleteBlocksResponse {
+  deleted: number;
+}
+
+export type InfoRequest = Record<string, never>;
+
+export interface InfoResponse {
+  datanodeId: string;
+  capacityBytes: number;
+  usedBytes: number;
+  blockCount: number;
+  healthy: boolean;
+}
+
+/** Server-side handler shapes, for `server.addService(datanodeService, impl)`. */
+export interface DatanodeHandlers extends grpc.UntypedServiceImplementation {
+  WriteBlock: grpc.handleBidiStreamingCall<WriteBlockRequest, WriteBlockResponse>;
+  ReadBlock: grpc.handleServerStreamingCall<ReadBlockRequest, ReadBlockResponse>;
+  GetBlockInfo: grpc.handleUnaryCall<BlockInfoRequest, BlockInfo>;
+  DeleteBlocks: grpc.handleUnaryCall<DeleteBlocksRequest, DeleteBlocksResponse>;
+  Info: grpc.handleUnaryCall<InfoRequest, InfoResponse>;
+}
+
+/** The generated client, typed. */
+export interface DatanodeStub extends grpc.Client {
+  WriteBlock(options?: grpc.CallOptions): grpc.ClientDuplexStream<WriteBlockRequest, WriteBlockResponse>;
+  ReadBlock(request: ReadBlockRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<ReadBlockResponse>;
+  GetBlockInfo(
+    request: BlockInfoRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<BlockInfo>,
+  ): grpc.ClientUnaryCall;
+  DeleteBlocks(
+    request: DeleteBlocksRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<DeleteBlocksResponse>,
+  ): grpc.ClientUnaryCall;
+  Info(request: InfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<InfoResponse>): grpc.ClientUnaryCall;
+}
+
+const StubConstructor = grpc.makeGenericClientConstructor(datanodeService, 'Datanode');
+
+export function createDatanodeStub(
+  address: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  options: grpc.ChannelOptions = grpcMessageOptions,
+): DatanodeStub {
+  return new StubConstructor(address, credentials, options) as unknown as DatanodeStub;
+}

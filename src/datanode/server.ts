@@ -1,0 +1,182 @@
+// The Datanode gRPC service over a BlockStore. Every failure becomes a gRPC status with a
+// message; nothing a client sends (or stops sending) can crash the process.
+import * as grpc from '@grpc/grpc-js';
+import { BlockStore, BlockWriter, StoreError, blockKey, type BlockKey } from './block-store.js';
+import {
+  datanodeService,
+  grpcMessageOptions,
+  type DatanodeHandlers,
+  type ReadBlockRequest,
+  type ReadBlockResponse,
+  type WriteBlockRequest,
+  type WriteBlockResponse,
+} from './proto.js';
+
+export interface DatanodeServerOptions {
+  id: string;
+  dir: string;
+  host: string;
+  /** 0 = any free port. */
+  port: number;
+}
+
+export interface DatanodeServer {
+  port: number;
+  /** host:port for DatanodeClient. */
+  address: string;
+  store: BlockStore;
+  /** Stops accepting calls, waits up to graceMs for calls in flight, then cancels them. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const serverOptions = {
+  ...grpcMessageOptions,
+  // Server-side pings find dead gateways holding a WriteBlock stream open.
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+} satisfies grpc.ServerOptions;
+
+export async function startDatanodeServer(opts: DatanodeServerOptions): Promise<DatanodeServer> {
+  const store = await BlockStore.open(opts.dir);
+  const server = new grpc.Server(serverOptions);
+  server.addService(datanodeService, handlers(opts.id, store));
+  const hostPort = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(hostPort, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+    );
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    address: `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`,
+    store,
+    close(graceMs = 5000) {
+      closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, graceMs);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function handlers(datanodeId: string, store: BlockStore): DatanodeHandlers {
+  return {
+    WriteBlock: (call) => void writeBlock(store, call),
+    ReadBlock: (call) => void readBlock(store, call),
+    GetBlockInfo: (call, callback) => {
+      unary(callback, async () => {
+        const block = call.request.block;
+        const info = await store.blockInfo(requireBlock(block));
+        return { block, ...info };
+      });
+    },
+    DeleteBlocks: (call, callback) => {
+      unary(callback, async () => ({ deleted: await store.delete(call.request.blocks) }));
+    },
+    Info: (_call, callback) => {
+      unary(callback, async () => ({ datanodeId, ...(await store.stats()) }));
+    },
+  };
+}
+
+/**
+ * One stream = one replica of one block: chunks in order, then a commit. Messages are
+ * pulled one at a time, so a slow disk pushes back on the sender through HTTP/2 flow control.
+ */
+async function writeBlock(store: BlockStore, call: grpc.ServerDuplexStream<WriteBlockRequest, WriteBlockResponse>): Promise<void> {
+  let writer: BlockWriter | undefined;
+  let key: string | undefined;
+  let committed = false;
+  try {
+    // destroyOnReturn: false keeps the call alive after the loop so a status can be sent.
+    for await (const request of call.iterator({ destroyOnReturn: false }) as AsyncIterable<WriteBlockRequest>) {
+      if (committed) throw new StoreError(grpc.status.FAILED_PRECONDITION, `block ${key}: message after commit`);
+      const msgBlock = request.chunk ? request.chunk.block : request.commit?.block;
+      if (!writer) {
+        const block = requireBlock(msgBlock);
+        key = blockKey(block);
+        writer = await store.openWriter(block);
+      } else if (msgBlock && blockKey(msgBlock) !== key) {
+        throw new StoreError(grpc.status.INVALID_ARGUMENT, `stream for block ${key} got a message for block ${blockKey(msgBlock)}`);
+      }
+      if (request.chunk) {
+        const { offset, data, checksums } = request.chunk;
+        await writer.write(offset, data, checksums);
+        call.write({ chunkAck: { offset, length: data.length } });
+      } else if (request.commit) {
+        await writer.commit(request.commit.length);
+        committed = true;
+        call.write({ commitAck: { length: request.commit.length } });
+      } else {
+        throw new StoreError(grpc.status.INVALID_ARGUMENT, 'WriteBlockRequest without chunk or commit');
+      }
+    }
+    if (!committed) throw new StoreError(grpc.status.FAILED_PRECONDITION, `block ${key ?? '(none)'}: stream ended without commit`);
+    call.end();
+  } catch (err) {
+    // The block stays uncommitted; its leftovers go with the next DeleteBlocks.
+    await writer?.abort();
+    if (!call.cancelled && !call.destroyed) call.emit('error', toStatus(err));
+  }
+}
+
+async function readBlock(store: BlockStore, call: grpc.ServerWritableStream<ReadBlockRequest, ReadBlockResponse>): Promise<void> {
+  const { block, offset, length } = call.request;
+  try {
+    // Leaving the loop early (cancel) runs the generator's finally, which closes the files.
+    for await (const piece of store.read(requireBlock(block), offset, length)) {
+      if (call.cancelled || call.destroyed) return;
+      if (!call.write(piece)) await drained(call);
+    }
+    if (!call.cancelled && !call.destroyed) call.end();
+  } catch (err) {
+    if (!call.cancelled && !call.destroyed) call.emit('error', toStatus(err));
+  }
+}
+
+/** Resolves on 'drain', or when the call goes away (cancel), whichever comes first. */
+function drained(call: grpc.ServerWritableStream<ReadBlockRequest, ReadBlockResponse>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      call.off('close', done);
+      call.off('cancelled', done);
+      resolve();
+    };
+    call.on('drain', done);
+    call.on('close', done);
+    call.on('cancelled', done);
+  });
+}
+
+function unary<T>(callback: grpc.sendUnaryData<T>, run: () => Promise<T>): void {
+  run().then(
+    (value) => callback(null, value),
+    (err: unknown) => callback(toStatus(err)),
+  );
+}
+
+function requireBlock(block: BlockKey | null | undefined): BlockKey {
+  if (!block) throw new StoreError(grpc.status.INVALID_ARGUMENT, 'missing block id');
+  return block;
+}
+
+function toStatus(err: unknown): Partial<grpc.StatusObject> {
+  if (err instanceof StoreError) return { code: err.code, details: err.message };
+  return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
+}

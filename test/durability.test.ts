@@ -1,0 +1,168 @@
+// The commit protocol against real processes: restarts, kill -9 mid-upload, reclaimed
+// orphans, replicas that fail over on corruption, and bounded memory.
+import t from 'tap';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, writeFileSync, openSync, readSync, writeSync, closeSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { startServer, tempDir, type TestServer } from './helpers/server.js';
+import { aws, awsEnv, s3Failure, sdkClient } from './helpers/clients.js';
+import { patternBody, presignedPath, send } from './helpers/raw.js';
+
+function blockFiles(dataDir: string, datanode?: number): string[] {
+  const roots = datanode ? [join(dataDir, 'datanodes', String(datanode))] : readdirSync(join(dataDir, 'datanodes')).map((d) => join(dataDir, 'datanodes', d));
+  const files: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.block')) files.push(path);
+    }
+  };
+  for (const root of roots) walk(root);
+  return files;
+}
+
+const diskBytes = (dataDir: string): number => blockFiles(dataDir).reduce((sum, f) => sum + statSync(f).size, 0);
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function flipByte(file: string, at: number): void {
+  const fd = openSync(file, 'r+');
+  const byte = Buffer.alloc(1);
+  readSync(fd, byte, 0, 1, at);
+  byte[0] ^= 0xff;
+  writeSync(fd, byte, 0, 1, at);
+  closeSync(fd);
+}
+
+t.test('aws CLI round trip of 50 MiB, byte-identical, before and after a restart', async (t) => {
+  const dataDir = tempDir();
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const file = join(dataDir, 'upload.bin');
+  const content = randomBytes(50 * 1024 * 1024);
+  writeFileSync(file, content);
+  const md5 = createHash('md5').update(content).digest('hex');
+
+  let server = await startServer({ dataDir });
+  await aws(server, ['s3api', 'create-bucket', '--bucket', 'durable']);
+  const put = JSON.parse(await aws(server, ['s3api', 'put-object', '--bucket', 'durable', '--key', 'big/file.bin', '--body', file]));
+  t.equal(put.ETag, `"${md5}"`, 'ETag is the MD5');
+  const out = join(dataDir, 'download.bin');
+  await aws(server, ['s3api', 'get-object', '--bucket', 'durable', '--key', 'big/file.bin', out]);
+  t.ok(readFileSync(out).equals(content), 'byte-identical');
+  t.equal(await server.stop(), 0, 'SIGTERM exits 0');
+
+  server = await startServer({ dataDir });
+  t.teardown(() => server.kill9());
+  rmSync(out);
+  const head = JSON.parse(await aws(server, ['s3api', 'head-object', '--bucket', 'durable', '--key', 'big/file.bin']));
+  t.equal(head.ETag, `"${md5}"`);
+  await aws(server, ['s3api', 'get-object', '--bucket', 'durable', '--key', 'big/file.bin', out]);
+  t.ok(readFileSync(out).equals(content), 'byte-identical after restart');
+  await server.stop();
+});
+
+t.test('kill -9 during a 200 MiB upload: the key is absent, earlier objects intact, orphans reclaimed', async (t) => {
+  const dataDir = tempDir();
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const args = ['--open-key-timeout', '2', '--purge-interval', '1', '--chunk-size', '1MiB', '--block-size', '16MiB'];
+  let server = await startServer({ dataDir, args });
+  const s3 = sdkClient(server);
+  await s3.send(new CreateBucketCommand({ Bucket: 'crash' }));
+  const earlier = randomBytes(3 * 1024 * 1024 + 17);
+  await s3.send(new PutObjectCommand({ Bucket: 'crash', Key: 'earlier', Body: earlier }));
+  const committedBytes = diskBytes(dataDir);
+  t.equal(committedBytes, earlier.length);
+
+  // A 200 MiB upload with the aws CLI (signed payload), killed once half of it is on disk.
+  const file = join(dataDir, 'big.bin');
+  writeFileSync(file, randomBytes(200 * 1024 * 1024));
+  const upload = spawn('aws', ['--endpoint-url', server.url, 's3api', 'put-object', '--bucket', 'crash', '--key', 'victim', '--body', file], {
+    env: awsEnv(),
+    stdio: 'ignore',
+  });
+  const uploadDone = new Promise((resolve) => upload.once('exit', resolve));
+  await waitFor('half the upload on disk', () => diskBytes(dataDir) > committedBytes + 100 * 1024 * 1024, 120_000);
+  await server.kill9();
+  await uploadDone;
+  t.ok(diskBytes(dataDir) > committedBytes + 50 * 1024 * 1024, 'orphaned data was on disk at the crash');
+
+  server = await startServer({ dataDir, args });
+  t.teardown(() => server.kill9());
+  const s3again = sdkClient(server);
+  t.same(await s3Failure(s3again.send(new HeadObjectCommand({ Bucket: 'crash', Key: 'victim' }))), { code: 'NotFound', status: 404 });
+  const got = await s3again.send(new GetObjectCommand({ Bucket: 'crash', Key: 'earlier' }));
+  t.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(earlier), 'earlier object intact');
+  await waitFor('orphaned blocks removed from the datanodes', () => diskBytes(dataDir) === committedBytes);
+  t.pass('datanode disk usage is back to the committed objects');
+  await server.stop();
+});
+
+t.test('3 replicas: corrupted copies are skipped; a single corrupted replica fails the GET', async (t) => {
+  const content = randomBytes(6 * 1024 * 1024 + 123);
+  const server3 = await startServer({ args: ['--datanodes', '3', '--replication', '3', '--chunk-size', '1MiB'] });
+  t.teardown(() => server3.kill9());
+  const s3 = sdkClient(server3);
+  await s3.send(new CreateBucketCommand({ Bucket: 'replicas' }));
+  await s3.send(new PutObjectCommand({ Bucket: 'replicas', Key: 'obj', Body: content }));
+  const files1 = blockFiles(server3.dataDir, 1);
+  t.equal(files1.length, 1);
+  t.equal(blockFiles(server3.dataDir).length, 3, 'one block on each of 3 datanodes');
+  // Corrupt two of the three copies, at different places; reads must still be correct.
+  flipByte(files1[0]!, 10);
+  flipByte(blockFiles(server3.dataDir, 2)[0]!, 5 * 1024 * 1024);
+  for (let i = 0; i < 3; i++) {
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'replicas', Key: 'obj' }));
+    t.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(content), `read ${i} is correct`);
+  }
+  const ranged = await s3.send(new GetObjectCommand({ Bucket: 'replicas', Key: 'obj', Range: 'bytes=5242000-5243000' }));
+  t.ok(Buffer.from(await ranged.Body!.transformToByteArray()).equals(content.subarray(5242000, 5243001)), 'ranged read is correct');
+  await server3.stop();
+
+  const server1 = await startServer({ args: ['--chunk-size', '1MiB'] });
+  t.teardown(() => server1.kill9());
+  const s3single = sdkClient(server1);
+  await s3single.send(new CreateBucketCommand({ Bucket: 'single' }));
+  await s3single.send(new PutObjectCommand({ Bucket: 'single', Key: 'head-corrupt', Body: content }));
+  await s3single.send(new PutObjectCommand({ Bucket: 'single', Key: 'tail-corrupt', Body: content }));
+  const [first, second] = blockFiles(server1.dataDir).sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs);
+  flipByte(first!, 100);
+  flipByte(second!, 5 * 1024 * 1024 + 7);
+  const early = await send(server1, 'GET', await presignedPath(server1, 'GET', 'single', 'head-corrupt'), {});
+  t.equal(early.status, 500, 'corruption in the first bytes: a clean 500');
+  const late = await send(server1, 'GET', await presignedPath(server1, 'GET', 'single', 'tail-corrupt'), {});
+  t.ok(late.status !== 200 || late.aborted, 'corruption later: the response never completes as a 200');
+  t.ok(late.body.length < content.length, 'fewer bytes than the object');
+  t.ok(content.subarray(0, late.body.length).equals(late.body), 'every byte sent was correct');
+  await server1.stop();
+});
+
+/** Peak RSS (VmHWM) of a fresh server's gateway process after one streamed upload of `size` bytes. */
+async function peakRssDuringUpload(size: number): Promise<number> {
+  const server: TestServer = await startServer();
+  try {
+    await sdkClient(server).send(new CreateBucketCommand({ Bucket: 'memory' }));
+    const res = await send(server, 'PUT', await presignedPath(server, 'PUT', 'memory', 'object'), { 'content-length': String(size) }, patternBody(size, randomBytes(1 << 20)));
+    if (res.status !== 200) throw new Error(`upload failed: ${res.status} ${res.body.toString()}`);
+    const status = readFileSync(`/proc/${server.proc.pid}/status`, 'utf8');
+    return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
+  } finally {
+    await server.kill9();
+    rmSync(server.dataDir, { recursive: true, force: true });
+  }
+}
+
+t.test('peak RSS uploading 1 GiB stays within 64 MiB of uploading 64 MiB', async (t) => {
+  const small = await peakRssDuringUpload(64 * 1024 * 1024);
+  const large = await peakRssDuringUpload(1024 * 1024 * 1024);
+  t.comment(`peak RSS: 64 MiB upload ${(small / 2 ** 20).toFixed(1)} MiB, 1 GiB upload ${(large / 2 ** 20).toFixed(1)} MiB`);
+  t.ok(large - small < 64 * 1024 * 1024, `difference ${((large - small) / 2 ** 20).toFixed(1)} MiB`);
+});

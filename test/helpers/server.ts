@@ -1,0 +1,85 @@
+// Starts a real `bin/s3g serve` process on loopback with a temporary data directory and
+// stops it by its PID. Every test server gets its own ports (0 = chosen by the kernel).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const S3G = join(ROOT, 'bin', 's3g');
+export const ACCESS_KEY = 'AKIAS3GTESTADMIN0001';
+export const SECRET_KEY = 'test-secret-key-0123456789abcdefghijklmn';
+
+export interface ServerOptions {
+  dataDir?: string;
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+export interface TestServer {
+  url: string;
+  port: number;
+  dataDir: string;
+  proc: ChildProcess;
+  /** stdout + stderr so far. */
+  output(): string;
+  /** SIGTERM and wait; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL and wait, the way a crash looks. */
+  kill9(): Promise<void>;
+}
+
+export function tempDir(prefix = 's3g-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
+  const dataDir = options.dataDir ?? tempDir();
+  const proc = spawn(S3G, ['serve', '--data', dataDir, '--port', '0', '--admin-port', '0', ...(options.args ?? [])], {
+    env: { ...process.env, S3G_ACCESS_KEY: ACCESS_KEY, S3G_SECRET_KEY: SECRET_KEY, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server not ready after 30 s:\n${out}`)), 30_000);
+    const onData = (): void => {
+      const m = /^s3g ready (http:\/\/\S+)$/m.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        proc.stdout!.off('data', onData);
+        resolve(m[1]!);
+      }
+    };
+    proc.stdout!.on('data', onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before ready:\n${out}`));
+    });
+  });
+  const port = Number(new URL(url).port);
+  return {
+    url,
+    port,
+    dataDir,
+    proc,
+    output: () => out,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+    async kill9() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** Kills a server and removes its data directory; for t.teardown. */
+export async function disposeServer(server: TestServer): Promise<void> {
+  await server.kill9();
+  rmSync(server.dataDir, { recursive: true, force: true });
+}
