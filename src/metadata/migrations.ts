@@ -1,0 +1,144 @@
+// Versioned schema for the SQLite metadata store. Each migration runs once, in its own
+// transaction, and is recorded in schema_migrations; applied migrations are never edited,
+// a change is a new entry at the end. The PostgreSQL store keeps its own list with the
+// same tables and columns (BIGSERIAL for AUTOINCREMENT, TEXT COLLATE "C" for key names).
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const sqliteMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      CREATE TABLE volumes (
+        name        TEXT PRIMARY KEY,
+        created_at  BIGINT NOT NULL
+      );
+
+      CREATE TABLE users (
+        name          TEXT PRIMARY KEY,
+        canonical_id  TEXT NOT NULL UNIQUE,
+        display_name  TEXT NOT NULL,
+        admin         INTEGER NOT NULL DEFAULT 0,
+        created_at    BIGINT NOT NULL
+      );
+
+      CREATE TABLE access_keys (
+        access_key_id  TEXT PRIMARY KEY,
+        secret         TEXT NOT NULL,
+        user_name      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        created_at     BIGINT NOT NULL
+      );
+      CREATE INDEX access_keys_by_user ON access_keys(user_name);
+
+      -- AUTOINCREMENT: a bucket id is never reused, so an open key of a deleted bucket
+      -- can never commit into a new bucket of the same name.
+      CREATE TABLE buckets (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        volume      TEXT NOT NULL REFERENCES volumes(name),
+        name        TEXT NOT NULL,
+        owner       TEXT NOT NULL REFERENCES users(name),
+        layout      TEXT NOT NULL CHECK (layout IN ('OBS', 'FSO')),
+        created_at  BIGINT NOT NULL,
+        UNIQUE (volume, name)
+      );
+      CREATE INDEX buckets_by_owner ON buckets(volume, owner);
+
+      -- Committed keys. SQLite compares TEXT with memcmp, i.e. UTF-8 byte order, which is
+      -- the S3 listing order.
+      CREATE TABLE objects (
+        bucket_id    INTEGER NOT NULL REFERENCES buckets(id),
+        name         TEXT NOT NULL,
+        object_id    TEXT NOT NULL UNIQUE,
+        size         BIGINT NOT NULL,
+        etag         TEXT NOT NULL,
+        modified_at  BIGINT NOT NULL,
+        attributes   TEXT NOT NULL,
+        PRIMARY KEY (bucket_id, name)
+      );
+
+      -- Writes in progress (single PUTs and multipart uploads). No foreign key to buckets:
+      -- a bucket may be deleted while a PUT is in flight; its open key then fails to
+      -- commit (NoSuchBucket) and expires later.
+      CREATE TABLE open_keys (
+        object_id   TEXT PRIMARY KEY,
+        bucket_id   INTEGER NOT NULL,
+        name        TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('put', 'multipart')),
+        created_at  BIGINT NOT NULL,
+        updated_at  BIGINT NOT NULL
+      );
+      CREATE INDEX open_keys_by_bucket ON open_keys(bucket_id, kind);
+      CREATE INDEX open_keys_by_age ON open_keys(kind, updated_at);
+
+      -- local_id is unique across the store and never reused (AUTOINCREMENT): a deleted
+      -- block still queued in deleted_blocks must never share an id with a live one.
+      -- idx and length are NULL until the block is committed as part of its object.
+      CREATE TABLE blocks (
+        local_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        container_id  BIGINT NOT NULL,
+        object_id     TEXT NOT NULL,
+        idx           INTEGER,
+        length        BIGINT,
+        created_at    BIGINT NOT NULL
+      );
+      CREATE INDEX blocks_by_object ON blocks(object_id, idx);
+
+      -- position = preference order given at allocation. No foreign key to datanodes:
+      -- a replica row outlives a decommissioned datanode until the block is deleted.
+      CREATE TABLE block_replicas (
+        local_id     INTEGER NOT NULL REFERENCES blocks(local_id) ON DELETE CASCADE,
+        position     INTEGER NOT NULL,
+        datanode_id  TEXT NOT NULL,
+        PRIMARY KEY (local_id, position)
+      );
+
+      CREATE TABLE datanodes (
+        id              TEXT PRIMARY KEY,
+        address         TEXT NOT NULL,
+        capacity_bytes  BIGINT NOT NULL,
+        used_bytes      BIGINT NOT NULL,
+        last_heartbeat  BIGINT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('live', 'dead'))
+      );
+
+      -- One row per replica to delete; drained by the block deletion service.
+      CREATE TABLE deleted_blocks (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        datanode_id   TEXT NOT NULL,
+        container_id  BIGINT NOT NULL,
+        local_id      BIGINT NOT NULL,
+        created_at    BIGINT NOT NULL
+      );
+    `,
+  },
+];
+
+/** Applies the migrations not yet recorded. Safe to run concurrently from several processes. */
+export function migrateSqlite(db: Database.Database, migrations: readonly Migration[] = sqliteMigrations): number[] {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+  const latest = migrations.reduce((max, m) => Math.max(max, m.version), 0);
+  const applied: number[] = [];
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    // IMMEDIATE takes the write lock before the check, so two processes starting at once
+    // cannot both apply the same migration.
+    db.transaction(() => {
+      const done = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(migration.version);
+      if (done) return;
+      db.exec(migration.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(migration.version, migration.name, Date.now());
+      applied.push(migration.version);
+    }).immediate();
+  }
+  // A database written by a newer s3g may hold tables this code does not understand.
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+  if ((row.v ?? 0) > latest) {
+    throw new Error(`metadata schema version ${row.v} is newer than this s3g supports (${latest}); upgrade s3g`);
+  }
+  return applied;
+}

@@ -1,0 +1,34 @@
+// Opens the metadata store named by a URL (`sqlite:PATH`, a bare path, later
+// `postgres://…`) and brings its schema up to date.
+import { SqliteMetadataStore } from './sqlite.js';
+import type { MetadataStore } from './store.js';
+
+export async function openMetadataStore(url: string): Promise<MetadataStore> {
+  const store = createStore(url);
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
+}
+
+function createStore(url: string): MetadataStore {
+  if (url.startsWith('sqlite:')) {
+    // sqlite:/abs/path, sqlite:rel/path and sqlite:///abs/path all name a file.
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (!path) throw new Error(`metadata URL ${url} names no file`);
+    return new SqliteMetadataStore(path);
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    throw new Error(`metadata URL ${url}: the PostgreSQL store is not available yet; use sqlite:PATH`);
+  }
+  // Anything else with a scheme is a mistake; a plain path (not a Windows drive) is SQLite.
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url);
+  if (scheme && !/^[a-z]:[\\/]/i.test(url)) {
+    throw new Error(`metadata URL ${url}: unknown scheme '${scheme[1]}:' (expected sqlite:PATH or postgres://…)`);
+  }
+  if (!url) throw new Error('metadata URL is empty');
+  return new SqliteMetadataStore(url);
+}

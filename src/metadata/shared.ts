@@ -1,0 +1,63 @@
+// Pieces every MetadataStore implementation needs to agree on (SQLite now, PostgreSQL
+// later): identifier formats, the block-to-container rule, key-range and ETag helpers.
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+
+const UPPER_ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** Blocks per container: a datanode directory never holds more files than this. */
+export const BLOCKS_PER_CONTAINER = 1024;
+
+export function containerIdOf(localId: number): number {
+  return Math.floor(localId / BLOCKS_PER_CONTAINER) + 1;
+}
+
+function randomString(alphabet: string, length: number): string {
+  let out = '';
+  for (let i = 0; i < length; i++) out += alphabet[randomInt(alphabet.length)];
+  return out;
+}
+
+/** 20 uppercase alphanumerics, the shape of an AWS access key id. */
+export function newAccessKeyId(): string {
+  return randomString(UPPER_ALNUM, 20);
+}
+
+/** 40 characters like an AWS secret, alphanumeric only so that no tool has to escape it. */
+export function newSecretAccessKey(): string {
+  return randomString(ALNUM, 40);
+}
+
+/** 64 hex characters, the S3 canonical user id. */
+export function newCanonicalId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** Opaque, URL-safe; doubles as the S3 UploadId of a multipart upload. */
+export function newObjectId(): string {
+  return randomUUID().replace(/-/g, '');
+}
+
+/**
+ * The smallest string above every string that starts with prefix, in UTF-8 byte order
+ * (which is code point order): the last code point below U+10FFFF, incremented, with what
+ * follows it dropped. undefined when there is none (the prefix is all U+10FFFF).
+ */
+export function prefixUpperBound(prefix: string): string | undefined {
+  const points = Array.from(prefix, (c) => c.codePointAt(0)!);
+  while (points.length > 0) {
+    const last = points.pop()!;
+    if (last < 0x10ffff) {
+      // Skip the surrogate range, which UTF-8 cannot encode.
+      points.push(last + 1 === 0xd800 ? 0xe000 : last + 1);
+      return String.fromCodePoint(...points);
+    }
+  }
+  return undefined;
+}
+
+/** ETags compare without their quotes; '*' matches any existing object (RFC 9110 If-Match). */
+export function sameEtag(condition: string, etag: string): boolean {
+  const bare = (s: string) => s.trim().replace(/^"(.*)"$/, '$1');
+  return condition.trim() === '*' || bare(condition) === bare(etag);
+}

@@ -1,0 +1,744 @@
+// The MetadataStore contract, written once over a store factory: every implementation
+// (SQLite now, PostgreSQL later) must pass the same suite. A factory hands each subtest a
+// fresh, empty database; `open()` gives another store instance on that same database
+// (reopen, concurrency) and `query()` lets a test look at the tables directly.
+import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { openMetadataStore } from '../src/metadata/open.js';
+import { SqliteMetadataStore } from '../src/metadata/sqlite.js';
+import { containerIdOf, prefixUpperBound } from '../src/metadata/shared.js';
+import { MetadataError, type BlockRef, type Bucket, type MetadataErrorCode, type MetadataStore } from '../src/metadata/store.js';
+
+type Test = Parameters<Parameters<typeof t.test>[0]>[0];
+
+interface StoreFixture {
+  /** openMetadataStore(url) reaches this database (used from worker threads). */
+  url: string;
+  /** A new, migrated store instance on this database; closed by the suite. */
+  open(): Promise<MetadataStore>;
+  /** Runs parameterless SQL against the database, for white-box checks. */
+  query(sql: string): Promise<Record<string, unknown>[]>;
+  cleanup(): Promise<void>;
+}
+
+interface StoreFactory {
+  name: string;
+  create(): Promise<StoreFixture>;
+}
+
+const sqliteFactory: StoreFactory = {
+  name: 'sqlite',
+  async create() {
+    const dir = await mkdtemp(join(tmpdir(), 's3g-meta-'));
+    const path = join(dir, 'meta', 's3g.db');
+    return {
+      url: `sqlite:${path}`,
+      open: () => openMetadataStore(`sqlite:${path}`),
+      async query(sql) {
+        const db = new Database(path, { readonly: true });
+        try {
+          return db.prepare(sql).all() as Record<string, unknown>[];
+        } finally {
+          db.close();
+        }
+      },
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  },
+};
+
+async function expectCode(t: Test, promise: Promise<unknown>, code: MetadataErrorCode, what: string): Promise<void> {
+  const err = await promise.then(() => undefined, (e: unknown) => e);
+  t.ok(err instanceof MetadataError, `${what}: rejects with a MetadataError`);
+  t.equal((err as MetadataError | undefined)?.code, code, `${what}: ${code}`);
+}
+
+async function expectFault(t: Test, promise: Promise<unknown>, message: RegExp, what: string): Promise<void> {
+  const err = await promise.then(() => undefined, (e: unknown) => e);
+  t.ok(err instanceof Error && !(err instanceof MetadataError), `${what}: rejects with a plain Error`);
+  t.match((err as Error | undefined)?.message, message, what);
+}
+
+function metadataSuite(factory: StoreFactory): void {
+  t.test(`MetadataStore contract: ${factory.name}`, async (t) => {
+    /** A fresh database for one subtest, with its stores closed and files removed afterwards. */
+    async function setup(t: Test) {
+      const fixture = await factory.create();
+      const opened: MetadataStore[] = [];
+      const open = async () => {
+        const s = await fixture.open();
+        opened.push(s);
+        return s;
+      };
+      t.teardown(async () => {
+        for (const s of opened) await s.close();
+        await fixture.cleanup();
+      });
+      const store = await open();
+      return { fixture, store, open };
+    }
+
+    /** A user and a bucket to write into. */
+    async function withBucket(t: Test) {
+      const env = await setup(t);
+      await env.store.createUser({ name: 'alice' });
+      const bucket = await env.store.createBucket({ volume: 's3v', name: 'photos', owner: 'alice' });
+      return { ...env, bucket };
+    }
+
+    /** Writes an object the way the gateway does: open, allocate, commit. */
+    async function put(store: MetadataStore, bucket: Bucket, key: string, lengths: number[], extra: { etag?: string; replicas?: string[] } = {}) {
+      const open = await store.openKey({ bucketId: bucket.id, key, kind: 'put' });
+      const blocks: (BlockRef & { length: number })[] = [];
+      for (const length of lengths) blocks.push({ ...(await store.allocateBlock(open.objectId, extra.replicas ?? ['dn1'])), length });
+      const size = lengths.reduce((a, b) => a + b, 0);
+      return store.commitKey({ objectId: open.objectId, bucketId: bucket.id, key, size, etag: extra.etag ?? `etag-${open.objectId}`, attributes: {}, blocks });
+    }
+
+    const localIds = (deletions: { block: BlockRef }[]) => [...new Set(deletions.map((d) => d.block.localId))].sort((a, b) => a - b);
+
+    t.test('migrate is idempotent and creates the s3v volume', async (t) => {
+      const { store, fixture } = await setup(t);
+      await store.migrate();
+      await store.migrate();
+      const volumes = await fixture.query("SELECT name FROM volumes WHERE name = 's3v'");
+      t.equal(volumes.length, 1, 's3v exists once');
+      const versions = (await fixture.query('SELECT version FROM schema_migrations ORDER BY version')).map((r) => Number(r.version));
+      t.same(versions, [...new Set(versions)], 'each migration recorded once');
+      t.ok(versions.length >= 1, 'migrations recorded');
+      const again = await fixture.open();
+      t.same((await fixture.query('SELECT version FROM schema_migrations ORDER BY version')).map((r) => Number(r.version)), versions, 'a second instance applies nothing new');
+      await again.close();
+    });
+
+    t.test('createUser generates AWS-shaped credentials', async (t) => {
+      const { store } = await setup(t);
+      const user = await store.createUser({ name: 'alice' });
+      t.equal(user.name, 'alice');
+      t.equal(user.displayName, 'alice');
+      t.equal(user.admin, false);
+      t.match(user.canonicalId, /^[0-9a-f]{64}$/);
+      t.equal(user.accessKeys.length, 1);
+      const [key] = user.accessKeys;
+      t.match(key!.accessKeyId, /^[A-Z0-9]{20}$/);
+      t.equal(key!.secretAccessKey.length, 40);
+      t.equal(key!.userName, 'alice');
+      t.ok(Math.abs(user.createdAt - Date.now()) < 60_000, 'createdAt is now, in ms');
+
+      const bob = await store.createUser({ name: 'bob', admin: true, accessKeyId: 'BOBKEY', secretAccessKey: 'bobsecret' });
+      t.equal(bob.admin, true);
+      t.same(bob.accessKeys, [{ accessKeyId: 'BOBKEY', secretAccessKey: 'bobsecret', userName: 'bob' }], 'given key is used');
+      t.not(bob.canonicalId, user.canonicalId, 'canonical ids differ');
+
+      t.same(await store.getUser('alice'), user, 'getUser returns the same user');
+      t.equal(await store.getUser('nobody'), undefined);
+      t.same((await store.listUsers()).map((u) => u.name), ['alice', 'bob']);
+      await expectCode(t, store.createUser({ name: 'alice' }), 'UserAlreadyExists', 'duplicate user');
+      await expectFault(t, store.createUser({ name: 'carol', accessKeyId: 'BOBKEY' }), /already exists/, 'access key id taken');
+      t.equal(await store.getUser('carol'), undefined, 'failed createUser leaves no user behind');
+    });
+
+    t.test('ensureUser is idempotent and adds a new key', async (t) => {
+      const { store } = await setup(t);
+      const first = await store.ensureUser({ name: 'admin', admin: true, accessKeyId: 'ADMINKEY1', secretAccessKey: 'secret1' });
+      t.equal(first.admin, true);
+      const second = await store.ensureUser({ name: 'admin', admin: true, accessKeyId: 'ADMINKEY1', secretAccessKey: 'secret1' });
+      t.same(second, first, 'second call changes nothing');
+      const third = await store.ensureUser({ name: 'admin', admin: true, accessKeyId: 'ADMINKEY2', secretAccessKey: 'secret2' });
+      t.same(third.accessKeys.map((k) => k.accessKeyId).sort(), ['ADMINKEY1', 'ADMINKEY2'], 'new key added, old kept');
+      t.equal(third.canonicalId, first.canonicalId, 'same user');
+      t.equal((await store.listUsers()).length, 1);
+      // The environment is the source of truth for the bootstrap secret.
+      await store.ensureUser({ name: 'admin', admin: true, accessKeyId: 'ADMINKEY1', secretAccessKey: 'rotated' });
+      t.equal((await store.lookupAccessKey('ADMINKEY1'))?.secretAccessKey, 'rotated', 'secret follows the input');
+      await store.createUser({ name: 'eve', accessKeyId: 'EVEKEY', secretAccessKey: 'x' });
+      await expectFault(t, store.ensureUser({ name: 'admin', admin: true, accessKeyId: 'EVEKEY', secretAccessKey: 'y' }), /another user/, "another user's key");
+      t.equal((await store.lookupAccessKey('EVEKEY'))?.secretAccessKey, 'x', "another user's key untouched");
+    });
+
+    t.test('lookupAccessKey', async (t) => {
+      const { store } = await setup(t);
+      const user = await store.createUser({ name: 'alice' });
+      const key = user.accessKeys[0]!;
+      const found = await store.lookupAccessKey(key.accessKeyId);
+      t.equal(found?.secretAccessKey, key.secretAccessKey);
+      t.same(found?.user, { name: 'alice', canonicalId: user.canonicalId, displayName: 'alice', admin: false, createdAt: user.createdAt });
+      t.equal(await store.lookupAccessKey('AKIANOTAKEY000000000'), undefined);
+    });
+
+    t.test('buckets: create, duplicates, list, delete', async (t) => {
+      const { store } = await setup(t);
+      await store.createUser({ name: 'alice' });
+      await store.createUser({ name: 'bob' });
+      const a = await store.createBucket({ volume: 's3v', name: 'alpha', owner: 'alice' });
+      t.match(a, { volume: 's3v', name: 'alpha', owner: 'alice', layout: 'OBS' });
+      t.type(a.id, 'number');
+      const fso = await store.createBucket({ volume: 's3v', name: 'tree', owner: 'alice', layout: 'FSO' });
+      t.equal(fso.layout, 'FSO');
+      await store.createBucket({ volume: 's3v', name: 'beta', owner: 'bob' });
+      t.same(await store.getBucket('s3v', 'alpha'), a);
+      t.equal(await store.getBucket('s3v', 'missing'), undefined);
+
+      await expectCode(t, store.createBucket({ volume: 's3v', name: 'alpha', owner: 'alice' }), 'BucketAlreadyOwnedByYou', 'same owner');
+      await expectCode(t, store.createBucket({ volume: 's3v', name: 'alpha', owner: 'bob' }), 'BucketAlreadyExists', 'other owner');
+      await expectCode(t, store.createBucket({ volume: 's3v', name: 'gamma', owner: 'nobody' }), 'NoSuchUser', 'unknown owner');
+
+      t.same((await store.listBuckets('s3v', 'alice')).map((b) => b.name), ['alpha', 'tree']);
+      t.same((await store.listBuckets('s3v', 'bob')).map((b) => b.name), ['beta']);
+      t.same((await store.listBuckets('s3v')).map((b) => b.name), ['alpha', 'beta', 'tree']);
+
+      // Bucket names are unique per volume, not across volumes.
+      const tenant = await store.createBucket({ volume: 'tenant1', name: 'alpha', owner: 'bob' });
+      t.not(tenant.id, a.id);
+      t.same((await store.listBuckets('tenant1')).map((b) => b.name), ['alpha']);
+
+      await store.deleteBucket('s3v', 'alpha');
+      t.equal(await store.getBucket('s3v', 'alpha'), undefined);
+      await expectCode(t, store.deleteBucket('s3v', 'alpha'), 'NoSuchBucket', 'delete twice');
+      const again = await store.createBucket({ volume: 's3v', name: 'alpha', owner: 'bob' });
+      t.not(again.id, a.id, 'a re-created bucket gets a new id');
+    });
+
+    t.test('deleteBucket refuses keys and multipart uploads, not open puts', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      await put(store, bucket, 'k', [3]);
+      await expectCode(t, store.deleteBucket('s3v', 'photos'), 'BucketNotEmpty', 'bucket with a key');
+      t.ok(await store.deleteObject(bucket.id, 'k'));
+
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart' });
+      await expectCode(t, store.deleteBucket('s3v', 'photos'), 'BucketNotEmpty', 'bucket with an unfinished multipart upload');
+      await store.abortOpenKey(upload.objectId);
+
+      const open = await store.openKey({ bucketId: bucket.id, key: 'inflight', kind: 'put' });
+      const block = await store.allocateBlock(open.objectId, ['dn1']);
+      await store.deleteBucket('s3v', 'photos');
+      t.equal(await store.getBucket('s3v', 'photos'), undefined, 'deleted with an open put');
+
+      // The in-flight PUT then fails to commit, even into a new bucket of the same name.
+      await store.createBucket({ volume: 's3v', name: 'photos', owner: 'alice' });
+      await expectCode(
+        t,
+        store.commitKey({ objectId: open.objectId, bucketId: bucket.id, key: 'inflight', size: 1, etag: 'e', attributes: {}, blocks: [{ ...block, length: 1 }] }),
+        'NoSuchBucket',
+        'commit after the bucket was deleted',
+      );
+      await expectCode(t, store.openKey({ bucketId: bucket.id, key: 'x', kind: 'put' }), 'NoSuchBucket', 'openKey in a deleted bucket');
+    });
+
+    t.test('openKey, allocateBlock, commitKey, getObject', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const open = await store.openKey({ bucketId: bucket.id, key: 'dir/cat.jpg', kind: 'put' });
+      t.match(open, { bucketId: bucket.id, key: 'dir/cat.jpg', kind: 'put' });
+      t.type(open.objectId, 'string');
+      t.same(await store.getOpenKey(open.objectId), open);
+      t.equal(await store.getOpenKey('nope'), undefined);
+
+      const b1 = await store.allocateBlock(open.objectId, ['dn2', 'dn1', 'dn3']);
+      const b2 = await store.allocateBlock(open.objectId, ['dn3', 'dn2', 'dn1']);
+      const b3 = await store.allocateBlock(open.objectId, ['dn1', 'dn3', 'dn2']);
+      const ids = [b1, b2, b3].map((b) => b.localId);
+      t.equal(new Set(ids).size, 3, 'block ids are unique');
+      for (const b of [b1, b2, b3]) t.equal(b.containerId, Math.floor(b.localId / 1024) + 1, 'containerId = floor(localId / 1024) + 1');
+      await expectCode(t, store.allocateBlock('no-such-object', ['dn1']), 'NoSuchUpload', 'allocate for an unknown object');
+
+      const attributes = { contentType: 'image/jpeg', userMetadata: { colour: 'grey' }, tags: [['a', 'b']], checksums: { crc32c: 'AAAA' }, n: 1.5, none: null };
+      // Committed out of allocation order: the commit decides the order.
+      const record = await store.commitKey({
+        objectId: open.objectId,
+        bucketId: bucket.id,
+        key: 'dir/cat.jpg',
+        size: 100 + 200 + 7,
+        etag: 'abc123',
+        attributes,
+        blocks: [{ ...b2, length: 100 }, { ...b1, length: 200 }, { ...b3, length: 7 }],
+      });
+      t.equal(await store.getOpenKey(open.objectId), undefined, 'open key removed');
+      const got = await store.getObject(bucket.id, 'dir/cat.jpg');
+      t.same(got, record, 'commitKey returns what getObject returns');
+      t.match(got, { bucketId: bucket.id, key: 'dir/cat.jpg', objectId: open.objectId, size: 307, etag: 'abc123' });
+      t.same(got?.attributes, attributes, 'attributes round-trip');
+      t.same(got?.blocks, [
+        { containerId: b2.containerId, localId: b2.localId, length: 100, replicas: ['dn3', 'dn2', 'dn1'] },
+        { containerId: b1.containerId, localId: b1.localId, length: 200, replicas: ['dn2', 'dn1', 'dn3'] },
+        { containerId: b3.containerId, localId: b3.localId, length: 7, replicas: ['dn1', 'dn3', 'dn2'] },
+      ]);
+      t.ok(Math.abs(got!.modifiedAt - Date.now()) < 60_000, 'modifiedAt is now, in ms');
+      t.equal(await store.getObject(bucket.id, 'dir/dog.jpg'), undefined);
+      t.same(await store.pendingBlockDeletions(100), [], 'nothing to delete');
+
+      await expectCode(
+        t,
+        store.commitKey({ objectId: open.objectId, bucketId: bucket.id, key: 'dir/cat.jpg', size: 0, etag: 'x', attributes: {}, blocks: [] }),
+        'NoSuchUpload',
+        'committing the same object twice',
+      );
+      const empty = await put(store, bucket, 'empty', []);
+      t.same((await store.getObject(bucket.id, 'empty'))?.blocks, [], 'a zero-byte object has no blocks');
+      t.equal(empty.size, 0);
+    });
+
+    t.test('allocated blocks left out of the commit go to the deletion log', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const open = await store.openKey({ bucketId: bucket.id, key: 'k', kind: 'put' });
+      const failed = await store.allocateBlock(open.objectId, ['dn1', 'dn2']);
+      const good = await store.allocateBlock(open.objectId, ['dn3']);
+      await store.commitKey({ objectId: open.objectId, bucketId: bucket.id, key: 'k', size: 5, etag: 'e', attributes: {}, blocks: [{ ...good, length: 5 }] });
+      const pending = await store.pendingBlockDeletions(100);
+      t.same(pending.map((d) => [d.datanodeId, d.block.localId]).sort(), [['dn1', failed.localId], ['dn2', failed.localId]]);
+      t.same((await store.getObject(bucket.id, 'k'))?.blocks.map((b) => b.localId), [good.localId]);
+    });
+
+    t.test('commitKey over an existing key replaces it and logs the old blocks per replica', async (t) => {
+      const { store, bucket, fixture } = await withBucket(t);
+      const v1 = await put(store, bucket, 'k', [10, 20], { replicas: ['dn1', 'dn2', 'dn3'] });
+      const v2 = await put(store, bucket, 'k', [5], { replicas: ['dn2'] });
+      const got = await store.getObject(bucket.id, 'k');
+      t.equal(got?.objectId, v2.objectId);
+      t.equal(got?.size, 5);
+      t.same(got?.blocks.map((b) => b.localId), v2.blocks.map((b) => b.localId), 'only the new blocks');
+      const pending = await store.pendingBlockDeletions(100);
+      t.equal(pending.length, 6, '2 blocks x 3 replicas');
+      const expected = v1.blocks.flatMap((b) => ['dn1', 'dn2', 'dn3'].map((dn) => `${dn}:${b.containerId}/${b.localId}`)).sort();
+      t.same(pending.map((d) => `${d.datanodeId}:${d.block.containerId}/${d.block.localId}`).sort(), expected);
+      t.equal(new Set(pending.map((d) => d.id)).size, 6, 'deletion ids are unique');
+      const leftover = await fixture.query('SELECT local_id FROM blocks ORDER BY local_id');
+      t.same(leftover.map((r) => Number(r.local_id)), v2.blocks.map((b) => b.localId), 'old block rows are gone');
+    });
+
+    t.test('commitKey rejects blocks of another object, wrong sizes, foreign keys', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const mine = await store.openKey({ bucketId: bucket.id, key: 'k', kind: 'put' });
+      const other = await store.openKey({ bucketId: bucket.id, key: 'other', kind: 'put' });
+      const own = await store.allocateBlock(mine.objectId, ['dn1']);
+      const foreign = await store.allocateBlock(other.objectId, ['dn1']);
+      const base = { objectId: mine.objectId, bucketId: bucket.id, key: 'k', etag: 'e', attributes: {} };
+      await expectFault(t, store.commitKey({ ...base, size: 2, blocks: [{ ...own, length: 1 }, { ...foreign, length: 1 }] }), /not allocated/, "another object's block");
+      await expectFault(t, store.commitKey({ ...base, size: 2, blocks: [{ ...own, length: 1 }, { ...own, length: 1 }] }), /twice/, 'a block listed twice');
+      await expectFault(t, store.commitKey({ ...base, size: 1, blocks: [{ containerId: own.containerId + 1, localId: own.localId, length: 1 }] }), /not allocated/, 'wrong container');
+      await expectFault(t, store.commitKey({ ...base, size: 9, blocks: [{ ...own, length: 1 }] }), /sum/, 'size differs from the blocks');
+      await expectCode(t, store.commitKey({ ...base, key: 'not-k', size: 1, blocks: [{ ...own, length: 1 }] }), 'NoSuchUpload', 'open key of another key name');
+      t.equal(await store.getObject(bucket.id, 'k'), undefined, 'nothing committed');
+      t.ok(await store.getOpenKey(mine.objectId), 'open key kept');
+      t.ok(await store.getOpenKey(other.objectId), 'the other open key kept');
+      t.same(await store.pendingBlockDeletions(10), [], 'no block retired');
+      // The same open key still commits correctly afterwards.
+      await store.commitKey({ ...base, size: 1, blocks: [{ ...own, length: 1 }] });
+      t.equal((await store.getObject(bucket.id, 'k'))?.blocks[0]?.localId, own.localId);
+    });
+
+    t.test('commitKey of an unknown or aborted object is NoSuchUpload', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const base = { bucketId: bucket.id, key: 'k', size: 0, etag: 'e', attributes: {}, blocks: [] };
+      await expectCode(t, store.commitKey({ ...base, objectId: 'never-opened' }), 'NoSuchUpload', 'unknown object');
+      const open = await store.openKey({ bucketId: bucket.id, key: 'k', kind: 'put' });
+      await store.abortOpenKey(open.objectId);
+      await expectCode(t, store.commitKey({ ...base, objectId: open.objectId }), 'NoSuchUpload', 'aborted object');
+      await expectCode(t, store.commitKey({ ...base, bucketId: bucket.id + 1000, objectId: open.objectId }), 'NoSuchBucket', 'unknown bucket');
+    });
+
+    t.test('conditional commits', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const attempt = async (cond: { ifNoneMatch?: '*'; ifMatch?: string }, key = 'k') => {
+        const open = await store.openKey({ bucketId: bucket.id, key, kind: 'put' });
+        const block = await store.allocateBlock(open.objectId, ['dn1']);
+        const commit = store.commitKey({ objectId: open.objectId, bucketId: bucket.id, key, size: 1, etag: `etag-${open.objectId}`, attributes: {}, blocks: [{ ...block, length: 1 }], ...cond });
+        return { open, commit };
+      };
+
+      const first = await attempt({ ifNoneMatch: '*' });
+      const v1 = await first.commit;
+      t.equal(v1.key, 'k', "ifNoneMatch '*' on a missing key commits");
+
+      const clash = await attempt({ ifNoneMatch: '*' });
+      await expectCode(t, clash.commit, 'PreconditionFailed', "ifNoneMatch '*' on an existing key");
+      t.equal((await store.getObject(bucket.id, 'k'))?.objectId, v1.objectId, 'object unchanged');
+      t.same(await store.pendingBlockDeletions(10), [], 'no block retired');
+      t.ok(await store.getOpenKey(clash.open.objectId), 'the losing open key stays for the caller to abort');
+
+      const wrong = await attempt({ ifMatch: 'not-the-etag' });
+      await expectCode(t, wrong.commit, 'PreconditionFailed', 'ifMatch with a wrong etag');
+      t.equal((await store.getObject(bucket.id, 'k'))?.objectId, v1.objectId, 'object unchanged');
+
+      const right = await attempt({ ifMatch: `"${v1.etag}"` });
+      const v2 = await right.commit;
+      t.equal((await store.getObject(bucket.id, 'k'))?.objectId, v2.objectId, 'ifMatch with the current (quoted) etag commits');
+
+      const missing = await attempt({ ifMatch: v2.etag }, 'missing');
+      await expectCode(t, missing.commit, 'NoSuchKey', 'ifMatch on a missing key');
+      t.equal(await store.getObject(bucket.id, 'missing'), undefined);
+    });
+
+    t.test('deleteObject', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const v = await put(store, bucket, 'k', [4, 4], { replicas: ['dn1', 'dn2'] });
+      t.equal(await store.deleteObject(bucket.id, 'k'), true);
+      t.equal(await store.getObject(bucket.id, 'k'), undefined);
+      t.equal(await store.deleteObject(bucket.id, 'k'), false, 'missing key');
+      t.equal(await store.deleteObject(bucket.id + 1000, 'k'), false, 'missing bucket');
+      const pending = await store.pendingBlockDeletions(100);
+      t.equal(pending.length, 4, '2 blocks x 2 replicas');
+      t.same(localIds(pending), v.blocks.map((b) => b.localId).sort((a, b) => a - b));
+    });
+
+    t.test('abortOpenKey', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const open = await store.openKey({ bucketId: bucket.id, key: 'k', kind: 'multipart' });
+      const a = await store.allocateBlock(open.objectId, ['dn1', 'dn2']);
+      const b = await store.allocateBlock(open.objectId, ['dn2']);
+      await store.abortOpenKey(open.objectId);
+      t.equal(await store.getOpenKey(open.objectId), undefined);
+      const pending = await store.pendingBlockDeletions(100);
+      t.same(pending.map((d) => `${d.datanodeId}:${d.block.localId}`).sort(), [`dn1:${a.localId}`, `dn2:${a.localId}`, `dn2:${b.localId}`].sort());
+      await expectCode(t, store.allocateBlock(open.objectId, ['dn1']), 'NoSuchUpload', 'allocate after abort');
+      await store.abortOpenKey(open.objectId);
+      t.equal((await store.pendingBlockDeletions(100)).length, 3, 'aborting twice is a no-op');
+
+      // Aborting a committed object's id (a late cleanup) must not touch the object.
+      const v = await put(store, bucket, 'kept', [1]);
+      await store.abortOpenKey(v.objectId);
+      t.same(await store.getObject(bucket.id, 'kept'), v, 'committed object intact');
+      t.equal((await store.pendingBlockDeletions(100)).length, 3);
+    });
+
+    t.test('expireOpenKeys only expires stale put keys', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const stale = await store.openKey({ bucketId: bucket.id, key: 'stale', kind: 'put' });
+      const staleBlock = await store.allocateBlock(stale.objectId, ['dn1']);
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'mpu', kind: 'multipart' });
+      await store.allocateBlock(upload.objectId, ['dn1']);
+      const busy = await store.openKey({ bucketId: bucket.id, key: 'busy', kind: 'put' });
+      await sleep(60);
+      await store.allocateBlock(busy.objectId, ['dn1']); // refreshes the open key
+      const fresh = await store.openKey({ bucketId: bucket.id, key: 'fresh', kind: 'put' });
+
+      t.equal(await store.expireOpenKeys(40), 1);
+      t.equal(await store.getOpenKey(stale.objectId), undefined, 'stale put expired');
+      t.ok(await store.getOpenKey(upload.objectId), 'multipart kept');
+      t.ok(await store.getOpenKey(busy.objectId), 'recently allocated put kept');
+      t.ok(await store.getOpenKey(fresh.objectId), 'fresh put kept');
+      t.same((await store.pendingBlockDeletions(10)).map((d) => d.block.localId), [staleBlock.localId]);
+      t.equal(await store.expireOpenKeys(40), 0, 'nothing left to expire');
+    });
+
+    t.test('pendingBlockDeletions and completeBlockDeletions', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      for (let i = 0; i < 3; i++) {
+        await put(store, bucket, `k${i}`, [1], { replicas: ['dn1', 'dn2'] });
+        await store.deleteObject(bucket.id, `k${i}`);
+      }
+      const all = await store.pendingBlockDeletions(100);
+      t.equal(all.length, 6);
+      t.same(all.map((d) => d.id), [...all.map((d) => d.id)].sort((a, b) => a - b), 'oldest first');
+      const firstTwo = await store.pendingBlockDeletions(2);
+      t.same(firstTwo, all.slice(0, 2), 'limit');
+      await store.completeBlockDeletions(firstTwo.map((d) => d.id));
+      t.same(await store.pendingBlockDeletions(100), all.slice(2));
+      await store.completeBlockDeletions([]);
+      await store.completeBlockDeletions([all[2]!.id, all[2]!.id, 999_999]);
+      t.same(await store.pendingBlockDeletions(100), all.slice(3), 'unknown and repeated ids are harmless');
+      await store.completeBlockDeletions(all.slice(3).map((d) => d.id));
+      t.same(await store.pendingBlockDeletions(100), []);
+    });
+
+    t.test('listObjects in UTF-8 byte order with prefix, after and limit', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const keys = ['b', 'a/b', 'é', 'Z', 'a', 'a/c', 'ab', 'a%', 'a_', '日本', '😀', '\u{ffff}', 'a/b/c'];
+      for (const key of keys) await put(store, bucket, key, [1]);
+      const other = await store.createBucket({ volume: 's3v', name: 'other', owner: 'alice' });
+      await put(store, other, 'a', [1]);
+
+      const byteOrder = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+      const list = async (q: { prefix?: string; after?: string; limit?: number }) =>
+        (await store.listObjects(bucket.id, { limit: 1000, ...q })).map((o) => o.key);
+
+      t.same(await list({}), byteOrder, 'whole bucket in byte order');
+      t.same(byteOrder.slice(0, 4), ['Z', 'a', 'a%', 'a/b'], 'uppercase before lowercase, by byte');
+      t.same(await list({ limit: 3 }), byteOrder.slice(0, 3), 'limit');
+      t.same(await list({ after: 'a/b' }), byteOrder.slice(byteOrder.indexOf('a/b') + 1), 'after is exclusive');
+      t.same(await list({ after: 'a/bb' }), byteOrder.filter((k) => Buffer.compare(Buffer.from(k), Buffer.from('a/bb')) > 0), 'after a key that does not exist');
+      t.same(await list({ prefix: 'a/' }), ['a/b', 'a/b/c', 'a/c'], 'prefix');
+      t.same(await list({ prefix: 'a' }), ['a', 'a%', 'a/b', 'a/b/c', 'a/c', 'a_', 'ab'], 'prefix is not a LIKE pattern');
+      t.same(await list({ prefix: 'a_' }), ['a_'], 'underscore is literal');
+      t.same(await list({ prefix: 'A' }), [], 'prefix is case-sensitive');
+      t.same(await list({ prefix: 'a/', after: 'a/b' }), ['a/b/c', 'a/c'], 'prefix and after');
+      t.same(await list({ prefix: 'a/', after: 'a/b', limit: 1 }), ['a/b/c'], 'prefix, after and limit');
+      t.same(await list({ prefix: 'é' }), ['é']);
+      t.same(await list({ prefix: '\u{ffff}' }), ['\u{ffff}'], 'prefix ending in U+FFFF');
+      t.same(await list({ after: '\u{ffff}' }), ['😀'], 'astral characters sort after the BMP, as in UTF-8');
+      t.same(await list({ prefix: 'zzz' }), []);
+
+      const [first] = await store.listObjects(bucket.id, { limit: 1 });
+      t.same(Object.keys(first!).sort(), ['bucketId', 'etag', 'key', 'modifiedAt', 'objectId', 'size'], 'summaries carry no blocks or attributes');
+      t.same((await store.listObjects(other.id, { limit: 10 })).map((o) => o.key), ['a'], 'buckets are separate');
+    });
+
+    t.test('datanodes: register, heartbeat, list', async (t) => {
+      const { store } = await setup(t);
+      t.same(await store.listDatanodes(), []);
+      await store.registerDatanode({ id: 'dn2', address: '127.0.0.1:9002', capacityBytes: 1000, usedBytes: 10 });
+      await store.registerDatanode({ id: 'dn1', address: '127.0.0.1:9001', capacityBytes: 2000, usedBytes: 0 });
+      let nodes = await store.listDatanodes();
+      t.same(nodes.map((n) => n.id), ['dn1', 'dn2']);
+      t.match(nodes[1], { id: 'dn2', address: '127.0.0.1:9002', capacityBytes: 1000, usedBytes: 10, state: 'live' });
+      const registeredAt = nodes[1]!.lastHeartbeat;
+      t.ok(Math.abs(registeredAt - Date.now()) < 60_000);
+
+      await sleep(5);
+      await store.heartbeat('dn2', { capacityBytes: 1000, usedBytes: 500 });
+      nodes = await store.listDatanodes();
+      t.equal(nodes[1]!.usedBytes, 500);
+      t.ok(nodes[1]!.lastHeartbeat > registeredAt, 'heartbeat time moves');
+      await expectFault(t, store.heartbeat('dn9', { capacityBytes: 1, usedBytes: 0 }), /not registered/, 'heartbeat of an unknown datanode');
+
+      // Re-registering (a restart on a new port) updates in place.
+      await store.registerDatanode({ id: 'dn1', address: '127.0.0.1:9101', capacityBytes: 3000, usedBytes: 7 });
+      nodes = await store.listDatanodes();
+      t.equal(nodes.length, 2);
+      t.match(nodes[0], { id: 'dn1', address: '127.0.0.1:9101', capacityBytes: 3000, usedBytes: 7 });
+    });
+
+    t.test('data survives close and reopen', async (t) => {
+      const { store, bucket, open } = await withBucket(t);
+      const v = await put(store, bucket, 'k', [3, 4], { replicas: ['dn1', 'dn2'] });
+      const pendingOpen = await store.openKey({ bucketId: bucket.id, key: 'later', kind: 'multipart' });
+      await store.registerDatanode({ id: 'dn1', address: 'a:1', capacityBytes: 1, usedBytes: 0 });
+      await store.deleteObject(bucket.id, 'k');
+      const v2 = await put(store, bucket, 'k', [9]);
+      const alice = await store.getUser('alice');
+      await store.close();
+
+      const again = await open();
+      t.same(await again.getUser('alice'), alice);
+      t.same(await again.getBucket('s3v', 'photos'), bucket);
+      t.same(await again.getObject(bucket.id, 'k'), v2);
+      t.same(await again.getOpenKey(pendingOpen.objectId), pendingOpen);
+      t.equal((await again.listDatanodes()).length, 1);
+      t.same(localIds(await again.pendingBlockDeletions(100)), v.blocks.map((b) => b.localId).sort((a, b) => a - b));
+      const next = await again.allocateBlock(pendingOpen.objectId, ['dn1']);
+      t.ok(next.localId > Math.max(...v2.blocks.map((b) => b.localId)), 'block ids keep growing, never reused');
+    });
+
+    t.test('block ids are never reused after deletions', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const v = await put(store, bucket, 'k', [1]);
+      await store.deleteObject(bucket.id, 'k'); // the newest block row is gone; its id is still queued
+      const open = await store.openKey({ bucketId: bucket.id, key: 'k2', kind: 'put' });
+      const next = await store.allocateBlock(open.objectId, ['dn1']);
+      t.ok(next.localId > v.blocks[0]!.localId);
+    });
+
+    t.test('two store instances committing the same key leave exactly one whole version', async (t) => {
+      const { store, bucket, open } = await withBucket(t);
+      const other = await open();
+      const write = async (s: MetadataStore, n: number) => {
+        const ok = await s.openKey({ bucketId: bucket.id, key: 'race', kind: 'put' });
+        const blocks = [];
+        for (let i = 0; i < n; i++) blocks.push({ ...(await s.allocateBlock(ok.objectId, ['dn1', 'dn2'])), length: 1 });
+        return { ok, blocks };
+      };
+      // Interleave: both open and allocate before either commits.
+      const [a, b] = await Promise.all([write(store, 2), write(other, 3)]);
+      const results = await Promise.allSettled([
+        store.commitKey({ objectId: a.ok.objectId, bucketId: bucket.id, key: 'race', size: 2, etag: 'A', attributes: {}, blocks: a.blocks }),
+        other.commitKey({ objectId: b.ok.objectId, bucketId: bucket.id, key: 'race', size: 3, etag: 'B', attributes: {}, blocks: b.blocks }),
+      ]);
+      t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled'], 'both commits succeed (last writer wins)');
+      const final = await store.getObject(bucket.id, 'race');
+      t.same(await other.getObject(bucket.id, 'race'), final, 'both instances see the same version');
+      const [winner, loser] = final!.objectId === a.ok.objectId ? [a, b] : [b, a];
+      t.same(final!.blocks.map((x) => x.localId), winner.blocks.map((x) => x.localId), "the winner's blocks, all of them");
+      t.equal(final!.size, winner.blocks.length);
+      const pending = await store.pendingBlockDeletions(100);
+      t.same(localIds(pending), loser.blocks.map((x) => x.localId).sort((x, y) => x - y), "the loser's blocks are in the deletion log");
+      t.equal(pending.length, loser.blocks.length * 2, 'one row per replica');
+    });
+
+    t.test('concurrent operations on one store succeed or fail independently', async (t) => {
+      // Implementations may group concurrent writes into one transaction; a failing
+      // operation must not take the others down with it, nor leave half of itself behind.
+      const { store, bucket } = await withBucket(t);
+      await put(store, bucket, 'exists', [1]);
+      const opens = await Promise.all(['a', 'exists', 'b', 'c'].map((key) => store.openKey({ bucketId: bucket.id, key, kind: 'put' })));
+      const blocks = await Promise.all(opens.map((o) => store.allocateBlock(o.objectId, ['dn1'])));
+      const commit = (i: number, extra: { ifNoneMatch?: '*'; size?: number } = {}) =>
+        store.commitKey({ objectId: opens[i]!.objectId, bucketId: bucket.id, key: opens[i]!.key, size: extra.size ?? 1, etag: 'e', attributes: {},
+          blocks: [{ ...blocks[i]!, length: 1 }], ...(extra.ifNoneMatch ? { ifNoneMatch: extra.ifNoneMatch } : {}) });
+      const results = await Promise.allSettled([
+        commit(0),
+        commit(1, { ifNoneMatch: '*' }),
+        store.createBucket({ volume: 's3v', name: 'photos', owner: 'alice' }),
+        commit(2),
+        store.deleteObject(bucket.id, 'nope'),
+        commit(3),
+      ]);
+      t.same(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+      t.equal(((results[1] as PromiseRejectedResult).reason as MetadataError).code, 'PreconditionFailed');
+      t.equal(((results[2] as PromiseRejectedResult).reason as MetadataError).code, 'BucketAlreadyOwnedByYou');
+      t.same((await store.listObjects(bucket.id, { limit: 10 })).map((o) => o.key), ['a', 'b', 'c', 'exists']);
+      t.ok(await store.getOpenKey(opens[1]!.objectId), 'the failed commit left its open key');
+      t.same(await store.pendingBlockDeletions(10), [], 'and retired nothing');
+    });
+
+    t.test('concurrent committers on separate threads leave exactly one whole version', async (t) => {
+      const { store, bucket, fixture } = await withBucket(t);
+      const rounds = 15;
+      const runs = await Promise.all([0, 1, 2].map((w) => runCommitterThread(fixture.url, bucket.id, 'hot', rounds, w)));
+      const versions = runs.flat();
+      t.equal(versions.length, rounds * 3, 'every commit succeeded despite contention');
+      const final = await store.getObject(bucket.id, 'hot');
+      const winner = versions.find((v) => v.objectId === final?.objectId);
+      t.ok(winner, 'the visible version is one that was committed');
+      t.same(final?.blocks.map((b) => b.localId), winner?.localIds, 'with exactly its own blocks, in order');
+      t.equal(final?.etag, `etag-${final?.objectId}`, 'and its own etag');
+      const allIds = versions.flatMap((v) => v.localIds);
+      t.equal(new Set(allIds).size, allIds.length, 'no block id handed out twice across connections');
+      const losers = versions.filter((v) => v !== winner).flatMap((v) => v.localIds).sort((a, b) => a - b);
+      const pending = await store.pendingBlockDeletions(10_000);
+      t.same(localIds(pending), losers, 'every replaced version is in the deletion log');
+      t.equal(pending.length, losers.length * 2, 'one row per replica');
+      const live = await fixture.query('SELECT COUNT(*) AS n FROM blocks');
+      t.equal(Number(live[0]!.n), winner!.localIds.length, 'no orphaned block rows');
+    });
+  });
+}
+
+interface CommittedVersion {
+  objectId: string;
+  localIds: number[];
+}
+
+// A worker thread with its own store instance (its own database connection) that
+// overwrites one key again and again. A JavaScript module in a data: URL; the worker
+// inherits the test runner's TypeScript loader, so it can import the store by URL.
+const COMMITTER = `
+import { workerData, parentPort } from 'node:worker_threads';
+await (async () => {
+  const { openMetadataStore } = await import(workerData.openModule);
+  const store = await openMetadataStore(workerData.url);
+  const done = [];
+  try {
+    for (let i = 0; i < workerData.rounds; i++) {
+      const open = await store.openKey({ bucketId: workerData.bucketId, key: workerData.key, kind: 'put' });
+      const blocks = [];
+      for (let j = 0; j < 2 + (i % 2); j++) blocks.push({ ...(await store.allocateBlock(open.objectId, ['dn1', 'dn2'])), length: 10 });
+      await store.commitKey({ objectId: open.objectId, bucketId: workerData.bucketId, key: workerData.key, size: blocks.length * 10,
+        etag: 'etag-' + open.objectId, attributes: { worker: workerData.worker, round: i }, blocks });
+      done.push({ objectId: open.objectId, localIds: blocks.map((b) => b.localId) });
+    }
+    parentPort.postMessage({ kind: 'committer-done', done });
+  } catch (err) {
+    parentPort.postMessage({ kind: 'committer-error', message: String(err && err.stack || err) });
+  } finally {
+    await store.close();
+  }
+})();
+`;
+
+function runCommitterThread(url: string, bucketId: number, key: string, rounds: number, worker: number): Promise<CommittedVersion[]> {
+  const openModule = new URL('../src/metadata/open.ts', import.meta.url).href;
+  const thread = new Worker(new URL(`data:text/javascript,${encodeURIComponent(COMMITTER)}`), { workerData: { openModule, url, bucketId, key, rounds, worker } });
+  return new Promise((resolve, reject) => {
+    // The test runner's own hooks may post messages too: only ours carry a kind.
+    thread.on('message', (msg: { kind?: string; done?: CommittedVersion[]; message?: string }) => {
+      if (msg?.kind === 'committer-done') resolve(msg.done!);
+      if (msg?.kind === 'committer-error') reject(new Error(msg.message));
+    });
+    thread.once('error', reject);
+    thread.once('exit', (code) => reject(new Error(`committer thread exited (${code}) before reporting`)));
+  });
+}
+
+metadataSuite(sqliteFactory);
+
+// SQLite- and URL-specific checks, outside the shared contract.
+t.test('openMetadataStore', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 's3g-open-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+
+  const viaScheme = await openMetadataStore(`sqlite:${join(dir, 'a', 'meta', 's3g.db')}`);
+  t.ok(viaScheme instanceof SqliteMetadataStore, 'sqlite:PATH, parent directories created');
+  await viaScheme.createUser({ name: 'u' });
+  await viaScheme.close();
+  await viaScheme.close(); // closing twice is harmless
+
+  const viaPath = await openMetadataStore(join(dir, 'a', 'meta', 's3g.db'));
+  t.ok(await viaPath.getUser('u'), 'a bare path opens the same file');
+  await viaPath.close();
+
+  const viaTripleSlash = await openMetadataStore(`sqlite://${join(dir, 'a', 'meta', 's3g.db')}`);
+  t.ok(await viaTripleSlash.getUser('u'), 'sqlite:///abs/path names the same file');
+  await viaTripleSlash.close();
+
+  await t.rejects(openMetadataStore('postgres://localhost/s3g'), /not available yet/, 'postgres comes later');
+  await t.rejects(openMetadataStore('mysql://localhost/s3g'), /unknown scheme 'mysql:'/);
+  await t.rejects(openMetadataStore(''), /empty/);
+});
+
+t.test('SQLite pragmas: WAL, synchronous FULL, foreign keys', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 's3g-pragma-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = new SqliteMetadataStore(join(dir, 's3g.db'));
+  await store.migrate();
+  // Reach the connection the store uses; pragmas are per connection.
+  const db = (store as unknown as { db: Database.Database }).db;
+  t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  t.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL');
+  t.equal(db.pragma('foreign_keys', { simple: true }), 1);
+  t.ok(Number(db.pragma('busy_timeout', { simple: true })) > 0);
+  await store.close();
+});
+
+t.test('SQLite group commit: concurrent writes share one transaction', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 's3g-group-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 's3g.db');
+  const store = new SqliteMetadataStore(path);
+  await store.migrate();
+  const db = (store as unknown as { db: Database.Database }).db;
+  const transaction = db.transaction.bind(db);
+  let outer = 0;
+  db.transaction = ((fn: (...args: unknown[]) => unknown) => {
+    if (!db.inTransaction) outer++;
+    return transaction(fn);
+  }) as typeof db.transaction;
+
+  await Promise.all(['u1', 'u2', 'u3', 'u4'].map((name) => store.createUser({ name })));
+  t.equal(outer, 1, 'four concurrent writes, one transaction (one fsync)');
+  await store.createUser({ name: 'u5' });
+  t.equal(outer, 2, 'a lone write gets its own');
+
+  // Writes still queued when the store closes are committed, not dropped.
+  const late = store.createUser({ name: 'late' });
+  await store.close();
+  t.equal((await late).name, 'late');
+  await t.rejects(store.createUser({ name: 'after' }), /closed/);
+  const again = await openMetadataStore(path);
+  t.same((await again.listUsers()).map((u) => u.name), ['late', 'u1', 'u2', 'u3', 'u4', 'u5']);
+  await again.close();
+});
+
+t.test('a database from a newer s3g is refused', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 's3g-newer-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 's3g.db');
+  await (await openMetadataStore(path)).close();
+  const db = new Database(path);
+  db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)").run();
+  db.close();
+  await t.rejects(openMetadataStore(path), /newer than this s3g supports/);
+});
+
+t.test('helpers', async (t) => {
+  t.equal(containerIdOf(1), 1);
+  t.equal(containerIdOf(1023), 1);
+  t.equal(containerIdOf(1024), 2);
+  t.equal(prefixUpperBound('a/'), 'a0');
+  t.equal(prefixUpperBound('a\u{10ffff}'), 'b');
+  t.equal(prefixUpperBound('\u{d7ff}'), '\u{e000}', 'skips surrogates');
+  t.equal(prefixUpperBound('\u{10ffff}'), undefined);
+});
