@@ -2,6 +2,7 @@
 // and user metadata (x-amz-meta-*, at most 2 KiB as AWS).
 import type { ObjectAttributes } from '../metadata/store.js';
 import { s3Error } from './errors.js';
+import type { ChecksumAlgorithm } from '../hashing/s3-checksums.js';
 
 export const STORED_HEADERS = ['content-type', 'content-encoding', 'content-disposition', 'content-language', 'cache-control', 'expires'] as const;
 const USER_METADATA_LIMIT = 2048;
@@ -10,6 +11,31 @@ const DEFAULT_CONTENT_TYPE = 'binary/octet-stream';
 export interface StoredAttributes extends ObjectAttributes {
   headers: Record<string, string>;
   userMetadata: Record<string, string>;
+  tags?: Record<string, string>;
+  checksum?: { algorithm: ChecksumAlgorithm; value: string; type: 'FULL_OBJECT' | 'COMPOSITE' };
+  /** Sizes of a multipart object's parts, for GET ?partNumber=N. */
+  parts?: { number: number; size: number }[];
+}
+
+const MAX_TAGS = 10;
+
+/** AWS's tag rules: at most 10, keys up to 128 and values up to 256 characters, keys unique. */
+export function validateTags(tags: [string, string][]): Record<string, string> {
+  if (tags.length > MAX_TAGS) throw s3Error('BadRequest', 'Object tags cannot be greater than 10');
+  const out: Record<string, string> = {};
+  for (const [key, value] of tags) {
+    if (key.length === 0 || [...key].length > 128) throw s3Error('InvalidTag', 'The TagKey you have provided is invalid');
+    if ([...value].length > 256) throw s3Error('InvalidTag', 'The TagValue you have provided is invalid');
+    if (key in out) throw s3Error('InvalidTag', 'Cannot provide multiple Tags with the same key');
+    out[key] = value;
+  }
+  return out;
+}
+
+/** The x-amz-tagging header: a URL-encoded query string. */
+export function tagsFromHeader(value: string | undefined): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  return validateTags([...new URLSearchParams(value)]);
 }
 
 export function attributesFromRequest(headers: Map<string, string[]>): StoredAttributes {
@@ -39,6 +65,8 @@ export function attributeHeaders(attributes: ObjectAttributes, query?: URLSearch
   const { headers = {}, userMetadata = {} } = attributes as Partial<StoredAttributes>;
   const out: Record<string, string> = { ...headers };
   for (const [key, value] of Object.entries(userMetadata)) out[`x-amz-meta-${key}`] = value;
+  const tagCount = Object.keys((attributes as Partial<StoredAttributes>).tags ?? {}).length;
+  if (tagCount > 0) out['x-amz-tagging-count'] = String(tagCount);
   if (query) {
     for (const name of STORED_HEADERS) {
       const override = query.get(`response-${name}`);

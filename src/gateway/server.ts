@@ -16,8 +16,10 @@ import { putHandlers } from './operations/put.js';
 import { getHandlers } from './operations/get.js';
 import { deleteHandlers } from './operations/delete.js';
 import { listHandlers } from './operations/list.js';
+import { copyHandlers } from './operations/copy.js';
+import { configHandlers } from './operations/config.js';
 
-const HANDLERS: HandlerTable = { ...bucketHandlers, ...putHandlers, ...getHandlers, ...deleteHandlers, ...listHandlers };
+const HANDLERS: HandlerTable = { ...bucketHandlers, ...putHandlers, ...getHandlers, ...deleteHandlers, ...listHandlers, ...copyHandlers, ...configHandlers };
 
 export interface Gateway {
   server: Server;

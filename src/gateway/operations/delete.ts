@@ -1,13 +1,66 @@
-// DeleteObject: the key goes, its blocks go to the deleted-block log for the purge service.
-import type { HandlerTable } from '../context.js';
-import { sendEmpty } from '../respond.js';
+// DeleteObject and DeleteObjects: keys go, their blocks go to the deleted-block log for the
+// purge service. Deleting a key that does not exist succeeds, as in S3.
+import type { GatewayServices, HandlerTable, RequestContext } from '../context.js';
+import { s3Error, S3Error } from '../errors.js';
+import { sendEmpty, sendXml } from '../respond.js';
+import { readSmallBody } from '../body.js';
+import { parseXml, xmlText } from '../xml.js';
+import { MAX_KEY_BYTES } from '../router.js';
+import { contentMd5, requestedChecksum } from '../upload.js';
 import { requireBucket } from './common.js';
+
+const MAX_KEYS_PER_REQUEST = 1000;
+
+/** DeleteObjects needs an integrity header (Content-MD5 or x-amz-checksum-*) and it must match the body. */
+async function verifyBodyIntegrity(ctx: RequestContext, services: GatewayServices, body: Buffer): Promise<void> {
+  const md5 = contentMd5(ctx);
+  const checksum = requestedChecksum(ctx);
+  if (md5 === undefined && checksum?.expected === undefined) {
+    throw s3Error('InvalidRequest', 'Missing required header for this request: Content-MD5');
+  }
+  const { digests } = await services.pool.whole(body, {
+    md5: md5 !== undefined,
+    sha256: false,
+    checksum: checksum?.algorithm,
+    bytesPerChecksum: Math.max(1, body.length),
+  });
+  if (md5 !== undefined && digests.md5 !== md5) throw s3Error('BadDigest');
+  if (checksum?.expected !== undefined && digests.checksum !== checksum.expected) throw s3Error('BadDigest');
+}
+
+async function deleteObjects(ctx: RequestContext<'DeleteObjects'>, services: GatewayServices): Promise<void> {
+  const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
+  const body = await readSmallBody(ctx.req);
+  await verifyBodyIntegrity(ctx, services, body);
+  const document = parseXml(body, 'Delete');
+  const objects = (document.Object ?? []) as Record<string, unknown>[];
+  if (objects.length === 0 || objects.length > MAX_KEYS_PER_REQUEST) {
+    throw s3Error('MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema.');
+  }
+  const quiet = xmlText(document.Quiet)?.trim().toLowerCase() === 'true';
+  const deleted: Record<string, string>[] = [];
+  const errors: Record<string, string>[] = [];
+  for (const entry of objects) {
+    const key = xmlText(entry.Key);
+    if (key === undefined) throw s3Error('MalformedXML', 'Each Object needs a Key.');
+    try {
+      if (key.length === 0) throw s3Error('InvalidArgument', 'The key must not be empty.');
+      if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw s3Error('KeyTooLongError', 'Your key is too long');
+      await services.store.deleteObject(bucket.id, key);
+      if (!quiet) deleted.push({ Key: key });
+    } catch (error) {
+      const s3 = error instanceof S3Error ? error : s3Error('InternalError');
+      errors.push({ Key: key, Code: s3.code, Message: s3.message });
+    }
+  }
+  sendXml(ctx.res, 200, 'DeleteResult', { Deleted: deleted, Error: errors });
+}
 
 export const deleteHandlers: HandlerTable = {
   async DeleteObject(ctx, services) {
     const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
-    // Deleting a missing key succeeds, as in S3.
     await services.store.deleteObject(bucket.id, ctx.op.key);
     sendEmpty(ctx.res, 204);
   },
+  DeleteObjects: deleteObjects,
 };

@@ -5,7 +5,7 @@ import type { GatewayServices, HandlerTable, RequestContext } from '../context.j
 import { header } from '../context.js';
 import { s3Error } from '../errors.js';
 import { httpDate, pipeBody } from '../respond.js';
-import { attributeHeaders } from '../object-attributes.js';
+import { attributeHeaders, type StoredAttributes } from '../object-attributes.js';
 import { requireBucket } from './common.js';
 
 export interface ByteRange {
@@ -90,6 +90,12 @@ async function respondWithObject(ctx: RequestContext<'GetObject' | 'HeadObject'>
   const length = end - start + 1;
   const status = range ? 206 : 200;
   if (range) headers['Content-Range'] = `bytes ${start}-${end}/${object.size}`;
+  const checksum = (object.attributes as Partial<StoredAttributes>).checksum;
+  // A whole-object checksum describes whole objects only: never on a ranged answer.
+  if (checksum && !range && header(ctx, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED') {
+    headers[`x-amz-checksum-${checksum.algorithm}`] = checksum.value;
+    headers['x-amz-checksum-type'] = checksum.type;
+  }
   if (!withBody || length === 0) {
     ctx.res.writeHead(status, { ...headers, 'Content-Length': length });
     ctx.res.end();

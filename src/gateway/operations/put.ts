@@ -1,80 +1,50 @@
-// PutObject: stream the body to the datanodes, verify what the client promised
-// (Content-MD5, signed payload SHA-256), then commit the key in one metadata transaction.
-import type { HandlerTable, RequestContext, GatewayServices } from '../context.js';
+// PutObject: stream the body to the datanodes, verify it (upload.ts), then commit the key in
+// one metadata transaction, with If-None-Match / If-Match checked inside that transaction.
+import type { GatewayServices, HandlerTable, RequestContext } from '../context.js';
 import { header } from '../context.js';
-import { s3Error } from '../errors.js';
 import { sendEmpty } from '../respond.js';
-import { payloadMode } from '../../auth/authenticate.js';
-import { BodyTooLargeError } from '../../pipeline/object-writer.js';
-import { attributesFromRequest } from '../object-attributes.js';
+import { attributesFromRequest, tagsFromHeader } from '../object-attributes.js';
+import { receiveBody } from '../upload.js';
+import { s3Error } from '../errors.js';
 import { requireBucket } from './common.js';
 
-/** Content-MD5 as hex, or undefined when absent; InvalidDigest when it is not 16 base64 bytes. */
-export function contentMd5(ctx: RequestContext): string | undefined {
-  const value = header(ctx, 'content-md5');
-  if (value === undefined) return undefined;
-  const bytes = Buffer.from(value, 'base64');
-  if (bytes.length !== 16 || bytes.toString('base64') !== value.trim()) {
-    throw s3Error('InvalidDigest', 'The Content-MD5 you specified is not valid.');
-  }
-  return bytes.toString('hex');
-}
-
-export function declaredLength(ctx: RequestContext, maxSize: number): number {
-  const value = header(ctx, 'content-length');
-  if (value === undefined) throw s3Error('MissingContentLength');
-  if (!/^\d+$/.test(value)) throw s3Error('InvalidArgument', 'Content-Length must be a non-negative integer.');
-  const length = Number(value);
-  if (length > maxSize) throw s3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed object size.');
-  return length;
+/** If-None-Match: * and If-Match on writes; anything else in If-None-Match is not supported by S3 either. */
+export function writeConditions(ctx: RequestContext): { ifNoneMatch?: '*'; ifMatch?: string } {
+  const ifNoneMatch = header(ctx, 'if-none-match')?.trim();
+  const ifMatch = header(ctx, 'if-match')?.trim();
+  if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw s3Error('NotImplemented', 'If-None-Match on writes supports only *');
+  return { ...(ifNoneMatch ? { ifNoneMatch: '*' as const } : {}), ...(ifMatch ? { ifMatch } : {}) };
 }
 
 async function putObject(ctx: RequestContext<'PutObject'>, services: GatewayServices): Promise<void> {
-  const mode = payloadMode(ctx.signed);
-  if (mode.kind === 'streaming') throw s3Error('NotImplemented', `x-amz-content-sha256: ${mode.value} is not supported yet`);
-  const length = declaredLength(ctx, services.config.maxPutSize);
-  const md5 = contentMd5(ctx);
   const attributes = attributesFromRequest(ctx.headers);
+  const tags = tagsFromHeader(header(ctx, 'x-amz-tagging'));
+  const conditions = writeConditions(ctx);
   const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
-
-  let written;
-  try {
-    written = await services.writer.write({
-      source: ctx.req.iterator({ destroyOnReturn: false }),
-      bucketId: bucket.id,
-      key: ctx.op.key,
-      kind: 'put',
-      digests: { md5: true, sha256: mode.kind === 'sha256' },
-      maxSize: length,
-    });
-  } catch (error) {
-    if (error instanceof BodyTooLargeError) throw s3Error('InvalidRequest', 'The body is longer than Content-Length.');
-    throw error;
-  }
-  const reject = (code: string): Promise<never> =>
-    services.store.abortOpenKey(written.objectId).then(() => {
-      throw s3Error(code);
-    });
-  if (written.size !== length) return reject('IncompleteBody');
-  if (mode.kind === 'sha256' && written.digests.sha256 !== mode.expected) return reject('XAmzContentSHA256Mismatch');
-  if (md5 !== undefined && written.digests.md5 !== md5) return reject('BadDigest');
-
-  const etag = written.digests.md5!;
+  const { written, md5, checksum } = await receiveBody(ctx, services, {
+    bucketId: bucket.id,
+    key: ctx.op.key,
+    kind: 'put',
+    maxSize: services.config.maxPutSize,
+  });
   try {
     await services.store.commitKey({
       objectId: written.objectId,
       bucketId: bucket.id,
       key: ctx.op.key,
       size: written.size,
-      etag,
-      attributes,
+      etag: md5,
+      attributes: { ...attributes, ...(tags ? { tags } : {}), ...(checksum ? { checksum } : {}) },
       blocks: written.blocks,
+      ...conditions,
     });
   } catch (error) {
     await services.store.abortOpenKey(written.objectId).catch(() => undefined);
     throw error;
   }
-  sendEmpty(ctx.res, 200, { ETag: `"${etag}"` });
+  const headers: Record<string, string> = { ETag: `"${md5}"` };
+  if (checksum) headers[`x-amz-checksum-${checksum.algorithm}`] = checksum.value;
+  sendEmpty(ctx.res, 200, headers);
 }
 
 export const putHandlers: HandlerTable = { PutObject: putObject };

@@ -1,0 +1,126 @@
+// Receiving an object body (PutObject, UploadPart): what the client promised about it
+// (Content-Length, Content-MD5, the signed SHA-256, an x-amz-checksum-*), streamed through
+// the writer, and verified before anything is committed. On a mismatch the open key is
+// aborted, so the blocks already written are reclaimed.
+import type { GatewayServices, RequestContext } from './context.js';
+import { header } from './context.js';
+import { s3Error } from './errors.js';
+import { payloadMode } from '../auth/authenticate.js';
+import { BodyTooLargeError, type WrittenObject } from '../pipeline/object-writer.js';
+import { CHECKSUM_ALGORITHMS, isChecksumAlgorithm, type ChecksumAlgorithm } from '../hashing/s3-checksums.js';
+import type { OpenKeyKind } from '../metadata/store.js';
+
+const CHECKSUM_BYTES: Record<ChecksumAlgorithm, number> = { crc32: 4, crc32c: 4, crc64nvme: 8, sha1: 20, sha256: 32 };
+
+export interface RequestedChecksum {
+  algorithm: ChecksumAlgorithm;
+  /** Base64 value from a header; undefined when it comes in a trailer or is only requested. */
+  expected?: string;
+}
+
+export interface StoredChecksum {
+  algorithm: ChecksumAlgorithm;
+  value: string;
+  type: 'FULL_OBJECT' | 'COMPOSITE';
+}
+
+export interface ReceivedBody {
+  written: WrittenObject;
+  /** Hex MD5 of the body: the ETag of a single PUT or of a part. */
+  md5: string;
+  checksum?: StoredChecksum;
+}
+
+/** Content-MD5 as hex, or undefined when absent; InvalidDigest when it is not 16 base64 bytes. */
+export function contentMd5(ctx: RequestContext): string | undefined {
+  const value = header(ctx, 'content-md5');
+  if (value === undefined) return undefined;
+  const bytes = Buffer.from(value, 'base64');
+  if (bytes.length !== 16 || bytes.toString('base64') !== value.trim()) {
+    throw s3Error('InvalidDigest', 'The Content-MD5 you specified is not valid.');
+  }
+  return bytes.toString('hex');
+}
+
+export function declaredLength(ctx: RequestContext, maxSize: number): number {
+  const value = header(ctx, 'content-length');
+  if (value === undefined) throw s3Error('MissingContentLength');
+  if (!/^\d+$/.test(value)) throw s3Error('InvalidArgument', 'Content-Length must be a non-negative integer.');
+  const length = Number(value);
+  if (length > maxSize) throw s3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed object size.');
+  return length;
+}
+
+/** The x-amz-checksum-* the client sent or asked for; at most one algorithm. */
+export function requestedChecksum(ctx: RequestContext): RequestedChecksum | undefined {
+  const sent = CHECKSUM_ALGORITHMS.filter((algorithm) => ctx.headers.has(`x-amz-checksum-${algorithm}`));
+  if (sent.length > 1) throw s3Error('InvalidRequest', 'Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.');
+  const named = (header(ctx, 'x-amz-sdk-checksum-algorithm') ?? header(ctx, 'x-amz-checksum-algorithm'))?.toLowerCase();
+  if (named !== undefined && !isChecksumAlgorithm(named)) throw s3Error('InvalidRequest', `Checksum algorithm ${named} is not supported.`);
+  const trailer = header(ctx, 'x-amz-trailer')?.trim().toLowerCase();
+  const trailed = trailer?.startsWith('x-amz-checksum-') ? trailer.slice('x-amz-checksum-'.length) : undefined;
+  if (trailed !== undefined && !isChecksumAlgorithm(trailed)) throw s3Error('InvalidRequest', `Checksum algorithm ${trailed} is not supported.`);
+  const algorithm = sent[0] ?? trailed ?? named;
+  if (algorithm === undefined) return undefined;
+  if (named !== undefined && named !== algorithm) {
+    throw s3Error('InvalidRequest', `Value for x-amz-sdk-checksum-algorithm header is invalid.`);
+  }
+  const expected = sent[0] ? header(ctx, `x-amz-checksum-${algorithm}`)! : undefined;
+  if (expected !== undefined) validateChecksumValue(algorithm, expected);
+  return { algorithm, expected };
+}
+
+export function validateChecksumValue(algorithm: ChecksumAlgorithm, value: string): void {
+  const bytes = Buffer.from(value, 'base64');
+  if (bytes.length !== CHECKSUM_BYTES[algorithm] || bytes.toString('base64') !== value) {
+    throw s3Error('InvalidRequest', `Value for x-amz-checksum-${algorithm} header is invalid.`);
+  }
+}
+
+/** Streams the request body into a new open key and verifies it; aborts the key on any failure. */
+export async function receiveBody(
+  ctx: RequestContext,
+  services: GatewayServices,
+  target: { bucketId: number; key: string; kind: OpenKeyKind; maxSize: number },
+): Promise<ReceivedBody> {
+  const mode = payloadMode(ctx.signed);
+  if (mode.kind === 'streaming') throw s3Error('NotImplemented', `x-amz-content-sha256: ${mode.value} is not supported yet`);
+  const length = declaredLength(ctx, target.maxSize);
+  const md5 = contentMd5(ctx);
+  const checksum = requestedChecksum(ctx);
+
+  let written: WrittenObject;
+  try {
+    written = await services.writer.write({
+      source: ctx.req.iterator({ destroyOnReturn: false }),
+      bucketId: target.bucketId,
+      key: target.key,
+      kind: target.kind,
+      digests: { md5: true, sha256: mode.kind === 'sha256', checksum: checksum?.algorithm },
+      maxSize: length,
+    });
+  } catch (error) {
+    if (error instanceof BodyTooLargeError) throw s3Error('InvalidRequest', 'The body is longer than Content-Length.');
+    throw error;
+  }
+  const { digests } = written;
+  const failure =
+    written.size !== length
+      ? s3Error('IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header.')
+      : mode.kind === 'sha256' && digests.sha256 !== mode.expected
+        ? s3Error('XAmzContentSHA256Mismatch')
+        : md5 !== undefined && digests.md5 !== md5
+          ? s3Error('BadDigest')
+          : checksum?.expected !== undefined && digests.checksum !== checksum.expected
+            ? s3Error('BadDigest', `The ${checksum.algorithm.toUpperCase()} you specified did not match the calculated checksum.`)
+            : undefined;
+  if (failure) {
+    await services.store.abortOpenKey(written.objectId);
+    throw failure;
+  }
+  return {
+    written,
+    md5: digests.md5!,
+    checksum: checksum ? { algorithm: checksum.algorithm, value: digests.checksum!, type: 'FULL_OBJECT' } : undefined,
+  };
+}
