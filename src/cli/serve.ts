@@ -108,6 +108,9 @@ export async function serve(argv: string[]): Promise<number> {
   const address = gateway.server.address();
   const port = typeof address === 'object' && address ? address.port : values.port;
   if (adminUser) process.stdout.write(`s3g admin credentials: access key ${adminUser.accessKeyId} secret ${adminUser.secretAccessKey}\n`);
+  const adminAddress = adminServer.server.address();
+  const adminPort = typeof adminAddress === 'object' && adminAddress ? adminAddress.port : values['admin-port'];
+  process.stdout.write(`s3g admin http://${values.host}:${adminPort}\n`);
   process.stdout.write(`s3g ready http://${values.host}:${port}\n`);
   log('info', 'serving', { port, datanodes: datanodes.pids(), replication, dataDir });
 

@@ -19,6 +19,8 @@ export interface ServerOptions {
 
 export interface TestServer {
   url: string;
+  /** The admin port: /health, /ready, /stats. */
+  adminUrl: string;
   port: number;
   dataDir: string;
   proc: ChildProcess;
@@ -61,8 +63,10 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     });
   });
   const port = Number(new URL(url).port);
+  const adminUrl = /^s3g admin (http:\/\/\S+)$/m.exec(out)?.[1] ?? '';
   return {
     url,
+    adminUrl,
     port,
     dataDir,
     proc,
