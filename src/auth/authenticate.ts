@@ -17,6 +17,8 @@ import {
 export interface Authenticated {
   user: User;
   signed: SignedRequest;
+  /** Needed again for aws-chunked bodies, whose every chunk is signed with the same key. */
+  secretAccessKey: string;
 }
 
 /** How the body is protected, from x-amz-content-sha256. */
@@ -47,7 +49,7 @@ export async function authenticate(
   if (!found) throw s3Error('InvalidAccessKeyId');
   const expected = computeSignature(parts, signed, found.secretAccessKey);
   if (!signaturesMatch(expected, signed.signature)) throw s3Error('SignatureDoesNotMatch');
-  return { user: found.user, signed };
+  return { user: found.user, signed, secretAccessKey: found.secretAccessKey };
 }
 
 export function payloadMode(signed: SignedRequest): PayloadMode {

@@ -35,6 +35,7 @@ interface RequestBase {
   headers: Map<string, string[]>;
   user: User;
   signed: SignedRequest;
+  secretAccessKey: string;
 }
 
 export type RequestContext<N extends OperationName = OperationName> = RequestBase & { op: OperationOf<N> };

@@ -45,6 +45,12 @@ export function attributesFromRequest(headers: Map<string, string[]>): StoredAtt
     if (value !== undefined) stored[name] = value;
   }
   stored['content-type'] ??= DEFAULT_CONTENT_TYPE;
+  // aws-chunked describes the request framing, not the object: AWS drops it.
+  if (stored['content-encoding'] !== undefined) {
+    const encodings = stored['content-encoding'].split(',').map((e) => e.trim()).filter((e) => e && e !== 'aws-chunked');
+    if (encodings.length > 0) stored['content-encoding'] = encodings.join(', ');
+    else delete stored['content-encoding'];
+  }
   const userMetadata: Record<string, string> = {};
   let size = 0;
   for (const [name, values] of headers) {

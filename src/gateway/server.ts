@@ -78,10 +78,10 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, services
       { method: parts.method, rawPath: parts.rawPath, query, host: req.headers.host, hasHeader: (name) => parts.headers.has(name) },
       services.config.domains,
     );
-    const { user, signed } = await authenticate(parts, query, services.store);
+    const { user, signed, secretAccessKey } = await authenticate(parts, query, services.store);
     const handler = HANDLERS[op.name] as Handler<OperationName> | undefined;
     if (!handler) throw s3Error('NotImplemented', `${op.name} is not implemented by s3g`);
-    const ctx: RequestContext = { req, res, requestId, op, query, headers: parts.headers, user, signed };
+    const ctx: RequestContext = { req, res, requestId, op, query, headers: parts.headers, user, signed, secretAccessKey };
     await handler(ctx, services);
   } catch (error) {
     sendError(req, res, requestId, op, error);

@@ -6,6 +6,7 @@ import type { GatewayServices, RequestContext } from './context.js';
 import { header } from './context.js';
 import { s3Error } from './errors.js';
 import { payloadMode } from '../auth/authenticate.js';
+import { AwsChunkedDecoder, awsChunkedOptions } from '../auth/streaming.js';
 import { BodyTooLargeError, type WrittenObject } from '../pipeline/object-writer.js';
 import { CHECKSUM_ALGORITHMS, isChecksumAlgorithm, type ChecksumAlgorithm } from '../hashing/s3-checksums.js';
 import type { OpenKeyKind } from '../metadata/store.js';
@@ -84,15 +85,25 @@ export async function receiveBody(
   target: { bucketId: number; key: string; kind: OpenKeyKind; maxSize: number },
 ): Promise<ReceivedBody> {
   const mode = payloadMode(ctx.signed);
-  if (mode.kind === 'streaming') throw s3Error('NotImplemented', `x-amz-content-sha256: ${mode.value} is not supported yet`);
-  const length = declaredLength(ctx, target.maxSize);
   const md5 = contentMd5(ctx);
   const checksum = requestedChecksum(ctx);
+  let source: AsyncIterable<Uint8Array> = ctx.req.iterator({ destroyOnReturn: false });
+  let decoder: AwsChunkedDecoder | undefined;
+  let length: number;
+  if (mode.kind === 'streaming') {
+    // Content-Length counts the aws-chunked framing; the object's length is declared apart.
+    const options = awsChunkedOptions(ctx.headers, ctx.signed, ctx.secretAccessKey, services.pool);
+    if (options.decodedLength > target.maxSize) throw s3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed object size.');
+    source = decoder = new AwsChunkedDecoder(source, options);
+    length = options.decodedLength;
+  } else {
+    length = declaredLength(ctx, target.maxSize);
+  }
 
   let written: WrittenObject;
   try {
     written = await services.writer.write({
-      source: ctx.req.iterator({ destroyOnReturn: false }),
+      source,
       bucketId: target.bucketId,
       key: target.key,
       kind: target.kind,
@@ -104,6 +115,7 @@ export async function receiveBody(
     throw error;
   }
   const { digests } = written;
+  const expectedChecksum = decoder?.checksum?.value ?? checksum?.expected;
   const failure =
     written.size !== length
       ? s3Error('IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header.')
@@ -111,7 +123,7 @@ export async function receiveBody(
         ? s3Error('XAmzContentSHA256Mismatch')
         : md5 !== undefined && digests.md5 !== md5
           ? s3Error('BadDigest')
-          : checksum?.expected !== undefined && digests.checksum !== checksum.expected
+          : checksum && expectedChecksum !== undefined && digests.checksum !== expectedChecksum
             ? s3Error('BadDigest', `The ${checksum.algorithm.toUpperCase()} you specified did not match the calculated checksum.`)
             : undefined;
   if (failure) {

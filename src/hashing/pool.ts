@@ -50,6 +50,14 @@ export class HashPool {
     return this.piscina.run({ kind: 'verify', data, bytesPerChecksum, expected } satisfies Task);
   }
 
+  /**
+   * Hex SHA-256 of one buffer (an aws-chunked chunk, whose signature covers its hash). Put the
+   * bytes in SharedArrayBuffer memory so that posting them shares rather than copies.
+   */
+  sha256(data: Uint8Array): Promise<string> {
+    return this.piscina.run({ kind: 'sha256', data } satisfies Task);
+  }
+
   get stats(): { threads: number; queueSize: number; utilization: number } {
     return { threads: this.piscina.threads.length, queueSize: this.piscina.queueSize, utilization: this.piscina.utilization };
   }

@@ -26,7 +26,8 @@ export type SessionReply = { id: number; crc32c: number[] } | { id: number; rele
 export type Task =
   | ({ kind: 'session'; port: MessagePort } & DigestOptions)
   | ({ kind: 'whole'; data: Uint8Array } & DigestOptions)
-  | { kind: 'verify'; data: Uint8Array; bytesPerChecksum: number; expected: number[] };
+  | { kind: 'verify'; data: Uint8Array; bytesPerChecksum: number; expected: number[] }
+  | { kind: 'sha256'; data: Uint8Array };
 
 export type WholeResult = { crc32c: number[]; digests: Digests };
 
@@ -76,7 +77,7 @@ function runSession(task: Extract<Task, { kind: 'session' }>): Promise<void> {
   });
 }
 
-export default function handle(task: Task): Promise<void> | WholeResult | number {
+export default function handle(task: Task): Promise<void> | WholeResult | number | string {
   switch (task.kind) {
     case 'session':
       return runSession(task);
@@ -87,5 +88,7 @@ export default function handle(task: Task): Promise<void> | WholeResult | number
     }
     case 'verify':
       return firstBadSlice(task.data, task.bytesPerChecksum, task.expected);
+    case 'sha256':
+      return createHash('sha256').update(task.data).digest('hex');
   }
 }
