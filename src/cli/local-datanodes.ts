@@ -62,8 +62,8 @@ export class LocalDatanodes {
   private async launch(slot: Slot): Promise<void> {
     mkdirSync(slot.dir, { recursive: true });
     const child = fork(childFile, ['--id', slot.id, '--dir', slot.dir, '--host', '127.0.0.1', '--port', '0'], {
+      // The parent's node flags (a TypeScript loader, --cpu-prof) apply to datanodes too.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      execArgv: import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [],
     });
     slot.child = child;
     const port = await new Promise<number>((resolve, reject) => {
