@@ -129,11 +129,10 @@ export function route(input: RouteInput, domains: readonly string[] = []): Opera
       (!r.header || input.hasHeader(r.header)),
   );
   const unhandled = [...input.query.keys()].find((word) => SUBRESOURCES.has(word) && !(row as Route | undefined)?.query?.includes(word));
-  if (!row || (unhandled && !isParameterOf(row.name, unhandled))) {
-    const known = ROUTES.some((r) => r.target === target && r.method === input.method);
-    if (!known && !row) throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.');
-    throw s3Error('NotImplemented', `${input.method} ${unhandled ? `?${unhandled}` : ''} is not implemented by s3g`.replace('  ', ' '));
+  if (unhandled && !(row && isParameterOf(row.name, unhandled))) {
+    throw s3Error('NotImplemented', `${input.method} ?${unhandled} is not implemented by s3g`);
   }
+  if (!row) throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.');
   if (target === 'object') return { name: row.name, bucket: bucket!, key: key! } as Operation;
   if (target === 'bucket') return { name: row.name, bucket: bucket! } as Operation;
   return { name: row.name } as Operation;

@@ -18,8 +18,9 @@ import { deleteHandlers } from './operations/delete.js';
 import { listHandlers } from './operations/list.js';
 import { copyHandlers } from './operations/copy.js';
 import { configHandlers } from './operations/config.js';
+import { multipartHandlers } from './operations/multipart.js';
 
-const HANDLERS: HandlerTable = { ...bucketHandlers, ...putHandlers, ...getHandlers, ...deleteHandlers, ...listHandlers, ...copyHandlers, ...configHandlers };
+const HANDLERS: HandlerTable = { ...bucketHandlers, ...putHandlers, ...getHandlers, ...deleteHandlers, ...listHandlers, ...copyHandlers, ...configHandlers, ...multipartHandlers };
 
 export interface Gateway {
   server: Server;
@@ -30,13 +31,16 @@ export interface Gateway {
 export function createGateway(services: GatewayServices): Gateway {
   let inFlight = 0;
   let drained: (() => void) | undefined;
-  const server = createServer((req, res) => {
+  const accept = (expectsContinue: boolean) => (req: IncomingMessage, res: ServerResponse) => {
     inFlight++;
     res.once('close', () => {
       if (--inFlight === 0) drained?.();
     });
-    void handleRequest(req, res, services);
-  });
+    void handleRequest(req, res, services, expectsContinue);
+  };
+  const server = createServer(accept(false));
+  // Expect: 100-continue: the client waits with the body until the request is authenticated.
+  server.on('checkContinue', accept(true));
   return {
     server,
     async shutdown() {
@@ -65,7 +69,7 @@ function requestParts(req: IncomingMessage): { parts: RequestParts; query: URLSe
   };
 }
 
-async function handleRequest(req: IncomingMessage, res: ServerResponse, services: GatewayServices): Promise<void> {
+async function handleRequest(req: IncomingMessage, res: ServerResponse, services: GatewayServices, expectsContinue: boolean): Promise<void> {
   const requestId = randomBytes(8).toString('hex').toUpperCase();
   res.setHeader('x-amz-request-id', requestId);
   res.setHeader('x-amz-id-2', requestId);
@@ -81,6 +85,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, services
     const { user, signed, secretAccessKey } = await authenticate(parts, query, services.store);
     const handler = HANDLERS[op.name] as Handler<OperationName> | undefined;
     if (!handler) throw s3Error('NotImplemented', `${op.name} is not implemented by s3g`);
+    if (expectsContinue) res.writeContinue();
     const ctx: RequestContext = { req, res, requestId, op, query, headers: parts.headers, user, signed, secretAccessKey };
     await handler(ctx, services);
   } catch (error) {

@@ -30,6 +30,8 @@ export interface RawRequest {
   body?: Buffer | AsyncIterable<Uint8Array>;
   /** x-amz-content-sha256 as signed; defaults to UNSIGNED-PAYLOAD. */
   payloadHash?: string;
+  /** When the request claims to be signed (default now). */
+  signingDate?: Date;
 }
 
 export async function signedRequest(server: TestServer, req: RawRequest, sig = signer()): Promise<RawResponse> {
@@ -38,7 +40,7 @@ export async function signedRequest(server: TestServer, req: RawRequest, sig = s
     'x-amz-content-sha256': req.payloadHash ?? 'UNSIGNED-PAYLOAD',
     ...req.headers,
   };
-  const signed = await sig.sign(new HttpRequest({ method: req.method, protocol: 'http:', hostname: '127.0.0.1', port: server.port, path: req.path, query: req.query ?? {}, headers }));
+  const signed = await sig.sign(new HttpRequest({ method: req.method, protocol: 'http:', hostname: '127.0.0.1', port: server.port, path: req.path, query: req.query ?? {}, headers }), { signingDate: req.signingDate });
   const qs = new URLSearchParams(req.query ?? {}).toString();
   return send(server, req.method, req.path + (qs ? `?${qs}` : ''), signed.headers as Record<string, string>, req.body);
 }

@@ -1,0 +1,258 @@
+// The S3 surface beyond the first slice: routing, listings, copy, multi-delete, conditional
+// requests, checksums, configuration probes, and the error code and status of each case.
+import t from 'tap';
+import { createHash, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import {
+  CopyObjectCommand,
+  CreateBucketCommand,
+  DeleteObjectsCommand,
+  GetBucketAclCommand,
+  GetBucketCorsCommand,
+  GetBucketLocationCommand,
+  GetBucketPolicyCommand,
+  GetBucketVersioningCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import { crc32 } from '@node-rs/crc32';
+import { disposeServer, startServer, ACCESS_KEY } from './helpers/server.js';
+import { s3Failure, sdkClient } from './helpers/clients.js';
+import { errorCode, signedRequest } from './helpers/raw.js';
+
+const server = await startServer({ args: ['--domain', 's3.localhost'] });
+t.teardown(() => disposeServer(server));
+const s3 = sdkClient(server);
+const bucket = 'api';
+await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+
+const text = async (body: { transformToString(): Promise<string> } | undefined): Promise<string> => (body ? body.transformToString() : '');
+
+t.test('virtual-hosted-style addressing reaches the bucket named in Host', async (t) => {
+  const put = await signedRequest(server, {
+    method: 'PUT',
+    path: '/vhost-key',
+    headers: { host: `${bucket}.s3.localhost:${server.port}`, 'content-length': '5' },
+    body: Buffer.from('hello'),
+  });
+  t.equal(put.status, 200);
+  const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'vhost-key' }));
+  t.equal(await text(got.Body), 'hello');
+  const list = await signedRequest(server, { method: 'GET', path: '/', query: { 'list-type': '2' }, headers: { host: `${bucket}.s3.localhost:${server.port}` } });
+  t.match(list.body.toString(), /<Key>vhost-key<\/Key>/);
+});
+
+t.test('unknown sub-resources are 501, configuration probes answer as AWS does for none', async (t) => {
+  const versions = await signedRequest(server, { method: 'GET', path: `/${bucket}`, query: { versions: '' } });
+  t.equal(versions.status, 501);
+  t.equal(errorCode(versions), 'NotImplemented');
+  const putPolicy = await signedRequest(server, { method: 'PUT', path: `/${bucket}`, query: { policy: '' }, headers: { 'content-length': '2' }, body: Buffer.from('{}') });
+  t.equal(putPolicy.status, 501, 'a PUT of a configuration we do not keep is never a silent success');
+  t.same(await s3Failure(s3.send(new GetBucketPolicyCommand({ Bucket: bucket }))), { code: 'NoSuchBucketPolicy', status: 404 });
+  t.same(await s3Failure(s3.send(new GetBucketCorsCommand({ Bucket: bucket }))), { code: 'NoSuchCORSConfiguration', status: 404 });
+  for (const [word, code] of [
+    ['lifecycle', 'NoSuchLifecycleConfiguration'],
+    ['website', 'NoSuchWebsiteConfiguration'],
+    ['encryption', 'ServerSideEncryptionConfigurationNotFoundError'],
+    ['replication', 'ReplicationConfigurationNotFoundError'],
+    ['object-lock', 'ObjectLockConfigurationNotFoundError'],
+    ['tagging', 'NoSuchTagSet'],
+  ]) {
+    const res = await signedRequest(server, { method: 'GET', path: `/${bucket}`, query: { [word!]: '' } });
+    t.same([res.status, errorCode(res)], [404, code], word);
+  }
+  const versioning = await s3.send(new GetBucketVersioningCommand({ Bucket: bucket }));
+  t.equal(versioning.Status, undefined, 'empty VersioningConfiguration');
+  const acl = await s3.send(new GetBucketAclCommand({ Bucket: bucket }));
+  t.equal(acl.Grants?.[0]?.Permission, 'FULL_CONTROL');
+  t.equal(acl.Grants?.[0]?.Grantee?.ID, acl.Owner?.ID);
+  const location = await s3.send(new GetBucketLocationCommand({ Bucket: bucket }));
+  t.notOk(location.LocationConstraint, 'us-east-1 is the empty constraint');
+  t.same(await s3Failure(s3.send(new GetBucketPolicyCommand({ Bucket: 'missing-bucket' }))), { code: 'NoSuchBucket', status: 404 });
+});
+
+t.test('listings: prefix, delimiter, pagination, start-after, url encoding, v1 markers', async (t) => {
+  const keys = ['list/a', 'list/b/1', 'list/b/2', 'list/c d', 'list/é+&<x', 'list/z%25'];
+  for (const key of keys) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: key }));
+  const all = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/' }));
+  t.same(all.Contents?.map((o) => o.Key), [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+  t.equal(all.KeyCount, keys.length);
+  const folded = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/', Delimiter: '/' }));
+  t.same(folded.CommonPrefixes?.map((p) => p.Prefix), ['list/b/']);
+  t.same(folded.Contents?.map((o) => o.Key), ['list/a', 'list/c d', 'list/z%25', 'list/é+&<x']);
+  const seen: string[] = [];
+  let token: string | undefined;
+  let pages = 0;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/', MaxKeys: 2, ContinuationToken: token }));
+    seen.push(...(page.Contents ?? []).map((o) => o.Key!));
+    token = page.NextContinuationToken;
+    t.equal(page.IsTruncated, token !== undefined);
+    pages++;
+  } while (token);
+  t.equal(pages, 3);
+  t.same(seen, all.Contents?.map((o) => o.Key));
+  const after = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/', StartAfter: 'list/b/2' }));
+  t.same(after.Contents?.map((o) => o.Key), ['list/c d', 'list/z%25', 'list/é+&<x']);
+  const encoded = await signedRequest(server, { method: 'GET', path: `/${bucket}`, query: { 'list-type': '2', prefix: 'list/', 'encoding-type': 'url' } });
+  t.match(encoded.body.toString(), /<Key>list%2Fc\+d<\/Key>/);
+  t.match(encoded.body.toString(), /<Key>list%2F%C3%A9%2B%26%3Cx<\/Key>/);
+  const owner = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/a', FetchOwner: true }));
+  t.equal(owner.Contents?.[0]?.Owner?.DisplayName, 'admin');
+
+  const v1 = await s3.send(new ListObjectsCommand({ Bucket: bucket, Prefix: 'list/', Delimiter: '/', MaxKeys: 2 }));
+  t.equal(v1.IsTruncated, true);
+  t.equal(v1.NextMarker, 'list/b/');
+  const v1next = await s3.send(new ListObjectsCommand({ Bucket: bucket, Prefix: 'list/', Delimiter: '/', Marker: v1.NextMarker }));
+  t.same(v1next.Contents?.map((o) => o.Key), ['list/c d', 'list/z%25', 'list/é+&<x']);
+  const badToken = await signedRequest(server, { method: 'GET', path: `/${bucket}`, query: { 'list-type': '2', 'continuation-token': '!!' } });
+  t.same([badToken.status, errorCode(badToken)], [400, 'InvalidArgument']);
+  const badMax = await signedRequest(server, { method: 'GET', path: `/${bucket}`, query: { 'list-type': '2', 'max-keys': '-1' } });
+  t.same([badMax.status, errorCode(badMax)], [400, 'InvalidArgument']);
+});
+
+t.test('copy: COPY and REPLACE directives, onto itself, source conditions', async (t) => {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'copy/src', Body: 'source body', ContentType: 'text/x-src', Metadata: { m: '1' } }));
+  const copied = await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'copy/dst', CopySource: `${bucket}/copy/src` }));
+  t.equal(copied.CopyObjectResult?.ETag, `"${createHash('md5').update('source body').digest('hex')}"`);
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'copy/dst' }));
+  t.same([head.ContentType, head.Metadata], ['text/x-src', { m: '1' }]);
+  await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'copy/dst', CopySource: `${bucket}/copy/src`, MetadataDirective: 'REPLACE', ContentType: 'text/x-new', Metadata: { n: '2' } }));
+  const replaced = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'copy/dst' }));
+  t.same([replaced.ContentType, replaced.Metadata], ['text/x-new', { n: '2' }]);
+  t.same(await s3Failure(s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'copy/src', CopySource: `${bucket}/copy/src` }))), { code: 'InvalidRequest', status: 400 });
+  await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'copy/src', CopySource: `${bucket}/copy/src`, MetadataDirective: 'REPLACE', Metadata: { self: 'yes' } }));
+  t.same((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'copy/src' }))).Metadata, { self: 'yes' });
+  t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'copy/src' }))).Body), 'source body');
+  t.same(await s3Failure(s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'x', CopySource: `${bucket}/copy/src`, CopySourceIfMatch: '"nope"' }))), { code: 'PreconditionFailed', status: 412 });
+  t.same(await s3Failure(s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'x', CopySource: `${bucket}/copy/src`, CopySourceIfNoneMatch: head.ETag }))), { code: 'PreconditionFailed', status: 412 });
+  t.same(await s3Failure(s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'x', CopySource: `${bucket}/copy/missing` }))), { code: 'NoSuchKey', status: 404 });
+  t.same(await s3Failure(s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'x', CopySource: 'nobucket/copy/src' }))), { code: 'NoSuchBucket', status: 404 });
+});
+
+t.test('DeleteObjects: quiet mode, integrity header required, limits', async (t) => {
+  for (const key of ['del/1', 'del/2', 'del/3']) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: key }));
+  const result = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: 'del/1' }, { Key: 'del/never' }] } }));
+  t.same(result.Deleted?.map((d) => d.Key).sort(), ['del/1', 'del/never']);
+  const quiet = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Quiet: true, Objects: [{ Key: 'del/2' }] } }));
+  t.equal(quiet.Deleted, undefined);
+  const body = Buffer.from('<Delete><Object><Key>del/3</Key></Object></Delete>');
+  const noMd5 = await signedRequest(server, { method: 'POST', path: `/${bucket}`, query: { delete: '' }, headers: { 'content-length': String(body.length) }, body });
+  t.same([noMd5.status, errorCode(noMd5)], [400, 'InvalidRequest']);
+  const wrongMd5 = await signedRequest(server, {
+    method: 'POST', path: `/${bucket}`, query: { delete: '' }, body,
+    headers: { 'content-length': String(body.length), 'content-md5': createHash('md5').update('x').digest('base64') },
+  });
+  t.same([wrongMd5.status, errorCode(wrongMd5)], [400, 'BadDigest']);
+  const crcHeader = Buffer.alloc(4);
+  crcHeader.writeUInt32BE(crc32(body));
+  const withChecksum = await signedRequest(server, {
+    method: 'POST', path: `/${bucket}`, query: { delete: '' }, body,
+    headers: { 'content-length': String(body.length), 'x-amz-checksum-crc32': crcHeader.toString('base64') },
+  });
+  t.equal(withChecksum.status, 200, 'an x-amz-checksum-* header is accepted instead of Content-MD5');
+  const tooMany = Buffer.from(`<Delete>${'<Object><Key>k</Key></Object>'.repeat(1001)}</Delete>`);
+  const overLimit = await signedRequest(server, {
+    method: 'POST', path: `/${bucket}`, query: { delete: '' }, body: tooMany,
+    headers: { 'content-length': String(tooMany.length), 'content-md5': createHash('md5').update(tooMany).digest('base64') },
+  });
+  t.same([overLimit.status, errorCode(overLimit)], [400, 'MalformedXML']);
+  const broken = Buffer.from('<Delete><Object><Key>k</Key></Delete>');
+  const malformed = await signedRequest(server, {
+    method: 'POST', path: `/${bucket}`, query: { delete: '' }, body: broken,
+    headers: { 'content-length': String(broken.length), 'content-md5': createHash('md5').update(broken).digest('base64') },
+  });
+  t.same([malformed.status, errorCode(malformed)], [400, 'MalformedXML']);
+  const dtd = Buffer.from('<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa">]><Delete><Object><Key>&a;</Key></Object></Delete>');
+  const entity = await signedRequest(server, {
+    method: 'POST', path: `/${bucket}`, query: { delete: '' }, body: dtd,
+    headers: { 'content-length': String(dtd.length), 'content-md5': createHash('md5').update(dtd).digest('base64') },
+  });
+  t.same([entity.status, errorCode(entity)], [400, 'MalformedXML'], 'no DTDs, no entity expansion');
+});
+
+t.test('conditional GET/HEAD and conditional writes', async (t) => {
+  const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'cond', Body: 'v1' }));
+  const etag = put.ETag!;
+  t.same(await s3Failure(s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'cond', IfMatch: '"other"' }))), { code: 'PreconditionFailed', status: 412 });
+  t.equal((await s3Failure(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'cond', IfNoneMatch: etag })))).status, 304);
+  const notModified = await signedRequest(server, { method: 'GET', path: `/${bucket}/cond`, headers: { 'if-none-match': etag } });
+  t.equal(notModified.status, 304);
+  const future = new Date(Date.now() + 3600_000);
+  const past = new Date(Date.now() - 3600_000);
+  t.equal((await signedRequest(server, { method: 'GET', path: `/${bucket}/cond`, headers: { 'if-modified-since': future.toUTCString() } })).status, 304);
+  t.equal((await signedRequest(server, { method: 'GET', path: `/${bucket}/cond`, headers: { 'if-unmodified-since': past.toUTCString() } })).status, 412);
+  t.equal((await signedRequest(server, { method: 'GET', path: `/${bucket}/cond`, headers: { 'if-match': etag, 'if-unmodified-since': past.toUTCString() } })).status, 200, 'If-Match wins over If-Unmodified-Since');
+
+  t.same(await s3Failure(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'cond', Body: 'v2', IfNoneMatch: '*' }))), { code: 'PreconditionFailed', status: 412 });
+  t.same(await s3Failure(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'cond', Body: 'v2', IfMatch: '"0123"' }))), { code: 'PreconditionFailed', status: 412 });
+  t.same(await s3Failure(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'cond-missing', Body: 'v2', IfMatch: etag }))), { code: 'NoSuchKey', status: 404 });
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'cond', Body: 'v2', IfMatch: etag }));
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'cond-new', Body: 'v1', IfNoneMatch: '*' }));
+  t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'cond' }))).Body), 'v2');
+});
+
+t.test('response overrides, stored headers, user metadata limit', async (t) => {
+  await s3.send(new PutObjectCommand({
+    Bucket: bucket, Key: 'headers', Body: 'x', ContentType: 'text/plain', ContentEncoding: 'identity', ContentDisposition: 'inline',
+    ContentLanguage: 'en', CacheControl: 'max-age=60', Expires: new Date('2030-01-01T00:00:00Z'),
+  }));
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'headers' }));
+  t.same([head.ContentType, head.ContentEncoding, head.ContentDisposition, head.ContentLanguage, head.CacheControl], ['text/plain', 'identity', 'inline', 'en', 'max-age=60']);
+  t.equal(head.Expires?.toISOString(), '2030-01-01T00:00:00.000Z');
+  const overridden = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'headers', ResponseContentType: 'application/x-override', ResponseContentDisposition: 'attachment; filename="a.txt"', ResponseCacheControl: 'no-cache' }));
+  t.same([overridden.ContentType, overridden.ContentDisposition, overridden.CacheControl], ['application/x-override', 'attachment; filename="a.txt"', 'no-cache']);
+  t.same(await s3Failure(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'meta', Body: 'x', Metadata: { big: 'v'.repeat(2100) } }))), { code: 'MetadataTooLarge', status: 400 });
+});
+
+t.test('x-amz-checksum-* validated, stored, returned only for whole-object reads', async (t) => {
+  const body = randomBytes(100_000);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  const sha1 = createHash('sha1').update(body).digest('base64');
+  const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'sum', Body: body, ChecksumSHA1: sha1 }));
+  t.equal(put.ChecksumSHA1, sha1);
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'sum', ChecksumMode: 'ENABLED' }));
+  t.equal(head.ChecksumSHA1, sha1);
+  const ranged = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'sum', ChecksumMode: 'ENABLED', Range: 'bytes=0-9' }));
+  t.equal(ranged.ChecksumSHA1, undefined, 'no whole-object checksum on a ranged GET');
+  t.same(await s3Failure(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'sum2', Body: body, ChecksumCRC32: 'AAAAAA==' }))), { code: 'BadDigest', status: 400 });
+  t.same(await s3Failure(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'sum2', Body: body, ChecksumCRC32: 'garbage' }))), { code: 'InvalidRequest', status: 400 });
+  t.same(await s3Failure(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'sum2' }))), { code: 'NotFound', status: 404 }, 'nothing committed on a bad checksum');
+  const crcPut = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'sum3', Body: body, ChecksumCRC32: crc.toString('base64') }));
+  t.equal(crcPut.ChecksumCRC32, crc.toString('base64'));
+});
+
+t.test('Expect: 100-continue is answered only after authentication', async (t) => {
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1', port: server.port, method: 'PUT', path: `/${bucket}/expect`,
+      headers: { expect: '100-continue', 'content-length': '4', authorization: `AWS4-HMAC-SHA256 Credential=${ACCESS_KEY}/20200101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00`, 'x-amz-date': '20200101T000000Z', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+    });
+    req.on('continue', () => reject(new Error('100 Continue sent to an unauthenticated request')));
+    req.on('response', (res) => { res.resume(); resolve(res.statusCode!); });
+    req.on('error', reject);
+  });
+  t.equal(status, 403);
+});
+
+t.test('errors: bucket names, keys, ranges, skew, methods', async (t) => {
+  const longKey = 'k'.repeat(1025);
+  t.same(await s3Failure(s3.send(new PutObjectCommand({ Bucket: bucket, Key: longKey, Body: 'x' }))), { code: 'KeyTooLongError', status: 400 });
+  t.same(await s3Failure(s3.send(new CreateBucketCommand({ Bucket: 'ab' }))), { code: 'InvalidBucketName', status: 400 });
+  t.same(await s3Failure(s3.send(new CreateBucketCommand({ Bucket: '192.168.1.1' }))), { code: 'InvalidBucketName', status: 400 });
+  const skewed = await signedRequest(server, { method: 'GET', path: '/', signingDate: new Date(Date.now() - 20 * 60_000) });
+  t.same([skewed.status, errorCode(skewed)], [403, 'RequestTimeTooSkewed']);
+  const badPercent = await signedRequest(server, { method: 'GET', path: `/${bucket}/%E0%A4%A` });
+  t.same([badPercent.status, errorCode(badPercent)], [400, 'InvalidURI']);
+  const postObject = await signedRequest(server, { method: 'POST', path: `/${bucket}/obj` });
+  t.same([postObject.status, errorCode(postObject)], [405, 'MethodNotAllowed']);
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'range', Body: '0123456789' }));
+  const unsatisfiable = await signedRequest(server, { method: 'GET', path: `/${bucket}/range`, headers: { range: 'bytes=10-20' } });
+  t.same([unsatisfiable.status, errorCode(unsatisfiable), unsatisfiable.headers['content-range']], [416, 'InvalidRange', 'bytes */10']);
+  const ignored = await signedRequest(server, { method: 'GET', path: `/${bucket}/range`, headers: { range: 'bytes=5-2' } });
+  t.same([ignored.status, ignored.body.toString()], [200, '0123456789'], 'an unparsable range is ignored, as AWS does');
+});
