@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync, openSync, readSync, writeSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { startServer, tempDir, type TestServer } from './helpers/server.js';
 import { aws, awsEnv, s3Failure, sdkClient } from './helpers/clients.js';
 import { patternBody, presignedPath, send } from './helpers/raw.js';
@@ -103,6 +103,13 @@ t.test('kill -9 during a 200 MiB upload: the key is absent, earlier objects inta
   t.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(earlier), 'earlier object intact');
   await waitFor('orphaned blocks removed from the datanodes', () => diskBytes(dataDir) === committedBytes);
   t.pass('datanode disk usage is back to the committed objects');
+
+  // Deleting and overwriting objects gives their blocks back too.
+  await s3again.send(new PutObjectCommand({ Bucket: 'crash', Key: 'earlier', Body: Buffer.alloc(1000) }));
+  await waitFor('the overwritten version reclaimed', () => diskBytes(dataDir) === 1000);
+  await s3again.send(new DeleteObjectCommand({ Bucket: 'crash', Key: 'earlier' }));
+  await waitFor('the deleted object reclaimed', () => diskBytes(dataDir) === 0);
+  t.pass('overwrites and deletes free datanode space');
   await server.stop();
 });
 
