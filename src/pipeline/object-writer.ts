@@ -26,7 +26,7 @@ export interface WrittenObject {
 }
 
 export interface WriteInput {
-  source: AsyncIterable<Uint8Array>;
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
   bucketId: number;
   key: string;
   kind: OpenKeyKind;
