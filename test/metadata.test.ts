@@ -11,8 +11,9 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { openMetadataStore } from '../src/metadata/open.js';
 import { SqliteMetadataStore } from '../src/metadata/sqlite.js';
+import { migrateSqlite, sqliteMigrations } from '../src/metadata/migrations.js';
 import { containerIdOf, prefixUpperBound } from '../src/metadata/shared.js';
-import { MetadataError, type BlockRef, type Bucket, type MetadataErrorCode, type MetadataStore } from '../src/metadata/store.js';
+import { MetadataError, type BlockRef, type Bucket, type MetadataErrorCode, type MetadataStore, type OpenKey, type PartChecksum } from '../src/metadata/store.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -477,6 +478,325 @@ function metadataSuite(factory: StoreFactory): void {
       t.same((await store.listObjects(other.id, { limit: 10 })).map((o) => o.key), ['a'], 'buckets are separate');
     });
 
+    // ---- multipart uploads ----
+
+    /** Writes one part the way the gateway does: a 'part' open key, its blocks, then commitPart. */
+    async function writePart(store: MetadataStore, upload: OpenKey, partNumber: number, lengths: number[], extra: { replicas?: string[]; checksum?: PartChecksum } = {}) {
+      const open = await store.openKey({ bucketId: upload.bucketId, key: upload.key, kind: 'part' });
+      const blocks: (BlockRef & { length: number })[] = [];
+      for (const length of lengths) blocks.push({ ...(await store.allocateBlock(open.objectId, extra.replicas ?? ['dn1'])), length });
+      const size = lengths.reduce((a, b) => a + b, 0);
+      const part = await store.commitPart({
+        uploadId: upload.objectId, partNumber, objectId: open.objectId, size, etag: `md5-${partNumber}-${open.objectId}`, blocks,
+        ...(extra.checksum ? { checksum: extra.checksum } : {}),
+      });
+      return { part, open, blocks };
+    }
+
+    const ids = (blocks: { localId: number }[]) => blocks.map((b) => b.localId);
+    const sorted = (values: number[]) => [...values].sort((a, b) => a - b);
+
+    t.test('multipart: openKey stores attributes; an upload is an open key of kind multipart', async (t) => {
+      const { store, bucket, open } = await withBucket(t);
+      const attributes = { headers: { 'content-type': 'text/plain' }, userMetadata: { a: 'b' }, tagging: 'k=v', checksumAlgorithm: 'CRC32' };
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart', attributes });
+      t.match(upload, { bucketId: bucket.id, key: 'big', kind: 'multipart' });
+      t.same(upload.attributes, attributes);
+      t.same(await store.getOpenKey(upload.objectId), upload, 'getOpenKey returns the attributes');
+      const plain = await store.openKey({ bucketId: bucket.id, key: 'small', kind: 'put' });
+      t.notOk('attributes' in plain, 'no attributes when none were given');
+      t.same(await store.getOpenKey(plain.objectId), plain);
+      await store.close();
+      const again = await open();
+      t.same(await again.getOpenKey(upload.objectId), upload, 'attributes survive a reopen');
+    });
+
+    t.test('multipart: commitPart, listParts, getParts', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart' });
+      t.same(await store.listParts(upload.objectId, { limit: 10 }), [], 'no parts yet');
+
+      const p2 = await writePart(store, upload, 2, [5, 3], { replicas: ['dn1', 'dn2'] });
+      t.match(p2.part, { partNumber: 2, size: 8, etag: p2.part.etag });
+      t.notOk('checksum' in p2.part, 'no checksum when none was given');
+      t.ok(Math.abs(p2.part.modifiedAt - Date.now()) < 60_000, 'modifiedAt is now, in ms');
+      t.equal(await store.getOpenKey(p2.open.objectId), undefined, "the part's open key is gone");
+      const p1 = await writePart(store, upload, 1, [4], { checksum: { algorithm: 'crc32', value: 'AAAAAA==' } });
+      t.same(p1.part.checksum, { algorithm: 'crc32', value: 'AAAAAA==' }, 'checksum round-trips');
+      const p10 = await writePart(store, upload, 10, [1]);
+
+      t.same((await store.listParts(upload.objectId, { limit: 10 })).map((p) => p.partNumber), [1, 2, 10], 'part-number order');
+      t.same(await store.listParts(upload.objectId, { limit: 10 }), [p1.part, p2.part, p10.part], 'listParts returns what commitPart returned');
+      t.same((await store.listParts(upload.objectId, { limit: 2 })).map((p) => p.partNumber), [1, 2], 'limit');
+      t.same((await store.listParts(upload.objectId, { after: 1, limit: 10 })).map((p) => p.partNumber), [2, 10], 'after is exclusive');
+      t.same((await store.listParts(upload.objectId, { after: 2, limit: 1 })).map((p) => p.partNumber), [10], 'after and limit');
+      t.same(await store.listParts(upload.objectId, { after: 10, limit: 10 }), []);
+
+      const parts = await store.getParts(upload.objectId);
+      t.same(parts.map((p) => p.partNumber), [1, 2, 10]);
+      t.same(parts[1], {
+        ...p2.part,
+        blocks: p2.blocks.map((b) => ({ containerId: b.containerId, localId: b.localId, length: b.length, replicas: ['dn1', 'dn2'] })),
+      }, 'getParts carries each part\'s blocks in order, with replicas');
+      t.same(await store.pendingBlockDeletions(10), [], 'nothing retired');
+      const empty = await writePart(store, upload, 11, []);
+      t.same((await store.getParts(upload.objectId)).at(-1), { ...empty.part, blocks: [] }, 'an empty part has no blocks');
+      const record = await store.completeMultipartUpload({ uploadId: upload.objectId, bucketId: bucket.id, key: 'big', parts: [1, 2, 11], size: 12, etag: 'e-3', attributes: {} });
+      t.same(ids(record.blocks), [...ids(p1.blocks), ...ids(p2.blocks)], 'completing with an empty last part');
+
+      await expectCode(t, store.listParts('no-such-upload', { limit: 10 }), 'NoSuchUpload', 'listParts of an unknown upload');
+      await expectCode(t, store.getParts('no-such-upload'), 'NoSuchUpload', 'getParts of an unknown upload');
+      const put = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'put' });
+      await expectCode(t, store.listParts(put.objectId, { limit: 10 }), 'NoSuchUpload', 'a put open key is not an upload');
+    });
+
+    t.test('multipart: re-uploading a part replaces it and retires the old blocks', async (t) => {
+      const { store, bucket, fixture } = await withBucket(t);
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart' });
+      const first = await writePart(store, upload, 1, [3, 3], { replicas: ['dn1', 'dn2'] });
+      const second = await writePart(store, upload, 1, [7]);
+      const parts = await store.getParts(upload.objectId);
+      t.equal(parts.length, 1, 'one part 1');
+      t.same(parts[0], { ...second.part, blocks: [{ ...second.blocks[0]!, replicas: ['dn1'] }] }, 'the new one');
+      const pending = await store.pendingBlockDeletions(100);
+      t.same(localIds(pending), sorted(ids(first.blocks)), 'the old part\'s blocks are in the deletion log');
+      t.equal(pending.length, 4, 'one row per replica');
+      const rows = await fixture.query('SELECT local_id FROM blocks ORDER BY local_id');
+      t.same(rows.map((r) => Number(r.local_id)), ids(second.blocks), 'old block rows are gone');
+    });
+
+    t.test('multipart: commitPart failures', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart' });
+      const other = await store.openKey({ bucketId: bucket.id, key: 'other', kind: 'multipart' });
+      const open = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'part' });
+      const block = await store.allocateBlock(open.objectId, ['dn1']);
+      const foreignOpen = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'part' });
+      const foreign = await store.allocateBlock(foreignOpen.objectId, ['dn1']);
+      const base = { uploadId: upload.objectId, partNumber: 1, objectId: open.objectId, size: 1, etag: 'e', blocks: [{ ...block, length: 1 }] };
+
+      await expectCode(t, store.commitPart({ ...base, uploadId: 'no-such-upload' }), 'NoSuchUpload', 'unknown upload');
+      await expectCode(t, store.commitPart({ ...base, uploadId: other.objectId }), 'NoSuchUpload', 'an upload of another key');
+      await expectCode(t, store.commitPart({ ...base, objectId: 'no-such-part' }), 'NoSuchUpload', 'unknown part open key');
+      const put = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'put' });
+      const putBlock = await store.allocateBlock(put.objectId, ['dn1']);
+      await expectCode(t, store.commitPart({ ...base, objectId: put.objectId, blocks: [{ ...putBlock, length: 1 }] }), 'NoSuchUpload', 'a put open key is not a part');
+      await expectFault(t, store.commitPart({ ...base, size: 2, blocks: [{ ...block, length: 1 }, { ...foreign, length: 1 }] }), /not allocated/, "another part's block");
+      await expectFault(t, store.commitPart({ ...base, size: 5 }), /sum/, 'size differs from the blocks');
+      t.same(await store.listParts(upload.objectId, { limit: 10 }), [], 'no part committed');
+      t.ok(await store.getOpenKey(open.objectId), 'the part open key is kept');
+      t.same(await store.pendingBlockDeletions(10), [], 'nothing retired');
+
+      // The same part still commits afterwards; after an abort, nothing does.
+      await store.commitPart(base);
+      t.equal((await store.listParts(upload.objectId, { limit: 10 })).length, 1);
+      await store.abortMultipartUpload(upload.objectId);
+      const late = await store.allocateBlock(foreignOpen.objectId, ['dn1']);
+      await expectCode(
+        t,
+        store.commitPart({ ...base, partNumber: 2, objectId: foreignOpen.objectId, size: 2, blocks: [{ ...foreign, length: 1 }, { ...late, length: 1 }] }),
+        'NoSuchUpload',
+        'commitPart after the upload was aborted',
+      );
+      t.ok(await store.getOpenKey(foreignOpen.objectId), 'the part open key stays for the caller to abort');
+    });
+
+    t.test('multipart: completeMultipartUpload with a subset of parts', async (t) => {
+      const { store, bucket, fixture } = await withBucket(t);
+      const old = await put(store, bucket, 'big', [9], { replicas: ['dn3'] });
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart', attributes: { userMetadata: { a: 'b' } } });
+      const stray = await store.allocateBlock(upload.objectId, ['dn2']); // allocated to the upload itself: never part of a part
+      const p1 = await writePart(store, upload, 1, [4, 2], { replicas: ['dn1', 'dn2'] });
+      const p2 = await writePart(store, upload, 2, [5]);
+      const p3 = await writePart(store, upload, 3, [1, 1, 1]);
+      const attributes = { userMetadata: { a: 'b' }, parts: [{ number: 1, size: 6 }, { number: 3, size: 3 }] };
+      const record = await store.completeMultipartUpload({ uploadId: upload.objectId, bucketId: bucket.id, key: 'big', parts: [1, 3], size: 9, etag: 'abc-2', attributes });
+
+      t.same(await store.getObject(bucket.id, 'big'), record, 'completeMultipartUpload returns what getObject returns');
+      t.match(record, { bucketId: bucket.id, key: 'big', objectId: upload.objectId, size: 9, etag: 'abc-2' });
+      t.same(record.attributes, attributes, 'attributes as given');
+      t.same(ids(record.blocks), [...ids(p1.blocks), ...ids(p3.blocks)], 'the chosen parts\' blocks, in order');
+      t.same(record.blocks.map((b) => b.length), [4, 2, 1, 1, 1]);
+      t.same(record.blocks[0]!.replicas, ['dn1', 'dn2'], 'replicas kept');
+      t.ok(Math.abs(record.modifiedAt - Date.now()) < 60_000);
+
+      t.equal(await store.getOpenKey(upload.objectId), undefined, 'the upload is gone');
+      await expectCode(t, store.listParts(upload.objectId, { limit: 10 }), 'NoSuchUpload', 'and its parts');
+      t.same(await store.listMultipartUploads(bucket.id, { limit: 10 }), []);
+      const pending = await store.pendingBlockDeletions(100);
+      t.same(localIds(pending), sorted([...ids(old.blocks), ...ids(p2.blocks), stray.localId]), 'replaced version, unchosen part and stray block retired');
+      const rows = await fixture.query('SELECT local_id FROM blocks ORDER BY local_id');
+      t.same(rows.map((r) => Number(r.local_id)), sorted(ids(record.blocks)), 'only the object\'s block rows remain');
+      const partRows = await fixture.query('SELECT COUNT(*) AS n FROM multipart_parts');
+      t.equal(Number(partRows[0]!.n), 0, 'part rows removed');
+
+      await expectCode(
+        t,
+        store.completeMultipartUpload({ uploadId: upload.objectId, bucketId: bucket.id, key: 'big', parts: [1], size: 6, etag: 'x', attributes: {} }),
+        'NoSuchUpload',
+        'completing twice',
+      );
+      // A late abort of the upload id (now the object's id) leaves the object alone.
+      await store.abortOpenKey(upload.objectId);
+      t.same(await store.getObject(bucket.id, 'big'), record, 'object intact after a late abortOpenKey');
+      // Deleting the object retires the moved blocks.
+      await store.deleteObject(bucket.id, 'big');
+      t.same(localIds(await store.pendingBlockDeletions(100)), sorted([...ids(old.blocks), ...ids(p2.blocks), stray.localId, ...ids(record.blocks)]));
+    });
+
+    t.test('multipart: completeMultipartUpload errors change nothing', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart' });
+      await writePart(store, upload, 1, [4]);
+      await writePart(store, upload, 2, [5]);
+      const base = { uploadId: upload.objectId, bucketId: bucket.id, key: 'big', parts: [1, 2], size: 9, etag: 'e-2', attributes: {} };
+      await expectCode(t, store.completeMultipartUpload({ ...base, parts: [2, 1] }), 'InvalidPartOrder', 'descending');
+      await expectCode(t, store.completeMultipartUpload({ ...base, parts: [1, 1], size: 8 }), 'InvalidPartOrder', 'repeated part');
+      await expectCode(t, store.completeMultipartUpload({ ...base, parts: [1, 3] }), 'InvalidPart', 'missing part');
+      await expectCode(t, store.completeMultipartUpload({ ...base, parts: [] }), 'InvalidPart', 'no parts');
+      await expectCode(t, store.completeMultipartUpload({ ...base, size: 10 }), 'InvalidPart', 'size differs (a part was replaced meanwhile)');
+      const etags = (await store.listParts(upload.objectId, { limit: 10 })).map((p) => p.etag);
+      await expectCode(t, store.completeMultipartUpload({ ...base, partEtags: [etags[0]!, 'stale'] }), 'InvalidPart', 'an etag differs (a part was replaced meanwhile)');
+      await expectFault(t, store.completeMultipartUpload({ ...base, partEtags: [etags[0]!] }), /etags/, 'partEtags not parallel to parts');
+      await expectCode(t, store.completeMultipartUpload({ ...base, key: 'other' }), 'NoSuchUpload', 'upload of another key');
+      await expectCode(t, store.completeMultipartUpload({ ...base, uploadId: 'nope' }), 'NoSuchUpload', 'unknown upload');
+      await expectCode(t, store.completeMultipartUpload({ ...base, bucketId: bucket.id + 1000 }), 'NoSuchBucket', 'unknown bucket');
+      await expectCode(t, store.completeMultipartUpload({ ...base, ifMatch: 'x' }), 'NoSuchKey', 'ifMatch on a missing key');
+      const existing = await put(store, bucket, 'big', [1]);
+      await expectCode(t, store.completeMultipartUpload({ ...base, ifNoneMatch: '*' }), 'PreconditionFailed', "ifNoneMatch '*' on an existing key");
+      await expectCode(t, store.completeMultipartUpload({ ...base, ifMatch: 'not-it' }), 'PreconditionFailed', 'ifMatch with another etag');
+
+      t.same((await store.listParts(upload.objectId, { limit: 10 })).map((p) => p.partNumber), [1, 2], 'parts intact');
+      t.ok(await store.getOpenKey(upload.objectId), 'upload intact');
+      t.equal((await store.getObject(bucket.id, 'big'))?.objectId, existing.objectId, 'object unchanged');
+      t.same(await store.pendingBlockDeletions(10), [], 'nothing retired');
+
+      const done = await store.completeMultipartUpload({ ...base, partEtags: etags, ifMatch: `"${existing.etag}"` });
+      t.equal(done.objectId, upload.objectId, 'ifMatch with the current etag completes');
+      t.same(localIds(await store.pendingBlockDeletions(10)), ids(existing.blocks), 'the replaced version is retired');
+    });
+
+    t.test('multipart: abortMultipartUpload retires every block of the upload', async (t) => {
+      const { store, bucket, fixture } = await withBucket(t);
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart' });
+      const stray = await store.allocateBlock(upload.objectId, ['dn1']);
+      const p1 = await writePart(store, upload, 1, [4, 4], { replicas: ['dn1', 'dn2'] });
+      const p2 = await writePart(store, upload, 2, [5]);
+      const other = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart' });
+      const kept = await writePart(store, other, 1, [1]);
+
+      await store.abortMultipartUpload(upload.objectId);
+      t.equal(await store.getOpenKey(upload.objectId), undefined);
+      await expectCode(t, store.listParts(upload.objectId, { limit: 10 }), 'NoSuchUpload', 'parts gone');
+      const pending = await store.pendingBlockDeletions(100);
+      t.same(localIds(pending), sorted([stray.localId, ...ids(p1.blocks), ...ids(p2.blocks)]));
+      t.equal(pending.length, 1 + 4 + 1, 'one row per replica');
+      const rows = await fixture.query('SELECT local_id FROM blocks ORDER BY local_id');
+      t.same(rows.map((r) => Number(r.local_id)), ids(kept.blocks), 'another upload of the same key is untouched');
+
+      await expectCode(t, store.abortMultipartUpload(upload.objectId), 'NoSuchUpload', 'aborting twice');
+      await expectCode(t, store.abortMultipartUpload('nope'), 'NoSuchUpload', 'unknown upload');
+      const putKey = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'put' });
+      await expectCode(t, store.abortMultipartUpload(putKey.objectId), 'NoSuchUpload', 'a put open key is not an upload');
+      t.ok(await store.getOpenKey(putKey.objectId), 'and is left alone');
+
+      // abortOpenKey on an upload (expiry, cleanup) also takes its parts.
+      await store.abortOpenKey(other.objectId);
+      t.equal(Number((await fixture.query('SELECT COUNT(*) AS n FROM multipart_parts'))[0]!.n), 0, 'no part rows left');
+      t.ok(localIds(await store.pendingBlockDeletions(100)).includes(kept.blocks[0]!.localId));
+    });
+
+    t.test('multipart: listMultipartUploads by key then upload id, prefix, markers, limit', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const keys = ['b', 'a/x', 'é', 'Z', 'a', 'a/x', 'a_', '😀', 'a/y'];
+      const uploads = [];
+      for (const key of keys) uploads.push(await store.openKey({ bucketId: bucket.id, key, kind: 'multipart', attributes: { initiator: 'alice' } }));
+      await store.openKey({ bucketId: bucket.id, key: 'a', kind: 'put' });
+      await store.openKey({ bucketId: bucket.id, key: 'a', kind: 'part' });
+      await put(store, bucket, 'committed', [1]);
+      const other = await store.createBucket({ volume: 's3v', name: 'other', owner: 'alice' });
+      await store.openKey({ bucketId: other.id, key: 'a', kind: 'multipart' });
+
+      const byte = (x: string, y: string) => Buffer.compare(Buffer.from(x), Buffer.from(y));
+      const expected = [...uploads].sort((x, y) => byte(x.key, y.key) || byte(x.objectId, y.objectId)).map((u) => [u.key, u.objectId]);
+      const list = async (q: { prefix?: string; keyMarker?: string; uploadIdMarker?: string; limit?: number }) =>
+        (await store.listMultipartUploads(bucket.id, { limit: 1000, ...q })).map((u) => [u.key, u.uploadId]);
+
+      t.same(await list({}), expected, 'only multipart uploads of this bucket, by key (byte order) then upload id');
+      const [first] = await store.listMultipartUploads(bucket.id, { limit: 1 });
+      const firstUpload = uploads.find((u) => u.objectId === first!.uploadId)!;
+      t.same(first, { uploadId: firstUpload.objectId, bucketId: bucket.id, key: firstUpload.key, createdAt: firstUpload.createdAt, attributes: { initiator: 'alice' } });
+      t.same(await list({ limit: 3 }), expected.slice(0, 3), 'limit');
+      t.same(await list({ prefix: 'a/' }), expected.filter(([k]) => k!.startsWith('a/')), 'prefix');
+      t.same(await list({ prefix: 'a_' }), [expected.find(([k]) => k === 'a_')], 'prefix is not a LIKE pattern');
+      t.same(await list({ keyMarker: 'a/x' }), expected.filter(([k]) => byte(k!, 'a/x') > 0), 'keyMarker alone skips every upload of that key');
+      const ax = expected.filter(([k]) => k === 'a/x');
+      t.equal(ax.length, 2);
+      t.same(
+        await list({ keyMarker: 'a/x', uploadIdMarker: ax[0]![1] }),
+        expected.slice(expected.findIndex(([k, u]) => k === 'a/x' && u === ax[0]![1]) + 1),
+        'keyMarker with uploadIdMarker resumes inside the key',
+      );
+      t.same(await list({ prefix: 'a/', keyMarker: 'a/x', uploadIdMarker: ax[1]![1], limit: 5 }), [expected.find(([k]) => k === 'a/y')], 'all together');
+      t.same(await list({ keyMarker: '😀' }), [], 'past the last key');
+      t.same((await store.listMultipartUploads(other.id, { limit: 10 })).map((u) => u.key), ['a'], 'buckets are separate');
+    });
+
+    t.test('multipart: expireOpenKeys expires stale parts, never uploads', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart' });
+      const done = await writePart(store, upload, 1, [1]);
+      const stale = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'part' });
+      const staleBlock = await store.allocateBlock(stale.objectId, ['dn1']);
+      await sleep(60);
+      t.equal(await store.expireOpenKeys(40), 1);
+      t.equal(await store.getOpenKey(stale.objectId), undefined, 'stale part expired');
+      t.ok(await store.getOpenKey(upload.objectId), 'upload kept');
+      t.same((await store.getParts(upload.objectId)).map((p) => ids(p.blocks)), [ids(done.blocks)], 'committed parts kept');
+      t.same(localIds(await store.pendingBlockDeletions(10)), [staleBlock.localId]);
+    });
+
+    t.test('multipart: deleteBucket refuses an upload with parts; data survives a reopen', async (t) => {
+      const { store, bucket, open } = await withBucket(t);
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart', attributes: { tagging: 'a=b' } });
+      const p1 = await writePart(store, upload, 1, [2, 3], { replicas: ['dn1', 'dn2'] });
+      await expectCode(t, store.deleteBucket('s3v', 'photos'), 'BucketNotEmpty', 'bucket with an upload');
+      const partsBefore = await store.getParts(upload.objectId);
+      await store.close();
+
+      const again = await open();
+      t.same(await again.getParts(upload.objectId), partsBefore, 'parts and their blocks survive');
+      t.same((await again.listMultipartUploads(bucket.id, { limit: 10 })).map((u) => [u.uploadId, u.attributes]), [[upload.objectId, { tagging: 'a=b' }]]);
+      const record = await again.completeMultipartUpload({ uploadId: upload.objectId, bucketId: bucket.id, key: 'big', parts: [1], size: 5, etag: 'e-1', attributes: {} });
+      t.same(ids(record.blocks), ids(p1.blocks));
+      await again.close();
+      const third = await open();
+      t.same(await third.getObject(bucket.id, 'big'), record, 'the completed object survives a reopen');
+    });
+
+    t.test('multipart: concurrent commits of one part number leave exactly one', async (t) => {
+      const { store, bucket, open } = await withBucket(t);
+      const other = await open();
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart' });
+      const prepare = async (s: MetadataStore, n: number) => {
+        const part = await s.openKey({ bucketId: bucket.id, key: 'big', kind: 'part' });
+        const blocks = [];
+        for (let i = 0; i < n; i++) blocks.push({ ...(await s.allocateBlock(part.objectId, ['dn1'])), length: 1 });
+        return { part, blocks };
+      };
+      const [a, b] = await Promise.all([prepare(store, 2), prepare(other, 3)]);
+      const results = await Promise.allSettled([
+        store.commitPart({ uploadId: upload.objectId, partNumber: 7, objectId: a.part.objectId, size: 2, etag: 'A', blocks: a.blocks }),
+        other.commitPart({ uploadId: upload.objectId, partNumber: 7, objectId: b.part.objectId, size: 3, etag: 'B', blocks: b.blocks }),
+      ]);
+      t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled']);
+      const parts = await store.getParts(upload.objectId);
+      t.equal(parts.length, 1);
+      const [winner, loser] = parts[0]!.etag === 'A' ? [a, b] : [b, a];
+      t.same(ids(parts[0]!.blocks), ids(winner.blocks), "the winner's blocks");
+      t.same(localIds(await store.pendingBlockDeletions(100)), sorted(ids(loser.blocks)), "the loser's blocks are in the log");
+    });
+
     t.test('datanodes: register, heartbeat, list', async (t) => {
       const { store } = await setup(t);
       t.same(await store.listDatanodes(), []);
@@ -720,6 +1040,31 @@ t.test('SQLite group commit: concurrent writes share one transaction', async (t)
   const again = await openMetadataStore(path);
   t.same((await again.listUsers()).map((u) => u.name), ['late', 'u1', 'u2', 'u3', 'u4', 'u5']);
   await again.close();
+});
+
+t.test('migration 2 upgrades a version-1 database in place', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 's3g-upgrade-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 's3g.db');
+  const db = new Database(path);
+  migrateSqlite(db, sqliteMigrations.filter((m) => m.version === 1));
+  db.prepare("INSERT INTO users (name, canonical_id, display_name, admin, created_at) VALUES ('alice', 'c', 'alice', 0, 1)").run();
+  db.prepare("INSERT INTO volumes (name, created_at) VALUES ('s3v', 1)").run();
+  const bucketId = Number(db.prepare("INSERT INTO buckets (volume, name, owner, layout, created_at) VALUES ('s3v', 'b', 'alice', 'OBS', 1)").run().lastInsertRowid);
+  db.prepare("INSERT INTO open_keys (object_id, bucket_id, name, kind, created_at, updated_at) VALUES ('up1', ?, 'big', 'multipart', 5, 6)").run(bucketId);
+  db.prepare("INSERT INTO open_keys (object_id, bucket_id, name, kind, created_at, updated_at) VALUES ('put1', ?, 'small', 'put', 7, 8)").run(bucketId);
+  t.throws(() => db.prepare("INSERT INTO open_keys (object_id, bucket_id, name, kind, created_at, updated_at) VALUES ('p', ?, 'k', 'part', 1, 1)").run(bucketId), /CHECK/, "version 1 has no 'part' kind");
+  db.close();
+
+  const store = await openMetadataStore(path);
+  t.teardown(() => store.close());
+  t.same(await store.getOpenKey('up1'), { objectId: 'up1', bucketId, key: 'big', kind: 'multipart', createdAt: 5 }, 'open keys kept across the rebuild');
+  t.same(await store.getOpenKey('put1'), { objectId: 'put1', bucketId, key: 'small', kind: 'put', createdAt: 7 });
+  t.same((await store.listMultipartUploads(bucketId, { limit: 10 })).map((u) => u.uploadId), ['up1']);
+  const part = await store.openKey({ bucketId, key: 'big', kind: 'part' });
+  const block = await store.allocateBlock(part.objectId, ['dn1']);
+  await store.commitPart({ uploadId: 'up1', partNumber: 1, objectId: part.objectId, size: 1, etag: 'e', blocks: [{ ...block, length: 1 }] });
+  t.same((await store.listParts('up1', { limit: 10 })).map((p) => p.partNumber), [1], 'a version-1 upload takes parts');
 });
 
 t.test('a database from a newer s3g is refused', async (t) => {

@@ -117,6 +117,47 @@ export const sqliteMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'multipart uploads',
+    // SQLite cannot alter a CHECK constraint: open_keys is rebuilt with the 'part' kind and
+    // an attributes column (PostgreSQL: ALTER TABLE … DROP/ADD CONSTRAINT, ADD COLUMN).
+    // No foreign key refers to open_keys, so the rebuild is safe with foreign_keys = ON.
+    sql: `
+      CREATE TABLE open_keys_v2 (
+        object_id   TEXT PRIMARY KEY,
+        bucket_id   INTEGER NOT NULL,
+        name        TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('put', 'multipart', 'part')),
+        created_at  BIGINT NOT NULL,
+        updated_at  BIGINT NOT NULL,
+        -- JSON; a multipart upload's headers, metadata, tagging and checksum algorithm.
+        attributes  TEXT
+      );
+      INSERT INTO open_keys_v2 (object_id, bucket_id, name, kind, created_at, updated_at)
+        SELECT object_id, bucket_id, name, kind, created_at, updated_at FROM open_keys;
+      DROP TABLE open_keys;
+      ALTER TABLE open_keys_v2 RENAME TO open_keys;
+      -- Serves ListMultipartUploads (by key, then upload id) and deleteBucket's check.
+      CREATE INDEX open_keys_by_bucket ON open_keys(bucket_id, kind, name, object_id);
+      CREATE INDEX open_keys_by_age ON open_keys(kind, updated_at);
+
+      -- Committed parts of unfinished multipart uploads. A part's blocks keep the part's
+      -- own object id (part_id, the open key it was written under) until completion moves
+      -- them to the upload id, which becomes the object's id.
+      CREATE TABLE multipart_parts (
+        upload_id           TEXT NOT NULL,
+        part_number         INTEGER NOT NULL,
+        part_id             TEXT NOT NULL UNIQUE,
+        size                BIGINT NOT NULL,
+        etag                TEXT NOT NULL,
+        checksum_algorithm  TEXT,
+        checksum_value      TEXT,
+        modified_at         BIGINT NOT NULL,
+        PRIMARY KEY (upload_id, part_number)
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not yet recorded. Safe to run concurrently from several processes. */

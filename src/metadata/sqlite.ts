@@ -22,13 +22,20 @@ import {
   type Bucket,
   type BucketLayout,
   type CommitKeyInput,
+  type CommitPartInput,
+  type CompleteMultipartUploadInput,
   type DatanodeRecord,
+  type ListMultipartUploadsQuery,
   type ListObjectsQuery,
   type MetadataStore,
+  type MultipartUpload,
+  type ObjectAttributes,
   type ObjectRecord,
   type ObjectSummary,
   type OpenKey,
   type OpenKeyKind,
+  type PartRecord,
+  type PartWithBlocks,
   type User,
   type UserWithKeys,
 } from './store.js';
@@ -44,7 +51,11 @@ interface UserRow { name: string; canonical_id: string; display_name: string; ad
 interface KeyRow { access_key_id: string; secret: string; user_name: string }
 interface BucketRow { id: number; volume: string; name: string; owner: string; layout: BucketLayout; created_at: number }
 interface ObjectRow { bucket_id: number; name: string; object_id: string; size: number; etag: string; modified_at: number; attributes: string }
-interface OpenKeyRow { object_id: string; bucket_id: number; name: string; kind: OpenKeyKind; created_at: number }
+interface OpenKeyRow { object_id: string; bucket_id: number; name: string; kind: OpenKeyKind; created_at: number; attributes: string | null }
+interface PartRow {
+  upload_id: string; part_number: number; part_id: string; size: number; etag: string;
+  checksum_algorithm: string | null; checksum_value: string | null; modified_at: number;
+}
 interface BlockReplicaRow { local_id: number; container_id: number; length: number; datanode_id: string }
 interface DatanodeRow { id: string; address: string; capacity_bytes: number; used_bytes: number; last_heartbeat: number; state: 'live' | 'dead' }
 
@@ -180,16 +191,17 @@ export class SqliteMetadataStore implements MetadataStore {
 
   // ---- objects ----
 
-  async openKey(input: { bucketId: number; key: string; kind: OpenKeyKind }): Promise<OpenKey> {
+  async openKey(input: { bucketId: number; key: string; kind: OpenKeyKind; attributes?: ObjectAttributes }): Promise<OpenKey> {
+    const attributes = input.attributes === undefined ? null : JSON.stringify(input.attributes);
     return this.write(() => {
       this.requireBucket(input.bucketId);
       const now = Date.now();
       const objectId = newObjectId();
       this.run(
-        'INSERT INTO open_keys (object_id, bucket_id, name, kind, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
-        objectId, input.bucketId, input.key, input.kind, now, now,
+        'INSERT INTO open_keys (object_id, bucket_id, name, kind, created_at, updated_at, attributes) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        objectId, input.bucketId, input.key, input.kind, now, now, attributes,
       );
-      return { objectId, bucketId: input.bucketId, key: input.key, kind: input.kind, createdAt: now };
+      return toOpenKey({ object_id: objectId, bucket_id: input.bucketId, name: input.key, kind: input.kind, created_at: now, attributes });
     });
   }
 
@@ -231,27 +243,14 @@ export class SqliteMetadataStore implements MetadataStore {
       const current = this.objectRow(input.bucketId, input.key);
       checkPreconditions(input, current);
 
-      // Every committed block must have been allocated to this object, once.
-      const allocated = new Map(
-        this.all<{ local_id: number; container_id: number }>('SELECT local_id, container_id FROM blocks WHERE object_id = ?', input.objectId)
-          .map((b) => [b.local_id, b.container_id]),
-      );
-      const seen = new Set<number>();
-      for (const b of input.blocks) {
-        if (allocated.get(b.localId) !== b.containerId || seen.has(b.localId)) {
-          throw new Error(`commitKey ${input.key}: block ${b.containerId}/${b.localId} was not allocated to ${input.objectId} or is listed twice`);
-        }
-        seen.add(b.localId);
-      }
+      this.checkAllocated(`commitKey ${input.key}`, input.objectId, input.blocks);
 
       const now = Date.now();
       if (current) {
         this.retireBlocks(current.object_id, now);
         this.run('DELETE FROM objects WHERE bucket_id = ? AND name = ?', input.bucketId, input.key);
       }
-      input.blocks.forEach((b, idx) => this.run('UPDATE blocks SET idx = ?, length = ? WHERE local_id = ?', idx, b.length, b.localId));
-      // Allocated but not committed (a failed pipeline, a re-uploaded part): garbage now.
-      this.retireBlocks(input.objectId, now, true);
+      this.placeBlocks(input.objectId, input.blocks, now);
       this.run(
         'INSERT INTO objects (bucket_id, name, object_id, size, etag, modified_at, attributes) VALUES (?, ?, ?, ?, ?, ?, ?)',
         input.bucketId, input.key, input.objectId, input.size, input.etag, now, attributes,
@@ -310,6 +309,170 @@ export class SqliteMetadataStore implements MetadataStore {
     return rows.map((r) => ({ bucketId: r.bucket_id, key: r.name, objectId: r.object_id, size: r.size, etag: r.etag, modifiedAt: r.modified_at }));
   }
 
+  // ---- multipart uploads ----
+
+  async commitPart(input: CommitPartInput): Promise<PartRecord> {
+    const size = input.blocks.reduce((sum, b) => sum + b.length, 0);
+    if (size !== input.size) throw new Error(`commitPart ${input.uploadId}/${input.partNumber}: block lengths sum to ${size}, size is ${input.size}`);
+    return this.write(() => {
+      const upload = this.uploadRow(input.uploadId);
+      const part = this.openKeyRow(input.objectId);
+      if (!upload) throw new MetadataError('NoSuchUpload', `no multipart upload ${input.uploadId}`);
+      if (!part || part.kind !== 'part' || part.bucket_id !== upload.bucket_id || part.name !== upload.name) {
+        throw new MetadataError('NoSuchUpload', `no open part ${input.objectId} for upload ${input.uploadId}`);
+      }
+      this.checkAllocated(`commitPart ${input.uploadId}/${input.partNumber}`, input.objectId, input.blocks);
+      const now = Date.now();
+      const previous = this.get<PartRow>('SELECT * FROM multipart_parts WHERE upload_id = ? AND part_number = ?', input.uploadId, input.partNumber);
+      if (previous) {
+        this.retireBlocks(previous.part_id, now);
+        this.run('DELETE FROM multipart_parts WHERE upload_id = ? AND part_number = ?', input.uploadId, input.partNumber);
+      }
+      this.placeBlocks(input.objectId, input.blocks, now);
+      const row = this.get<PartRow>(
+        `INSERT INTO multipart_parts (upload_id, part_number, part_id, size, etag, checksum_algorithm, checksum_value, modified_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        input.uploadId, input.partNumber, input.objectId, input.size, input.etag,
+        input.checksum?.algorithm ?? null, input.checksum?.value ?? null, now,
+      )!;
+      this.run('DELETE FROM open_keys WHERE object_id = ?', input.objectId);
+      this.run('UPDATE open_keys SET updated_at = ? WHERE object_id = ?', now, input.uploadId);
+      return toPart(row);
+    });
+  }
+
+  async listParts(uploadId: string, query: { after?: number; limit: number }): Promise<PartRecord[]> {
+    return this.read(() => {
+      if (!this.uploadRow(uploadId)) throw new MetadataError('NoSuchUpload', `no multipart upload ${uploadId}`);
+      return this.all<PartRow>(
+        'SELECT * FROM multipart_parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?',
+        uploadId, Math.trunc(query.after ?? 0), Math.max(0, Math.trunc(query.limit)),
+      ).map(toPart);
+    });
+  }
+
+  async getParts(uploadId: string): Promise<PartWithBlocks[]> {
+    return this.read(() => {
+      if (!this.uploadRow(uploadId)) throw new MetadataError('NoSuchUpload', `no multipart upload ${uploadId}`);
+      // One query for every part and its blocks: an upload may have 10 000 parts.
+      const rows = this.all<PartRow & Partial<BlockReplicaRow>>(
+        `SELECT p.*, b.local_id, b.container_id, b.length, r.datanode_id FROM multipart_parts p
+         LEFT JOIN blocks b ON b.object_id = p.part_id AND b.idx IS NOT NULL
+         LEFT JOIN block_replicas r ON r.local_id = b.local_id
+         WHERE p.upload_id = ? ORDER BY p.part_number, b.idx, r.position`,
+        uploadId,
+      );
+      const parts: PartWithBlocks[] = [];
+      for (const r of rows) {
+        let part = parts[parts.length - 1];
+        if (!part || part.partNumber !== r.part_number) parts.push((part = { ...toPart(r), blocks: [] }));
+        if (r.local_id === undefined || r.local_id === null) continue;
+        const last = part.blocks[part.blocks.length - 1];
+        if (last && last.localId === r.local_id) last.replicas.push(r.datanode_id!);
+        else part.blocks.push({ containerId: r.container_id!, localId: r.local_id, length: r.length!, replicas: [r.datanode_id!] });
+      }
+      return parts;
+    });
+  }
+
+  async listMultipartUploads(bucketId: number, query: ListMultipartUploadsQuery): Promise<MultipartUpload[]> {
+    const where = ["bucket_id = ?", "kind = 'multipart'"];
+    const params: unknown[] = [bucketId];
+    if (query.prefix) {
+      where.push('name >= ?');
+      params.push(query.prefix);
+      const upper = prefixUpperBound(query.prefix);
+      if (upper !== undefined) {
+        where.push('name < ?');
+        params.push(upper);
+      }
+    }
+    if (query.keyMarker !== undefined) {
+      if (query.uploadIdMarker !== undefined) {
+        where.push('(name > ? OR (name = ? AND object_id > ?))');
+        params.push(query.keyMarker, query.keyMarker, query.uploadIdMarker);
+      } else {
+        where.push('name > ?');
+        params.push(query.keyMarker);
+      }
+    }
+    params.push(Math.max(0, Math.trunc(query.limit)));
+    return this.all<OpenKeyRow>(
+      `SELECT object_id, bucket_id, name, kind, created_at, attributes FROM open_keys WHERE ${where.join(' AND ')} ORDER BY name, object_id LIMIT ?`,
+      ...params,
+    ).map((r) => ({ uploadId: r.object_id, bucketId: r.bucket_id, key: r.name, createdAt: r.created_at, attributes: parseAttributes(r.attributes) }));
+  }
+
+  async completeMultipartUpload(input: CompleteMultipartUploadInput): Promise<ObjectRecord> {
+    const attributes = JSON.stringify(input.attributes);
+    return this.write(() => {
+      this.requireBucket(input.bucketId);
+      const upload = this.uploadRow(input.uploadId);
+      if (!upload || upload.bucket_id !== input.bucketId || upload.name !== input.key) {
+        throw new MetadataError('NoSuchUpload', `no multipart upload ${input.uploadId} for ${input.key}`);
+      }
+      if (input.parts.length === 0) throw new MetadataError('InvalidPart', 'a multipart upload completes with at least one part');
+      for (let i = 1; i < input.parts.length; i++) {
+        if (input.parts[i]! <= input.parts[i - 1]!) throw new MetadataError('InvalidPartOrder', 'part numbers must be strictly ascending');
+      }
+      if (input.partEtags !== undefined && input.partEtags.length !== input.parts.length) {
+        throw new Error(`completeMultipartUpload ${input.uploadId}: ${input.partEtags.length} etags for ${input.parts.length} parts`);
+      }
+      // Each part with the number of its committed blocks, in one query.
+      const parts = new Map(
+        this.all<PartRow & { blocks: number }>(
+          `SELECT p.*, COUNT(b.local_id) AS blocks FROM multipart_parts p
+           LEFT JOIN blocks b ON b.object_id = p.part_id AND b.idx IS NOT NULL
+           WHERE p.upload_id = ? GROUP BY p.upload_id, p.part_number`,
+          input.uploadId,
+        ).map((p) => [p.part_number, p]),
+      );
+      let size = 0;
+      input.parts.forEach((number, i) => {
+        const part = parts.get(number);
+        if (!part) throw new MetadataError('InvalidPart', `part ${number} of upload ${input.uploadId} does not exist`);
+        if (input.partEtags !== undefined && input.partEtags[i] !== part.etag) {
+          throw new MetadataError('InvalidPart', `part ${number} of upload ${input.uploadId} has another etag`);
+        }
+        size += part.size;
+      });
+      // The caller computed size and etag from the parts it read: a part replaced since then shows here.
+      if (size !== input.size) throw new MetadataError('InvalidPart', `the chosen parts hold ${size} bytes, not ${input.size}`);
+      const current = this.objectRow(input.bucketId, input.key);
+      checkPreconditions(input, current);
+
+      const now = Date.now();
+      if (current) {
+        this.retireBlocks(current.object_id, now);
+        this.run('DELETE FROM objects WHERE bucket_id = ? AND name = ?', input.bucketId, input.key);
+      }
+      // Blocks allocated to the upload id itself were never part of a part.
+      this.retireBlocks(input.uploadId, now);
+      let offset = 0;
+      for (const number of input.parts) {
+        const part = parts.get(number)!;
+        this.run('UPDATE blocks SET object_id = ?, idx = idx + ? WHERE object_id = ? AND idx IS NOT NULL', input.uploadId, offset, part.part_id);
+        offset += Number(part.blocks);
+        parts.delete(number);
+      }
+      for (const unused of parts.values()) this.retireBlocks(unused.part_id, now);
+      this.run('DELETE FROM multipart_parts WHERE upload_id = ?', input.uploadId);
+      this.run('DELETE FROM open_keys WHERE object_id = ?', input.uploadId);
+      this.run(
+        'INSERT INTO objects (bucket_id, name, object_id, size, etag, modified_at, attributes) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        input.bucketId, input.key, input.uploadId, input.size, input.etag, now, attributes,
+      );
+      return this.objectRecord(this.objectRow(input.bucketId, input.key)!);
+    });
+  }
+
+  async abortMultipartUpload(uploadId: string): Promise<void> {
+    await this.write(() => {
+      if (!this.uploadRow(uploadId)) throw new MetadataError('NoSuchUpload', `no multipart upload ${uploadId}`);
+      this.dropOpenKey(uploadId, Date.now());
+    });
+  }
+
   // ---- datanodes ----
 
   async registerDatanode(input: { id: string; address: string; capacityBytes: number; usedBytes: number }): Promise<void> {
@@ -354,7 +517,7 @@ export class SqliteMetadataStore implements MetadataStore {
     for (;;) {
       const batch = await this.write(() => {
         const ids = this.all<{ object_id: string }>(
-          "SELECT object_id FROM open_keys WHERE kind = 'put' AND updated_at < ? ORDER BY updated_at LIMIT ?", cutoff, EXPIRE_BATCH,
+          "SELECT object_id FROM open_keys WHERE kind IN ('put', 'part') AND updated_at < ? ORDER BY updated_at LIMIT ?", cutoff, EXPIRE_BATCH,
         );
         const now = Date.now();
         for (const { object_id } of ids) this.dropOpenKey(object_id, now);
@@ -395,24 +558,57 @@ export class SqliteMetadataStore implements MetadataStore {
     this.run(`DELETE FROM blocks WHERE local_id IN (SELECT b.local_id FROM blocks b WHERE ${filter})`, objectId);
   }
 
-  /** Removes an open key and its blocks. A missing key is a no-op, and a committed object's blocks are never touched. */
+  /**
+   * Removes an open key and its blocks, and a multipart upload's parts with theirs. A missing
+   * key is a no-op, and a committed object's blocks are never touched.
+   */
   private dropOpenKey(objectId: string, now: number): void {
     if (this.run('DELETE FROM open_keys WHERE object_id = ?', objectId).changes === 0) return;
     this.retireBlocks(objectId, now);
+    const parts = this.all<{ part_id: string }>('SELECT part_id FROM multipart_parts WHERE upload_id = ?', objectId);
+    if (parts.length === 0) return;
+    for (const { part_id } of parts) this.retireBlocks(part_id, now);
+    this.run('DELETE FROM multipart_parts WHERE upload_id = ?', objectId);
   }
 
-  private objectRecord(row: ObjectRow): ObjectRecord {
+  /** Every listed block must have been allocated to objectId, and be listed once. */
+  private checkAllocated(what: string, objectId: string, blocks: readonly BlockRef[]): void {
+    const allocated = new Map(
+      this.all<{ local_id: number; container_id: number }>('SELECT local_id, container_id FROM blocks WHERE object_id = ?', objectId)
+        .map((b) => [b.local_id, b.container_id]),
+    );
+    const seen = new Set<number>();
+    for (const b of blocks) {
+      if (allocated.get(b.localId) !== b.containerId || seen.has(b.localId)) {
+        throw new Error(`${what}: block ${b.containerId}/${b.localId} was not allocated to ${objectId} or is listed twice`);
+      }
+      seen.add(b.localId);
+    }
+  }
+
+  /** Commits blocks in this order; the object's other allocated blocks (a failed pipeline) become garbage. */
+  private placeBlocks(objectId: string, blocks: readonly { localId: number; length: number }[], now: number): void {
+    blocks.forEach((b, idx) => this.run('UPDATE blocks SET idx = ?, length = ? WHERE local_id = ?', idx, b.length, b.localId));
+    this.retireBlocks(objectId, now, true);
+  }
+
+  private committedBlocks(objectId: string): BlockLocation[] {
     const blocks: BlockLocation[] = [];
     const rows = this.all<BlockReplicaRow>(
       `SELECT b.local_id, b.container_id, b.length, r.datanode_id FROM blocks b JOIN block_replicas r ON r.local_id = b.local_id
        WHERE b.object_id = ? AND b.idx IS NOT NULL ORDER BY b.idx, r.position`,
-      row.object_id,
+      objectId,
     );
     for (const r of rows) {
       const last = blocks[blocks.length - 1];
       if (last && last.localId === r.local_id) last.replicas.push(r.datanode_id);
       else blocks.push({ containerId: r.container_id, localId: r.local_id, length: r.length, replicas: [r.datanode_id] });
     }
+    return blocks;
+  }
+
+  private objectRecord(row: ObjectRow): ObjectRecord {
+    const blocks = this.committedBlocks(row.object_id);
     return {
       bucketId: row.bucket_id,
       key: row.name,
@@ -461,7 +657,12 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   private openKeyRow(objectId: string): OpenKeyRow | undefined {
-    return this.get<OpenKeyRow>('SELECT object_id, bucket_id, name, kind, created_at FROM open_keys WHERE object_id = ?', objectId);
+    return this.get<OpenKeyRow>('SELECT object_id, bucket_id, name, kind, created_at, attributes FROM open_keys WHERE object_id = ?', objectId);
+  }
+
+  private uploadRow(uploadId: string): OpenKeyRow | undefined {
+    const row = this.openKeyRow(uploadId);
+    return row?.kind === 'multipart' ? row : undefined;
   }
 
   /** Queues fn for the next group commit; resolves with its result once that commit is durable. */
@@ -538,7 +739,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 }
 
-function checkPreconditions(input: CommitKeyInput, current: ObjectRow | undefined): void {
+function checkPreconditions(input: Pick<CommitKeyInput, 'key' | 'ifNoneMatch' | 'ifMatch'>, current: ObjectRow | undefined): void {
   if (input.ifNoneMatch === '*' && current) {
     throw new MetadataError('PreconditionFailed', `${input.key} already exists`);
   }
@@ -562,5 +763,17 @@ function toBucket(r: BucketRow): Bucket {
 }
 
 function toOpenKey(r: OpenKeyRow): OpenKey {
-  return { objectId: r.object_id, bucketId: r.bucket_id, key: r.name, kind: r.kind, createdAt: r.created_at };
+  const open: OpenKey = { objectId: r.object_id, bucketId: r.bucket_id, key: r.name, kind: r.kind, createdAt: r.created_at };
+  if (r.attributes !== null) open.attributes = parseAttributes(r.attributes);
+  return open;
+}
+
+function parseAttributes(json: string | null): ObjectAttributes {
+  return json === null ? {} : (JSON.parse(json) as ObjectAttributes);
+}
+
+function toPart(r: PartRow): PartRecord {
+  const part: PartRecord = { partNumber: r.part_number, size: r.size, etag: r.etag, modifiedAt: r.modified_at };
+  if (r.checksum_algorithm !== null && r.checksum_value !== null) part.checksum = { algorithm: r.checksum_algorithm, value: r.checksum_value };
+  return part;
 }

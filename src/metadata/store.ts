@@ -61,7 +61,12 @@ export interface ObjectRecord {
 
 export type ObjectSummary = Omit<ObjectRecord, 'blocks' | 'attributes'>;
 
-export type OpenKeyKind = 'put' | 'multipart';
+/**
+ * 'put': a single PutObject in flight. 'multipart': an unfinished multipart upload (its
+ * objectId is the S3 UploadId, and becomes the object's id on completion). 'part': one
+ * UploadPart in flight; committed into its upload by commitPart.
+ */
+export type OpenKeyKind = 'put' | 'multipart' | 'part';
 
 export interface OpenKey {
   objectId: string;
@@ -69,6 +74,8 @@ export interface OpenKey {
   key: string;
   kind: OpenKeyKind;
   createdAt: number;
+  /** What openKey was given (a multipart upload's headers, metadata, tagging, checksum algorithm); absent when none. */
+  attributes?: ObjectAttributes;
 }
 
 export interface CommitKeyInput {
@@ -81,6 +88,72 @@ export interface CommitKeyInput {
   /** In object order; each must have been allocated to objectId. */
   blocks: { containerId: number; localId: number; length: number }[];
   /** Checked inside the commit transaction: '*' = the key must not exist; otherwise the current etag must equal it. */
+  ifNoneMatch?: '*';
+  ifMatch?: string;
+}
+
+/** An x-amz-checksum-* value as the client sent it (algorithm lowercase, e.g. 'crc32'; value base64). */
+export interface PartChecksum {
+  algorithm: string;
+  value: string;
+}
+
+export interface PartRecord {
+  partNumber: number;
+  size: number;
+  /** Hex MD5 of the part, unquoted. */
+  etag: string;
+  checksum?: PartChecksum;
+  modifiedAt: number;
+}
+
+export interface PartWithBlocks extends PartRecord {
+  blocks: BlockLocation[];
+}
+
+export interface CommitPartInput {
+  uploadId: string;
+  partNumber: number;
+  /** The part's own open key (kind 'part'), whose blocks become the part's. */
+  objectId: string;
+  size: number;
+  etag: string;
+  checksum?: PartChecksum;
+  /** In part order; each must have been allocated to objectId. */
+  blocks: { containerId: number; localId: number; length: number }[];
+}
+
+export interface MultipartUpload {
+  uploadId: string;
+  bucketId: number;
+  key: string;
+  createdAt: number;
+  attributes: ObjectAttributes;
+}
+
+export interface ListMultipartUploadsQuery {
+  prefix?: string;
+  /** Uploads of keys strictly after this key, plus (with uploadIdMarker) those of this key with a greater upload id. */
+  keyMarker?: string;
+  uploadIdMarker?: string;
+  limit: number;
+}
+
+export interface CompleteMultipartUploadInput {
+  uploadId: string;
+  bucketId: number;
+  key: string;
+  /** The chosen part numbers, strictly ascending; their blocks become the object's, in this order. */
+  parts: number[];
+  /**
+   * When given (parallel to parts), each chosen part's etag must still be this one: the caller
+   * computed size and etag from the parts it read, and a part re-uploaded since then is InvalidPart.
+   */
+  partEtags?: string[];
+  /** Must equal the sum of the chosen parts' sizes (InvalidPart otherwise: a part was replaced meanwhile). */
+  size: number;
+  etag: string;
+  attributes: ObjectAttributes;
   ifNoneMatch?: '*';
   ifMatch?: string;
 }
@@ -113,6 +186,10 @@ export type MetadataErrorCode =
   | 'BucketNotEmpty'
   | 'NoSuchBucket'
   | 'NoSuchUpload'
+  /** CompleteMultipartUpload named a part that does not exist (or no longer has the expected size). */
+  | 'InvalidPart'
+  /** CompleteMultipartUpload part numbers not strictly ascending. */
+  | 'InvalidPartOrder'
   /** If-Match on a key that does not exist (AWS answers 404 NoSuchKey, not 412). */
   | 'NoSuchKey'
   | 'PreconditionFailed'
@@ -149,13 +226,13 @@ export interface MetadataStore {
   deleteBucket(volume: string, name: string): Promise<void>;
 
   // Objects: data first, then one metadata transaction.
-  openKey(input: { bucketId: number; key: string; kind: OpenKeyKind }): Promise<OpenKey>;
+  openKey(input: { bucketId: number; key: string; kind: OpenKeyKind; attributes?: ObjectAttributes }): Promise<OpenKey>;
   getOpenKey(objectId: string): Promise<OpenKey | undefined>;
   /** Records a new block of objectId on these datanodes before any byte is written; refreshes the open key. */
   allocateBlock(objectId: string, replicas: string[]): Promise<BlockRef>;
   /** Makes the object visible and removes its open key; the replaced version's blocks go to the deleted-block log. Throws NoSuchBucket, NoSuchUpload, PreconditionFailed, NoSuchKey (ifMatch on a missing key). */
   commitKey(input: CommitKeyInput): Promise<ObjectRecord>;
-  /** Drops an open key; its blocks go to the deleted-block log. */
+  /** Drops an open key; its blocks (and, for a multipart upload, its parts' blocks) go to the deleted-block log. */
   abortOpenKey(objectId: string): Promise<void>;
   getObject(bucketId: number, key: string): Promise<ObjectRecord | undefined>;
   /** Returns false when the key did not exist. Blocks go to the deleted-block log. */
@@ -163,13 +240,37 @@ export interface MetadataStore {
   /** Keys in byte order of their UTF-8 encoding. */
   listObjects(bucketId: number, query: ListObjectsQuery): Promise<ObjectSummary[]>;
 
+  // Multipart uploads: openKey kind 'multipart' starts one (its objectId is the UploadId).
+  /**
+   * Makes a written part (open key kind 'part') part partNumber of the upload, in one
+   * transaction: a previous part with that number is replaced (its blocks to the
+   * deleted-block log), the part's open key is removed and its blocks now belong to the part.
+   * Throws NoSuchUpload when the upload or the part's open key is gone, or they name different keys.
+   */
+  commitPart(input: CommitPartInput): Promise<PartRecord>;
+  /** Parts in part-number order, numbers strictly above `after`. Throws NoSuchUpload. */
+  listParts(uploadId: string, query: { after?: number; limit: number }): Promise<PartRecord[]>;
+  /** Every part with its blocks, in part-number order (what completion needs). Throws NoSuchUpload. */
+  getParts(uploadId: string): Promise<PartWithBlocks[]>;
+  /** Unfinished uploads of a bucket, by key (UTF-8 byte order) then upload id. */
+  listMultipartUploads(bucketId: number, query: ListMultipartUploadsQuery): Promise<MultipartUpload[]>;
+  /**
+   * One transaction: the chosen parts' blocks become the object's (id = uploadId), in order;
+   * parts not chosen and the replaced version go to the deleted-block log; the upload and its
+   * parts are removed. Throws NoSuchBucket, NoSuchUpload, InvalidPart, InvalidPartOrder,
+   * PreconditionFailed, NoSuchKey (ifMatch on a missing key); on any error nothing changes.
+   */
+  completeMultipartUpload(input: CompleteMultipartUploadInput): Promise<ObjectRecord>;
+  /** Drops the upload: its parts' blocks and any block allocated to it go to the log. Throws NoSuchUpload. */
+  abortMultipartUpload(uploadId: string): Promise<void>;
+
   // Datanodes.
   registerDatanode(input: { id: string; address: string; capacityBytes: number; usedBytes: number }): Promise<void>;
   heartbeat(id: string, usage: { capacityBytes: number; usedBytes: number }): Promise<void>;
   listDatanodes(): Promise<DatanodeRecord[]>;
 
   // Background services.
-  /** Aborts open keys of kind 'put' not touched for olderThanMs; returns how many. */
+  /** Aborts open keys of kind 'put' or 'part' not touched for olderThanMs; returns how many. Multipart uploads are kept. */
   expireOpenKeys(olderThanMs: number): Promise<number>;
   pendingBlockDeletions(limit: number): Promise<BlockDeletion[]>;
   completeBlockDeletions(ids: number[]): Promise<void>;

@@ -242,7 +242,7 @@ async function completeMultipartUpload(ctx: RequestContext<'CompleteMultipartUpl
       throw s3Error('InvalidPartOrder', 'The list of parts was not in ascending order. Parts must be ordered by part number.', { UploadId: upload.objectId });
     }
   }
-  const stored = new Map((await services.store.getParts(upload.objectId)).map((p) => [p.partNumber, p]));
+  const stored = new Map((await services.store.listParts(upload.objectId, { limit: MAX_PART_NUMBER })).map((p) => [p.partNumber, p]));
   const chosen: PartRecord[] = [];
   for (const want of requested) {
     const part = stored.get(want.partNumber);
@@ -286,6 +286,7 @@ async function completeMultipartUpload(ctx: RequestContext<'CompleteMultipartUpl
     bucketId: bucket.id,
     key: ctx.op.key,
     parts: chosen.map((p) => p.partNumber),
+    partEtags: chosen.map((p) => p.etag),
     size: chosen.reduce((sum, p) => sum + p.size, 0),
     etag,
     attributes,
