@@ -386,6 +386,19 @@ function metadataSuite(factory: StoreFactory): void {
       t.same(localIds(pending), v.blocks.map((b) => b.localId).sort((a, b) => a - b));
     });
 
+    t.test('setObjectAttributes replaces attributes of that version only', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const v1 = await put(store, bucket, 'k', [4]);
+      t.equal(await store.setObjectAttributes(bucket.id, 'k', v1.objectId, { tags: { a: '1' } }), true);
+      const got = await store.getObject(bucket.id, 'k');
+      t.same(got?.attributes, { tags: { a: '1' } });
+      t.same(got?.blocks.map((b) => b.localId), v1.blocks.map((b) => b.localId), 'data untouched');
+      const v2 = await put(store, bucket, 'k', [4]);
+      t.equal(await store.setObjectAttributes(bucket.id, 'k', v1.objectId, { tags: {} }), false, 'a replaced version is not updated');
+      t.equal(await store.setObjectAttributes(bucket.id, 'missing', v2.objectId, {}), false, 'missing key');
+      t.notSame((await store.getObject(bucket.id, 'k'))?.attributes, { tags: {} });
+    });
+
     t.test('abortOpenKey', async (t) => {
       const { store, bucket } = await withBucket(t);
       const open = await store.openKey({ bucketId: bucket.id, key: 'k', kind: 'multipart' });

@@ -17,6 +17,12 @@ import {
   ListObjectsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCopyCommand,
+  CompleteMultipartUploadCommand,
+  PutObjectTaggingCommand,
+  GetObjectTaggingCommand,
+  DeleteObjectTaggingCommand,
 } from '@aws-sdk/client-s3';
 import { crc32 } from '@node-rs/crc32';
 import { disposeServer, startServer, ACCESS_KEY } from './helpers/server.js';
@@ -255,4 +261,49 @@ t.test('errors: bucket names, keys, ranges, skew, methods', async (t) => {
   t.same([unsatisfiable.status, errorCode(unsatisfiable), unsatisfiable.headers['content-range']], [416, 'InvalidRange', 'bytes */10']);
   const ignored = await signedRequest(server, { method: 'GET', path: `/${bucket}/range`, headers: { range: 'bytes=5-2' } });
   t.same([ignored.status, ignored.body.toString()], [200, '0123456789'], 'an unparsable range is ignored, as AWS does');
+});
+
+t.test('object tagging: x-amz-tagging on PUT, ?tagging PUT/GET/DELETE, tag count, limits', async (t) => {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'tagged', Body: 'x', Tagging: 'a=1&b=two%20words' }));
+  t.same((await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: 'tagged' }))).TagSet, [{ Key: 'a', Value: '1' }, { Key: 'b', Value: 'two words' }]);
+  t.equal((await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'tagged' }))).TagCount, 2);
+  await s3.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: 'tagged', Tagging: { TagSet: [{ Key: 'k<&>', Value: 'v' }] } }));
+  t.same((await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: 'tagged' }))).TagSet, [{ Key: 'k<&>', Value: 'v' }]);
+  t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'tagged' }))).Body), 'x', 'data untouched by tagging');
+  await s3.send(new DeleteObjectTaggingCommand({ Bucket: bucket, Key: 'tagged' }));
+  t.same((await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: 'tagged' }))).TagSet ?? [], []);
+  const eleven = Array.from({ length: 11 }, (_, i) => ({ Key: `k${i}`, Value: 'v' }));
+  t.same(await s3Failure(s3.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: 'tagged', Tagging: { TagSet: eleven } }))), { code: 'BadRequest', status: 400 });
+  t.same(await s3Failure(s3.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: 'tagged', Tagging: { TagSet: [{ Key: 'k'.repeat(129), Value: 'v' }] } }))), { code: 'InvalidTag', status: 400 });
+  t.same(await s3Failure(s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: 'untagged-missing' }))), { code: 'NoSuchKey', status: 404 });
+  const copied = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'tagged2', Body: 'y', Tagging: 'c=3' }));
+  t.ok(copied.ETag);
+  await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'tagged3', CopySource: `${bucket}/tagged2` }));
+  t.same((await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: 'tagged3' }))).TagSet, [{ Key: 'c', Value: '3' }], 'copy keeps tags by default');
+});
+
+t.test('UploadPartCopy with x-amz-copy-source-range, and GET ?partNumber', async (t) => {
+  const source = randomBytes(7 * 1024 * 1024 + 5);
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'mp/source', Body: source }));
+  const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'mp/copy' }));
+  const five = 5 * 1024 * 1024;
+  const p1 = await s3.send(new UploadPartCopyCommand({ Bucket: bucket, Key: 'mp/copy', UploadId, PartNumber: 1, CopySource: `${bucket}/mp/source`, CopySourceRange: `bytes=0-${five - 1}` }));
+  const p2 = await s3.send(new UploadPartCopyCommand({ Bucket: bucket, Key: 'mp/copy', UploadId, PartNumber: 2, CopySource: `${bucket}/mp/source`, CopySourceRange: `bytes=${five}-${source.length - 1}` }));
+  t.equal(p1.CopyPartResult?.ETag, `"${createHash('md5').update(source.subarray(0, five)).digest('hex')}"`);
+  t.same(await s3Failure(s3.send(new UploadPartCopyCommand({ Bucket: bucket, Key: 'mp/copy', UploadId, PartNumber: 3, CopySource: `${bucket}/mp/source`, CopySourceRange: `bytes=0-${source.length}` }))), { code: 'InvalidArgument', status: 400 });
+  t.same(await s3Failure(s3.send(new UploadPartCopyCommand({ Bucket: bucket, Key: 'mp/copy', UploadId, PartNumber: 3, CopySource: `${bucket}/mp/source`, CopySourceRange: 'bytes=5-' }))), { code: 'InvalidArgument', status: 400 });
+  t.same(await s3Failure(s3.send(new UploadPartCopyCommand({ Bucket: bucket, Key: 'mp/copy', UploadId: 'nope', PartNumber: 3, CopySource: `${bucket}/mp/source` }))), { code: 'NoSuchUpload', status: 404 });
+  const done = await s3.send(new CompleteMultipartUploadCommand({
+    Bucket: bucket, Key: 'mp/copy', UploadId,
+    MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.CopyPartResult!.ETag }, { PartNumber: 2, ETag: p2.CopyPartResult!.ETag }] },
+  }));
+  t.match(done.ETag, /-2"$/);
+  const whole = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'mp/copy' }));
+  t.ok(Buffer.from(await whole.Body!.transformToByteArray()).equals(source), 'assembled from copied parts');
+  const part2 = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'mp/copy', PartNumber: 2 }));
+  t.same([part2.$metadata.httpStatusCode, part2.PartsCount, part2.ContentRange], [206, 2, `bytes ${five}-${source.length - 1}/${source.length}`]);
+  t.ok(Buffer.from(await part2.Body!.transformToByteArray()).equals(source.subarray(five)));
+  t.same(await s3Failure(s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'mp/copy', PartNumber: 3 }))), { code: 'InvalidPartNumber', status: 416 });
+  const single = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'mp/source', PartNumber: 1 }));
+  t.equal(single.ContentLength, source.length, 'part 1 of a single-PUT object is the whole object');
 });

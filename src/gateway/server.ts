@@ -18,9 +18,10 @@ import { deleteHandlers } from './operations/delete.js';
 import { listHandlers } from './operations/list.js';
 import { copyHandlers } from './operations/copy.js';
 import { configHandlers } from './operations/config.js';
+import { taggingHandlers } from './operations/tagging.js';
 import { multipartHandlers } from './operations/multipart.js';
 
-const HANDLERS: HandlerTable = { ...bucketHandlers, ...putHandlers, ...getHandlers, ...deleteHandlers, ...listHandlers, ...copyHandlers, ...configHandlers, ...multipartHandlers };
+const HANDLERS: HandlerTable = { ...bucketHandlers, ...putHandlers, ...getHandlers, ...deleteHandlers, ...listHandlers, ...copyHandlers, ...configHandlers, ...taggingHandlers, ...multipartHandlers };
 
 export interface Gateway {
   server: Server;

@@ -283,6 +283,14 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
+  async setObjectAttributes(bucketId: number, key: string, objectId: string, attributes: ObjectAttributes): Promise<boolean> {
+    return this.write(
+      () =>
+        this.run('UPDATE objects SET attributes = ? WHERE bucket_id = ? AND name = ? AND object_id = ?', JSON.stringify(attributes), bucketId, key, objectId)
+          .changes === 1,
+    );
+  }
+
   async listObjects(bucketId: number, query: ListObjectsQuery): Promise<ObjectSummary[]> {
     // Prefix as a key range (not LIKE, which is case-insensitive and has wildcards), so the
     // primary key index serves it and the order stays byte order.

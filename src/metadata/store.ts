@@ -237,6 +237,11 @@ export interface MetadataStore {
   getObject(bucketId: number, key: string): Promise<ObjectRecord | undefined>;
   /** Returns false when the key did not exist. Blocks go to the deleted-block log. */
   deleteObject(bucketId: number, key: string): Promise<boolean>;
+  /**
+   * Replaces the attributes (tags, say) of the version `objectId` of a key, without touching
+   * its data. Returns false when the key is gone or now holds another version.
+   */
+  setObjectAttributes(bucketId: number, key: string, objectId: string, attributes: ObjectAttributes): Promise<boolean>;
   /** Keys in byte order of their UTF-8 encoding. */
   listObjects(bucketId: number, query: ListObjectsQuery): Promise<ObjectSummary[]>;
 

@@ -1,7 +1,7 @@
 // Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation.
 import type { HandlerTable } from '../context.js';
 import { s3Error } from '../errors.js';
-import { readSmallBody } from '../body.js';
+import { readVerifiedBody } from '../body.js';
 import { sendEmpty, sendXml, isoDate } from '../respond.js';
 import { ownerElement, requireBucket, volumeOf } from './common.js';
 
@@ -33,7 +33,7 @@ export const bucketHandlers: HandlerTable = {
     const name = ctx.op.bucket;
     validateBucketName(name);
     // The optional CreateBucketConfiguration (LocationConstraint) is read and ignored: one region.
-    await readSmallBody(ctx.req);
+    await readVerifiedBody(ctx, services);
     await services.store.createBucket({ volume: volumeOf(ctx.user), name, owner: ctx.user.name });
     sendEmpty(ctx.res, 200, { Location: `/${name}` });
   },

@@ -19,3 +19,14 @@ export async function ownerElement(services: GatewayServices, userName: string):
   const user = await services.store.getUser(userName);
   return { ID: user?.canonicalId ?? '', DisplayName: user?.displayName ?? userName };
 }
+
+/** encoding-type=url in listings: S3 encodes like a form, spaces as '+', everything unsafe percent-escaped. */
+export function encodingOf(query: URLSearchParams): (value: string) => string {
+  const type = query.get('encoding-type');
+  if (type === null) return (v) => v;
+  if (type !== 'url') throw s3Error('InvalidArgument', 'Invalid Encoding Method specified in Request', { ArgumentName: 'encoding-type' });
+  return (v) => encodeURIComponent(v).replace(/%20/g, '+').replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+/** Keys compare in the byte order of their UTF-8 encoding, as S3 lists them. */
+export const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));

@@ -3,35 +3,16 @@
 import type { GatewayServices, HandlerTable, RequestContext } from '../context.js';
 import { s3Error, S3Error } from '../errors.js';
 import { sendEmpty, sendXml } from '../respond.js';
-import { readSmallBody } from '../body.js';
+import { readVerifiedBody } from '../body.js';
 import { parseXml, xmlText } from '../xml.js';
 import { MAX_KEY_BYTES } from '../router.js';
-import { contentMd5, requestedChecksum } from '../upload.js';
 import { requireBucket } from './common.js';
 
 const MAX_KEYS_PER_REQUEST = 1000;
 
-/** DeleteObjects needs an integrity header (Content-MD5 or x-amz-checksum-*) and it must match the body. */
-async function verifyBodyIntegrity(ctx: RequestContext, services: GatewayServices, body: Buffer): Promise<void> {
-  const md5 = contentMd5(ctx);
-  const checksum = requestedChecksum(ctx);
-  if (md5 === undefined && checksum?.expected === undefined) {
-    throw s3Error('InvalidRequest', 'Missing required header for this request: Content-MD5');
-  }
-  const { digests } = await services.pool.whole(body, {
-    md5: md5 !== undefined,
-    sha256: false,
-    checksum: checksum?.algorithm,
-    bytesPerChecksum: Math.max(1, body.length),
-  });
-  if (md5 !== undefined && digests.md5 !== md5) throw s3Error('BadDigest');
-  if (checksum?.expected !== undefined && digests.checksum !== checksum.expected) throw s3Error('BadDigest');
-}
-
 async function deleteObjects(ctx: RequestContext<'DeleteObjects'>, services: GatewayServices): Promise<void> {
   const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
-  const body = await readSmallBody(ctx.req);
-  await verifyBodyIntegrity(ctx, services, body);
+  const body = await readVerifiedBody(ctx, services, { integrityRequired: true });
   const document = parseXml(body, 'Delete');
   const objects = (document.Object ?? []) as Record<string, unknown>[];
   if (objects.length === 0 || objects.length > MAX_KEYS_PER_REQUEST) {

@@ -7,6 +7,7 @@ import { s3Error } from '../errors.js';
 import { httpDate, pipeBody } from '../respond.js';
 import { attributeHeaders, type StoredAttributes } from '../object-attributes.js';
 import { requireBucket } from './common.js';
+import { parsePartNumber, partRange } from './multipart.js';
 
 export interface ByteRange {
   start: number;
@@ -80,11 +81,21 @@ function objectHeaders(ctx: RequestContext, object: ObjectRecord): Record<string
   };
 }
 
+/** Range header or ?partNumber=N (the N-th part of a multipart object; part 1 of any other). */
+function requestedRange(ctx: RequestContext, object: ObjectRecord, headers: Record<string, string | number>): ByteRange | undefined {
+  const partNumber = ctx.query.get('partNumber');
+  if (partNumber === null) return parseRange(header(ctx, 'range'), object.size);
+  if (header(ctx, 'range') !== undefined) throw s3Error('InvalidRequest', 'Cannot specify both Range header and partNumber query parameter');
+  const part = partRange(object, parsePartNumber(partNumber));
+  if ((object.attributes as Partial<StoredAttributes>).parts) headers['x-amz-mp-parts-count'] = part.partsCount;
+  return object.size === 0 ? undefined : { start: part.start, end: part.end };
+}
+
 async function respondWithObject(ctx: RequestContext<'GetObject' | 'HeadObject'>, services: GatewayServices, withBody: boolean): Promise<void> {
   const object = await lookup(ctx, services);
   checkConditions(ctx, object);
-  const range = parseRange(header(ctx, 'range'), object.size);
   const headers = objectHeaders(ctx, object);
+  const range = requestedRange(ctx, object, headers);
   const start = range?.start ?? 0;
   const end = range?.end ?? object.size - 1;
   const length = end - start + 1;

@@ -3,7 +3,7 @@ import type { ObjectSummary } from '../../metadata/store.js';
 import type { GatewayServices, HandlerTable, RequestContext } from '../context.js';
 import { s3Error } from '../errors.js';
 import { isoDate, sendXml } from '../respond.js';
-import { ownerElement, requireBucket } from './common.js';
+import { byteOrder, encodingOf, ownerElement, requireBucket } from './common.js';
 
 interface ListPage {
   contents: ObjectSummary[];
@@ -35,7 +35,7 @@ export async function listPage(
       const cut = delimiter ? object.key.indexOf(delimiter, prefix.length) : -1;
       const entry = cut >= 0 ? object.key.slice(0, cut + delimiter.length) : undefined;
       if (entry !== undefined && entry === page.commonPrefixes.at(-1)) continue;
-      if (entry !== undefined && options.after !== undefined && entry <= options.after) continue;
+      if (entry !== undefined && options.after !== undefined && byteOrder(entry, options.after) <= 0) continue;
       if (page.contents.length + page.commonPrefixes.length === maxKeys) {
         page.truncated = true;
         return page;
@@ -59,14 +59,6 @@ function parseMaxKeys(value: string | null): number {
   if (value === null) return 1000;
   if (!/^\d+$/.test(value)) throw s3Error('InvalidArgument', 'max-keys must be a non-negative integer', { ArgumentName: 'max-keys' });
   return Math.min(Number(value), 1000);
-}
-
-function encodingOf(query: URLSearchParams): ((value: string) => string) {
-  const type = query.get('encoding-type');
-  if (type === null) return (v) => v;
-  if (type !== 'url') throw s3Error('InvalidArgument', 'Invalid Encoding Method specified in Request', { ArgumentName: 'encoding-type' });
-  // S3 encodes like a form: spaces as '+', everything unsafe percent-escaped.
-  return (v) => encodeURIComponent(v).replace(/%20/g, '+').replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
 }
 
 async function list(ctx: RequestContext<'ListObjects' | 'ListObjectsV2'>, services: GatewayServices, v2: boolean): Promise<void> {

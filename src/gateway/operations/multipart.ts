@@ -8,15 +8,16 @@ import type { ObjectRecord, OpenKey, PartRecord } from '../../metadata/store.js'
 import type { GatewayServices, HandlerTable, RequestContext } from '../context.js';
 import { header } from '../context.js';
 import { s3Error } from '../errors.js';
-import { readSmallBody } from '../body.js';
+import { readSmallBody, readVerifiedBody } from '../body.js';
 import { parseXml, xmlText } from '../xml.js';
 import { isoDate, sendEmpty, sendXml } from '../respond.js';
 import { attributesFromRequest, tagsFromHeader, type StoredAttributes } from '../object-attributes.js';
-import { contentMd5, receiveBody, requestedChecksum } from '../upload.js';
-import { payloadMode } from '../../auth/authenticate.js';
+import { receiveBody } from '../upload.js';
 import { createChecksum, isChecksumAlgorithm, type ChecksumAlgorithm } from '../../hashing/s3-checksums.js';
 import { writeConditions } from './put.js';
-import { ownerElement, requireBucket } from './common.js';
+import { readCopySource, sourceBody } from './copy.js';
+import type { WrittenObject } from '../../pipeline/object-writer.js';
+import { byteOrder, encodingOf, ownerElement, requireBucket } from './common.js';
 
 /** S3's smallest part, except the last: fixed, as in AWS (no option or environment variable changes it). */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -86,16 +87,6 @@ function parseCount(value: string | null, name: string, max: number, fallback: n
   return Math.min(Number(value), max);
 }
 
-/** encoding-type=url, as list.ts: spaces as '+', everything unsafe percent-escaped. */
-function encodingOf(query: URLSearchParams): (value: string) => string {
-  const type = query.get('encoding-type');
-  if (type === null) return (v) => v;
-  if (type !== 'url') throw s3Error('InvalidArgument', 'Invalid Encoding Method specified in Request', { ArgumentName: 'encoding-type' });
-  return (v) => encodeURIComponent(v).replace(/%20/g, '+').replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-}
-
-const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
-
 /** Owner elements by user name, looked up once per request. */
 function owners(services: GatewayServices): (name: string) => Promise<{ ID: string; DisplayName: string }> {
   const cache = new Map<string, Promise<{ ID: string; DisplayName: string }>>();
@@ -144,13 +135,27 @@ async function uploadPart(ctx: RequestContext<'UploadPart'>, services: GatewaySe
     kind: 'part',
     maxSize: services.config.maxPutSize,
   });
+  await commitUploadedPart(services, upload, partNumber, written, checksum);
+  const headers: Record<string, string> = { ETag: `"${md5}"` };
+  if (checksum) headers[`x-amz-checksum-${checksum.algorithm}`] = checksum.value;
+  sendEmpty(ctx.res, 200, headers);
+}
+
+/** Records a written part in its upload; on failure its blocks are given back. */
+async function commitUploadedPart(
+  services: GatewayServices,
+  upload: OpenKey,
+  partNumber: number,
+  written: WrittenObject,
+  checksum: { algorithm: ChecksumAlgorithm; value: string } | undefined,
+): Promise<PartRecord> {
   try {
-    await services.store.commitPart({
+    return await services.store.commitPart({
       uploadId: upload.objectId,
       partNumber,
       objectId: written.objectId,
       size: written.size,
-      etag: md5,
+      etag: written.digests.md5!,
       blocks: written.blocks,
       ...(checksum ? { checksum: { algorithm: checksum.algorithm, value: checksum.value } } : {}),
     });
@@ -158,9 +163,49 @@ async function uploadPart(ctx: RequestContext<'UploadPart'>, services: GatewaySe
     await services.store.abortOpenKey(written.objectId).catch(() => undefined);
     throw error;
   }
-  const headers: Record<string, string> = { ETag: `"${md5}"` };
-  if (checksum) headers[`x-amz-checksum-${checksum.algorithm}`] = checksum.value;
-  sendEmpty(ctx.res, 200, headers);
+}
+
+// ---- UploadPartCopy ----
+
+/** x-amz-copy-source-range: exactly `bytes=first-last`, inside the source. */
+export function copySourceRange(value: string | undefined, size: number): { start: number; end: number } {
+  if (value === undefined) return { start: 0, end: size - 1 };
+  const m = /^bytes=(\d+)-(\d+)$/.exec(value.trim());
+  if (!m) {
+    throw s3Error('InvalidArgument', 'The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy', { ArgumentName: 'x-amz-copy-source-range' });
+  }
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (start > end || end >= size) {
+    throw s3Error('InvalidArgument', `Range specified is not valid for source object of size: ${size}`, { ArgumentName: 'x-amz-copy-source-range' });
+  }
+  return { start, end };
+}
+
+async function uploadPartCopy(ctx: RequestContext<'UploadPartCopy'>, services: GatewayServices): Promise<void> {
+  const partNumber = parsePartNumber(ctx.query.get('partNumber'));
+  const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
+  const upload = await requireUpload(ctx, services, bucket.id, ctx.op.key);
+  const source = await readCopySource(ctx, services);
+  const { start, end } = copySourceRange(header(ctx, 'x-amz-copy-source-range'), source.object.size);
+  const length = end - start + 1;
+  if (length > services.config.maxPutSize) throw s3Error('EntityTooLarge', 'A part may be at most 5 GiB.');
+  const algorithm = (upload.attributes as UploadAttributes | undefined)?.checksumAlgorithm;
+  const written = await services.writer.write({
+    source: sourceBody(services, source.object, start, end),
+    bucketId: bucket.id,
+    key: ctx.op.key,
+    kind: 'part',
+    digests: { md5: true, sha256: false, checksum: algorithm },
+    maxSize: length,
+  });
+  const checksum = algorithm && written.digests.checksum ? { algorithm, value: written.digests.checksum } : undefined;
+  const part = await commitUploadedPart(services, upload, partNumber, written, checksum);
+  sendXml(ctx.res, 200, 'CopyPartResult', {
+    ETag: `"${part.etag}"`,
+    LastModified: isoDate(part.modifiedAt),
+    ...(checksum ? { [checksumElement(checksum.algorithm)]: checksum.value } : {}),
+  });
 }
 
 // ---- CompleteMultipartUpload ----
@@ -211,29 +256,10 @@ function compositeChecksum(attributes: UploadAttributes, parts: PartRecord[]): S
   return { algorithm, value: `${running.digest()}-${parts.length}`, type: 'COMPOSITE' };
 }
 
-/** The signed SHA-256, Content-MD5 or x-amz-checksum-* of the document, when the client sent one. */
-async function verifySmallBody(ctx: RequestContext, services: GatewayServices, body: Buffer): Promise<void> {
-  const mode = payloadMode(ctx.signed);
-  if (mode.kind === 'streaming') throw s3Error('NotImplemented', `x-amz-content-sha256: ${mode.value} is not supported for this request`);
-  const md5 = contentMd5(ctx);
-  const checksum = requestedChecksum(ctx);
-  if (mode.kind !== 'sha256' && md5 === undefined && checksum?.expected === undefined) return;
-  const { digests } = await services.pool.whole(body, {
-    md5: md5 !== undefined,
-    sha256: mode.kind === 'sha256',
-    checksum: checksum?.expected !== undefined ? checksum.algorithm : undefined,
-    bytesPerChecksum: Math.max(1, body.length),
-  });
-  if (mode.kind === 'sha256' && digests.sha256 !== mode.expected) throw s3Error('XAmzContentSHA256Mismatch');
-  if (md5 !== undefined && digests.md5 !== md5) throw s3Error('BadDigest');
-  if (checksum?.expected !== undefined && digests.checksum !== checksum.expected) throw s3Error('BadDigest');
-}
-
 async function completeMultipartUpload(ctx: RequestContext<'CompleteMultipartUpload'>, services: GatewayServices): Promise<void> {
   const conditions = writeConditions(ctx);
   const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
-  const body = await readSmallBody(ctx.req, MAX_COMPLETE_BODY);
-  await verifySmallBody(ctx, services, body);
+  const body = await readVerifiedBody(ctx, services, { maxBytes: MAX_COMPLETE_BODY });
   const requested = parseCompleteRequest(body);
   const upload = await requireUpload(ctx, services, bucket.id, ctx.op.key);
 
@@ -434,6 +460,7 @@ async function listMultipartUploads(ctx: RequestContext<'ListMultipartUploads'>,
 export const multipartHandlers: HandlerTable = {
   CreateMultipartUpload: createMultipartUpload,
   UploadPart: uploadPart,
+  UploadPartCopy: uploadPartCopy,
   CompleteMultipartUpload: completeMultipartUpload,
   AbortMultipartUpload: abortMultipartUpload,
   ListParts: listParts,
