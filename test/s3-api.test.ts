@@ -27,7 +27,7 @@ import {
 import { crc32 } from '@node-rs/crc32';
 import { disposeServer, startServer, ACCESS_KEY } from './helpers/server.js';
 import { s3Failure, sdkClient } from './helpers/clients.js';
-import { errorCode, signedRequest } from './helpers/raw.js';
+import { errorCode, presignedPath, send, signedRequest } from './helpers/raw.js';
 
 const server = await startServer({ args: ['--domain', 's3.localhost'] });
 t.teardown(() => disposeServer(server));
@@ -306,4 +306,21 @@ t.test('UploadPartCopy with x-amz-copy-source-range, and GET ?partNumber', async
   t.same(await s3Failure(s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'mp/copy', PartNumber: 3 }))), { code: 'InvalidPartNumber', status: 416 });
   const single = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'mp/source', PartNumber: 1 }));
   t.equal(single.ContentLength, source.length, 'part 1 of a single-PUT object is the whole object');
+});
+
+t.test('presigned URLs: valid, expired, too long, tampered', async (t) => {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'presigned', Body: 'signed body' }));
+  const ok = await send(server, 'GET', await presignedPath(server, 'GET', bucket, 'presigned'), {});
+  t.same([ok.status, ok.body.toString()], [200, 'signed body']);
+  const expired = await presignedPath(server, 'GET', bucket, 'presigned', 1);
+  await new Promise((r) => setTimeout(r, 2100));
+  const late = await send(server, 'GET', expired, {});
+  t.same([late.status, errorCode(late)], [403, 'AccessDenied']);
+  const week = await presignedPath(server, 'GET', bucket, 'presigned', 7 * 24 * 3600);
+  t.equal((await send(server, 'GET', week, {})).status, 200, 'seven days is allowed');
+  const tooLong = week.replace('X-Amz-Expires=604800', 'X-Amz-Expires=604801');
+  const refused = await send(server, 'GET', tooLong, {});
+  t.same([refused.status, errorCode(refused)], [400, 'AuthorizationQueryParametersError']);
+  const tampered = await send(server, 'GET', (await presignedPath(server, 'GET', bucket, 'presigned')).replace('presigned?', 'presigned2?'), {});
+  t.same([tampered.status, errorCode(tampered)], [403, 'SignatureDoesNotMatch']);
 });
