@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.install-stamp
 APT_STAMP := .apt-stamp
-TEST_DEBS := awscli python3-boto3 s3cmd rclone curl
+TEST_DEBS := awscli python3-boto3 s3cmd rclone curl postgresql chromium
 
 .PHONY: run test build lint bench bench-quick clean deps test-deps
 
@@ -13,12 +13,14 @@ $(NPM_STAMP): package.json package-lock.json
 
 deps: $(NPM_STAMP)
 
-dist/cli/main.js: $(NPM_STAMP) $(shell find src -type f) tsconfig.json tsconfig.build.json
+dist/cli/main.js: $(NPM_STAMP) $(shell find src -type f -name '*.ts') tsconfig.json tsconfig.build.json
 	rm -rf dist
 	npx tsc -p tsconfig.build.json
-	cp src/datanode/datanode.proto dist/datanode/
 
-build: dist/cli/main.js
+dist/datanode/datanode.proto: src/datanode/datanode.proto dist/cli/main.js
+	cp $< $@
+
+build: dist/cli/main.js dist/datanode/datanode.proto
 
 run: build
 	bin/s3g serve $(ARGS)

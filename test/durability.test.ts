@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync, openSync, readSync,
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { startServer, tempDir, type TestServer } from './helpers/server.js';
+import { datanodePids, startServer, tempDir, type TestServer } from './helpers/server.js';
 import { aws, awsEnv, s3Failure, sdkClient } from './helpers/clients.js';
 import { patternBody, presignedPath, send } from './helpers/raw.js';
 
@@ -172,4 +172,27 @@ t.test('peak RSS uploading 1 GiB stays within 64 MiB of uploading 64 MiB', async
   const large = await peakRssDuringUpload(1024 * 1024 * 1024);
   t.comment(`peak RSS: 64 MiB upload ${(small / 2 ** 20).toFixed(1)} MiB, 1 GiB upload ${(large / 2 ** 20).toFixed(1)} MiB`);
   t.ok(large - small < 64 * 1024 * 1024, `difference ${((large - small) / 2 ** 20).toFixed(1)} MiB`);
+});
+
+t.test('3 replicas: a datanode killed during an upload is excluded and the upload succeeds', async (t) => {
+  const server = await startServer({ args: ['--datanodes', '3', '--replication', '3', '--chunk-size', '1MiB', '--block-size', '8MiB'] });
+  t.teardown(() => server.kill9());
+  const pids = datanodePids(server);
+  const s3 = sdkClient(server);
+  await s3.send(new CreateBucketCommand({ Bucket: 'failover' }));
+  const size = 96 * 1024 * 1024;
+  const pattern = randomBytes(1 << 20);
+  const upload = send(server, 'PUT', await presignedPath(server, 'PUT', 'failover', 'big'), { 'content-length': String(size) }, patternBody(size, pattern));
+  await waitFor('a third of the upload on datanode 2', () => blockFiles(server.dataDir, 2).reduce((n, f) => n + statSync(f).size, 0) > 32 * 1024 * 1024, 60_000);
+  process.kill(pids['2']!, 'SIGKILL');
+  const res = await upload;
+  t.equal(res.status, 200, `upload succeeded: ${res.body.toString()}`);
+  const got = await s3.send(new GetObjectCommand({ Bucket: 'failover', Key: 'big' }));
+  const bytes = Buffer.from(await got.Body!.transformToByteArray());
+  t.equal(bytes.length, size);
+  let intact = true;
+  for (let at = 0; at < size; at += pattern.length) intact &&= bytes.subarray(at, at + pattern.length).equals(pattern.subarray(0, Math.min(pattern.length, size - at)));
+  t.ok(intact, 'byte-identical');
+  t.match(server.output(), /replica failed during write; excluding it/);
+  await server.stop();
 });

@@ -399,6 +399,18 @@ function metadataSuite(factory: StoreFactory): void {
       t.notSame((await store.getObject(bucket.id, 'k'))?.attributes, { tags: {} });
     });
 
+    t.test('dropReplica removes a failed copy and logs its leftovers', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const open = await store.openKey({ bucketId: bucket.id, key: 'k', kind: 'put' });
+      const block = await store.allocateBlock(open.objectId, ['dn1', 'dn2', 'dn3']);
+      await store.dropReplica(block, 'dn2');
+      await store.dropReplica(block, 'dn2');
+      await store.commitKey({ objectId: open.objectId, bucketId: bucket.id, key: 'k', size: 4, etag: 'e', attributes: {}, blocks: [{ ...block, length: 4 }] });
+      t.same((await store.getObject(bucket.id, 'k'))?.blocks[0]?.replicas, ['dn1', 'dn3']);
+      const pending = await store.pendingBlockDeletions(10);
+      t.same(pending.map((p) => [p.datanodeId, p.block.localId]), [['dn2', block.localId]], 'logged once');
+    });
+
     t.test('abortOpenKey', async (t) => {
       const { store, bucket } = await withBucket(t);
       const open = await store.openKey({ bucketId: bucket.id, key: 'k', kind: 'multipart' });
@@ -833,6 +845,34 @@ function metadataSuite(factory: StoreFactory): void {
       nodes = await store.listDatanodes();
       t.equal(nodes.length, 2);
       t.match(nodes[0], { id: 'dn1', address: '127.0.0.1:9101', capacityBytes: 3000, usedBytes: 7 });
+    });
+
+    t.test('usage: buckets with objects and bytes, open keys, deletions, blocks by live replicas', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      t.same(await store.usage(), {
+        buckets: [{ volume: 's3v', name: 'photos', objects: 0, bytes: 0 }],
+        openKeys: 0,
+        pendingBlockDeletions: 0,
+        blocksByLiveReplicas: {},
+      });
+      await store.createBucket({ volume: 's3v', name: 'empty', owner: 'alice' });
+      await store.registerDatanode({ id: 'dn1', address: '127.0.0.1:9001', capacityBytes: 1000, usedBytes: 0 });
+      await store.registerDatanode({ id: 'dn2', address: '127.0.0.1:9002', capacityBytes: 1000, usedBytes: 0 });
+      await put(store, bucket, 'a', [10, 20], { replicas: ['dn1', 'dn2'] });
+      await put(store, bucket, 'b', [5], { replicas: ['dn1', 'dn9'] }); // dn9 never registered: not live
+      await put(store, bucket, 'c', [7], { replicas: ['dn8'] });
+      await put(store, bucket, 'gone', [3], { replicas: ['dn1'] });
+      await store.deleteObject(bucket.id, 'gone');
+      await store.openKey({ bucketId: bucket.id, key: 'big', kind: 'multipart' });
+      t.same(await store.usage(), {
+        buckets: [
+          { volume: 's3v', name: 'empty', objects: 0, bytes: 0 },
+          { volume: 's3v', name: 'photos', objects: 3, bytes: 42 },
+        ],
+        openKeys: 1,
+        pendingBlockDeletions: 1,
+        blocksByLiveReplicas: { '0': 1, '1': 1, '2': 2 },
+      });
     });
 
     t.test('data survives close and reopen', async (t) => {

@@ -21,6 +21,7 @@ import {
   type BlockRef,
   type Bucket,
   type BucketLayout,
+  type BucketUsage,
   type CommitKeyInput,
   type CommitPartInput,
   type CompleteMultipartUploadInput,
@@ -36,6 +37,7 @@ import {
   type OpenKeyKind,
   type PartRecord,
   type PartWithBlocks,
+  type StoreUsage,
   type User,
   type UserWithKeys,
 } from './store.js';
@@ -257,6 +259,18 @@ export class SqliteMetadataStore implements MetadataStore {
       );
       this.run('DELETE FROM open_keys WHERE object_id = ?', input.objectId);
       return this.objectRecord(this.objectRow(input.bucketId, input.key)!);
+    });
+  }
+
+  async dropReplica(block: BlockRef, datanodeId: string): Promise<void> {
+    await this.write(() => {
+      const dropped = this.run('DELETE FROM block_replicas WHERE local_id = ? AND datanode_id = ?', block.localId, datanodeId);
+      if (dropped.changes > 0) {
+        this.run(
+          'INSERT INTO deleted_blocks (datanode_id, container_id, local_id, created_at) VALUES (?, ?, ?, ?)',
+          datanodeId, block.containerId, block.localId, Date.now(),
+        );
+      }
     });
   }
 
@@ -548,6 +562,31 @@ export class SqliteMetadataStore implements MetadataStore {
     if (ids.length === 0) return;
     await this.write(() => {
       for (const id of ids) this.run('DELETE FROM deleted_blocks WHERE id = ?', id);
+    });
+  }
+
+  // ---- monitoring ----
+
+  async usage(): Promise<StoreUsage> {
+    return this.read(() => {
+      const buckets = this.all<BucketUsage>(
+        `SELECT b.volume AS volume, b.name AS name, COUNT(o.object_id) AS objects, COALESCE(SUM(o.size), 0) AS bytes
+         FROM buckets b LEFT JOIN objects o ON o.bucket_id = b.id
+         GROUP BY b.id, b.volume, b.name ORDER BY b.volume, b.name`,
+      );
+      const openKeys = this.get<{ n: number }>('SELECT COUNT(*) AS n FROM open_keys')!.n;
+      const pendingBlockDeletions = this.get<{ n: number }>('SELECT COUNT(*) AS n FROM deleted_blocks')!.n;
+      // Liveness as listDatanodes judges it: marked live and heard from recently.
+      const rows = this.all<{ live: number; blocks: number }>(
+        `SELECT live, COUNT(*) AS blocks FROM (
+           SELECT r.local_id, SUM(CASE WHEN d.id IS NULL THEN 0 ELSE 1 END) AS live
+           FROM block_replicas r
+           LEFT JOIN datanodes d ON d.id = r.datanode_id AND d.state = 'live' AND d.last_heartbeat >= ?
+           GROUP BY r.local_id
+         ) per_block GROUP BY live ORDER BY live`,
+        Date.now() - this.deadAfterMs,
+      );
+      return { buckets, openKeys, pendingBlockDeletions, blocksByLiveReplicas: Object.fromEntries(rows.map((r) => [String(r.live), r.blocks])) };
     });
   }
 

@@ -158,6 +158,28 @@ export interface CompleteMultipartUploadInput {
   ifMatch?: string;
 }
 
+export interface BucketUsage {
+  volume: string;
+  name: string;
+  /** Committed objects and the sum of their sizes (in-flight and multipart uploads not counted). */
+  objects: number;
+  bytes: number;
+}
+
+export interface StoreUsage {
+  /** Every bucket of every volume, by volume then name. */
+  buckets: BucketUsage[];
+  /** Open keys of every kind: PUTs and parts in flight or abandoned, unfinished multipart uploads. */
+  openKeys: number;
+  /** Replicas waiting in the deleted-block log. */
+  pendingBlockDeletions: number;
+  /**
+   * Blocks by how many of their replicas sit on live datanodes: { '3': 1200, '2': 4, '0': 1 }.
+   * A replica on a dead or unregistered datanode does not count; 0 means no live copy.
+   */
+  blocksByLiveReplicas: Record<string, number>;
+}
+
 export interface DatanodeRecord {
   id: string;
   address: string;
@@ -232,6 +254,11 @@ export interface MetadataStore {
   allocateBlock(objectId: string, replicas: string[]): Promise<BlockRef>;
   /** Makes the object visible and removes its open key; the replaced version's blocks go to the deleted-block log. Throws NoSuchBucket, NoSuchUpload, PreconditionFailed, NoSuchKey (ifMatch on a missing key). */
   commitKey(input: CommitKeyInput): Promise<ObjectRecord>;
+  /**
+   * A replica failed while its block was written: it no longer counts as a copy, and whatever
+   * part of the block reached that datanode goes to the deleted-block log.
+   */
+  dropReplica(block: BlockRef, datanodeId: string): Promise<void>;
   /** Drops an open key; its blocks (and, for a multipart upload, its parts' blocks) go to the deleted-block log. */
   abortOpenKey(objectId: string): Promise<void>;
   getObject(bucketId: number, key: string): Promise<ObjectRecord | undefined>;
@@ -279,4 +306,11 @@ export interface MetadataStore {
   expireOpenKeys(olderThanMs: number): Promise<number>;
   pendingBlockDeletions(limit: number): Promise<BlockDeletion[]>;
   completeBlockDeletions(ids: number[]): Promise<void>;
+
+  // Monitoring.
+  /**
+   * Totals for metrics and the admin view, from one read snapshot. It scans objects and block
+   * replicas: poll it seconds apart, never per request.
+   */
+  usage(): Promise<StoreUsage>;
 }

@@ -8,6 +8,7 @@ import type { HashPool, HashSession, DigestOptions, Digests } from '../hashing/p
 import type { BlockWriter } from '../datanode/client.js';
 import type { ChunkBufferPool } from './chunk-buffers.js';
 import type { Placement } from './placement.js';
+import { log } from '../common/log.js';
 
 export interface StorageConfig {
   chunkSize: number;
@@ -37,7 +38,11 @@ export interface WriteInput {
 
 interface OpenBlock {
   ref: BlockRef;
+  /** Datanode ids, parallel to writers. */
+  replicas: string[];
   writers: BlockWriter[];
+  /** Indexes of replicas that failed; they get no more chunks and no commit. */
+  failed: Set<number>;
   length: number;
 }
 
@@ -72,6 +77,8 @@ class WriteRun {
   private readonly blocks: { containerId: number; localId: number; length: number }[] = [];
   private readonly commits: Promise<void>[] = [];
   private readonly allWriters: BlockWriter[] = [];
+  /** Datanodes that failed during this upload: no new block goes to them. */
+  private readonly excluded = new Set<string>();
   /** Datanode sends happen one chunk after another in this chain, in object order. */
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
@@ -165,38 +172,61 @@ class WriteRun {
 
   private async sendInOrder(data: Uint8Array, crc32c: number[], released: Promise<void>, buffer: Uint8Array): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.block && this.block.length + data.length > this.config.blockSize) this.closeBlock();
+    const current = this.block;
+    // A block that lost a replica is closed where it is; the rest of the object goes to a new pipeline.
+    if (current && (current.failed.size > 0 || current.length + data.length > this.config.blockSize)) this.closeBlock();
     const block = this.block ?? (await this.openBlock());
     const offset = block.length;
     block.length += data.length;
     const checksums = { bytesPerChecksum: this.config.bytesPerChecksum, crc32c };
-    const acks = block.writers.map((writer) => writer.writeChunk(offset, data, checksums));
-    // The chain moves on as soon as the chunk is handed to gRPC; the buffer comes back
-    // when every replica acknowledged it and the hashing worker is done reading it.
-    void Promise.all([...acks, released]).then(
-      () => {
-        this.buffers.release(buffer);
-        this.inFlight--;
-        this.wakeReader?.();
-      },
-      (error: unknown) => this.fail(error),
+    const acks = block.writers.map((writer, i) =>
+      writer.writeChunk(offset, data, checksums).catch((error: unknown) => this.replicaFailed(block, i, error)),
     );
+    // The chain moves on as soon as the chunk is handed to gRPC; the buffer comes back
+    // when every replica acknowledged it (or failed) and the hashing worker is done reading it.
+    void Promise.all([...acks, released]).then(() => {
+      this.buffers.release(buffer);
+      this.inFlight--;
+      this.wakeReader?.();
+    });
   }
 
   private async openBlock(): Promise<OpenBlock> {
-    const replicas = this.placement.choose(this.config.replication);
+    const replicas = this.placement.choose(this.config.replication, this.excluded);
     const ref = await this.store.allocateBlock(this.objectId, replicas);
     const writers = replicas.map((id) => this.placement.client(id).openBlockWriter(ref));
     this.allWriters.push(...writers);
-    this.block = { ref, writers, length: 0 };
+    this.block = { ref, replicas, writers, failed: new Set(), length: 0 };
     return this.block;
+  }
+
+  /** A replica that fails stops counting; the block lives on while one replica is left. */
+  private replicaFailed(block: OpenBlock, index: number, error: unknown): void {
+    if (block.failed.has(index)) return;
+    block.failed.add(index);
+    this.excluded.add(block.replicas[index]!);
+    this.placement.suspect(block.replicas[index]!);
+    log('warn', 'replica failed during write; excluding it', {
+      block: `${block.ref.containerId}/${block.ref.localId}`,
+      datanodeId: block.replicas[index],
+      error: String(error),
+    });
+    if (block.failed.size === block.writers.length) this.fail(new Error(`every replica of block ${block.ref.localId} failed: ${String(error)}`));
   }
 
   private closeBlock(): void {
     const block = this.block!;
     this.block = undefined;
     this.blocks.push({ ...block.ref, length: block.length });
-    const commit = Promise.all(block.writers.map((writer) => writer.commit(block.length))).then(() => undefined);
+    const commit = (async () => {
+      await Promise.all(
+        block.writers.map((writer, i) =>
+          block.failed.has(i) ? undefined : writer.commit(block.length).catch((error: unknown) => this.replicaFailed(block, i, error)),
+        ),
+      );
+      if (block.failed.size === block.writers.length) throw this.failure ?? new Error(`block ${block.ref.localId} has no replica left`);
+      for (const i of block.failed) await this.store.dropReplica(block.ref, block.replicas[i]!);
+    })();
     commit.catch((error: unknown) => this.fail(error));
     this.commits.push(commit);
   }

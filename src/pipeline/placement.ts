@@ -7,6 +7,8 @@ export class Placement {
   private readonly clients = new Map<string, { address: string; client: DatanodeClient }>();
   private datanodes: DatanodeRecord[] = [];
   private next = 0;
+  /** Datanode id → until when it is avoided. */
+  private readonly suspects = new Map<string, number>();
 
   constructor(private readonly store: MetadataStore) {}
 
@@ -26,14 +28,26 @@ export class Placement {
     return client;
   }
 
-  /** `replication` distinct live datanodes, rotating the first so load spreads. */
-  choose(replication: number): string[] {
-    const live = this.datanodes.filter((d) => d.state === 'live');
-    if (live.length < replication) {
-      throw s3Error('ServiceUnavailable', `need ${replication} live datanodes, have ${live.length}`);
+  /**
+   * `replication` distinct live datanodes, rotating the first so load spreads. With datanodes
+   * excluded or suspected, a pipeline may come out shorter, down to a majority of `replication`:
+   * the write goes on, under-replicated, and re-replication restores the rest.
+   */
+  choose(replication: number, exclude: ReadonlySet<string> = new Set()): string[] {
+    const now = Date.now();
+    const usable = this.datanodes.filter((d) => d.state === 'live' && !exclude.has(d.id) && (this.suspects.get(d.id) ?? 0) < now);
+    const minimum = Math.ceil(replication / 2);
+    if (usable.length < minimum) {
+      throw s3Error('ServiceUnavailable', `need ${replication} live datanodes (at least ${minimum}), have ${usable.length}`);
     }
-    const start = this.next++ % live.length;
-    return Array.from({ length: replication }, (_, i) => live[(start + i) % live.length]!.id);
+    const count = Math.min(replication, usable.length);
+    const start = this.next++ % usable.length;
+    return Array.from({ length: count }, (_, i) => usable[(start + i) % usable.length]!.id);
+  }
+
+  /** A datanode that just failed gets no new blocks for a while, until heartbeats say otherwise. */
+  suspect(datanodeId: string, forMs = 30_000): void {
+    this.suspects.set(datanodeId, Date.now() + forMs);
   }
 
   close(): void {

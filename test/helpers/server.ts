@@ -1,7 +1,7 @@
 // Starts a real `bin/s3g serve` process on loopback with a temporary data directory and
 // stops it by its PID. Every test server gets its own ports (0 = chosen by the kernel).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,4 +86,22 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
 export async function disposeServer(server: TestServer): Promise<void> {
   await server.kill9();
   rmSync(server.dataDir, { recursive: true, force: true });
+}
+
+/** PIDs of a server's datanode child processes by datanode id, read from /proc. */
+export function datanodePids(server: TestServer): Record<string, number> {
+  const pids: Record<string, number> = {};
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      if (ppid !== server.proc.pid) continue;
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const id = args[args.indexOf('--id') + 1];
+      if (args.indexOf('--id') >= 0 && id) pids[id] = Number(entry);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
 }
