@@ -158,6 +158,20 @@ export const sqliteMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'service leases and replica lookups',
+    sql: `
+      -- Background services run on one gateway at a time: whoever holds the lease.
+      CREATE TABLE service_leases (
+        name        TEXT PRIMARY KEY,
+        holder      TEXT NOT NULL,
+        expires_at  BIGINT NOT NULL
+      );
+      -- Re-replication finds the blocks of a dead datanode.
+      CREATE INDEX block_replicas_by_datanode ON block_replicas(datanode_id, local_id);
+    `,
+  },
 ];
 
 /** Applies the migrations not yet recorded. Safe to run concurrently from several processes. */

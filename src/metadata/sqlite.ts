@@ -19,6 +19,7 @@ import {
   type BlockDeletion,
   type BlockLocation,
   type BlockRef,
+  type UnderReplicatedBlock,
   type Bucket,
   type BucketLayout,
   type BucketUsage,
@@ -517,6 +518,12 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
+  async declareDatanodeDead(id: string): Promise<void> {
+    await this.write(() => {
+      if (this.run("UPDATE datanodes SET state = 'dead' WHERE id = ?", id).changes === 0) throw new Error(`datanode ${id} is not registered`);
+    });
+  }
+
   async listDatanodes(): Promise<DatanodeRecord[]> {
     const now = Date.now();
     return this.all<DatanodeRow>('SELECT * FROM datanodes ORDER BY id').map((r) => ({
@@ -548,6 +555,76 @@ export class SqliteMetadataStore implements MetadataStore {
       expired += batch;
       if (batch < EXPIRE_BATCH) return expired;
     }
+  }
+
+  async tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    return this.write(
+      () =>
+        this.run(
+          `INSERT INTO service_leases (name, holder, expires_at) VALUES (?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+           WHERE service_leases.holder = excluded.holder OR service_leases.expires_at < ?`,
+          name, holder, now + ttlMs, now,
+        ).changes === 1,
+    );
+  }
+
+  async underReplicatedBlocks(replication: number, limit: number): Promise<UnderReplicatedBlock[]> {
+    const liveSince = Date.now() - this.deadAfterMs;
+    return this.read(() => {
+      const rows = this.all<{ local_id: number; container_id: number; length: number; datanode_id: string; live: number }>(
+        `WITH short AS (
+           SELECT b.local_id FROM blocks b
+           JOIN block_replicas r ON r.local_id = b.local_id
+           LEFT JOIN datanodes d ON d.id = r.datanode_id
+           WHERE b.idx IS NOT NULL
+           GROUP BY b.local_id
+           HAVING SUM(CASE WHEN d.state = 'live' AND d.last_heartbeat >= ? THEN 1 ELSE 0 END) BETWEEN 1 AND ? - 1
+           ORDER BY b.local_id LIMIT ?)
+         SELECT b.local_id, b.container_id, b.length, r.datanode_id,
+                CASE WHEN d.state = 'live' AND d.last_heartbeat >= ? THEN 1 ELSE 0 END AS live
+         FROM short s JOIN blocks b ON b.local_id = s.local_id
+         JOIN block_replicas r ON r.local_id = b.local_id
+         LEFT JOIN datanodes d ON d.id = r.datanode_id
+         ORDER BY b.local_id, r.position`,
+        liveSince, replication, limit, liveSince,
+      );
+      const blocks = new Map<number, UnderReplicatedBlock>();
+      for (const row of rows) {
+        let block = blocks.get(row.local_id);
+        if (!block) blocks.set(row.local_id, (block = { containerId: row.container_id, localId: row.local_id, length: row.length, replicas: [], live: [] }));
+        block.replicas.push(row.datanode_id);
+        if (row.live) block.live.push(row.datanode_id);
+      }
+      return [...blocks.values()];
+    });
+  }
+
+  async replaceReplicas(block: BlockRef, replicas: string[]): Promise<void> {
+    await this.write(() => {
+      const now = Date.now();
+      const exists = this.all('SELECT 1 FROM blocks WHERE local_id = ?', block.localId).length > 0;
+      const old = this.all<{ datanode_id: string }>('SELECT datanode_id FROM block_replicas WHERE local_id = ?', block.localId).map((r) => r.datanode_id);
+      const retired = exists ? old.filter((id) => !replicas.includes(id)) : replicas;
+      for (const datanodeId of retired) {
+        this.run('INSERT INTO deleted_blocks (datanode_id, container_id, local_id, created_at) VALUES (?, ?, ?, ?)', datanodeId, block.containerId, block.localId, now);
+      }
+      if (!exists) return;
+      this.run('DELETE FROM block_replicas WHERE local_id = ?', block.localId);
+      replicas.forEach((datanodeId, position) =>
+        this.run('INSERT INTO block_replicas (local_id, position, datanode_id) VALUES (?, ?, ?)', block.localId, position, datanodeId));
+    });
+  }
+
+  async expireMultipartUploads(olderThanMs: number): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    return this.write(() => {
+      const ids = this.all<{ object_id: string }>("SELECT object_id FROM open_keys WHERE kind = 'multipart' AND created_at < ? ORDER BY created_at LIMIT ?", cutoff, EXPIRE_BATCH);
+      const now = Date.now();
+      for (const { object_id } of ids) this.dropOpenKey(object_id, now);
+      return ids.length;
+    });
   }
 
   async pendingBlockDeletions(limit: number): Promise<BlockDeletion[]> {

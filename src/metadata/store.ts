@@ -195,6 +195,15 @@ export interface BlockDeletion {
   block: BlockRef;
 }
 
+/** A committed block with fewer live replicas than wanted. */
+export interface UnderReplicatedBlock extends BlockRef {
+  length: number;
+  /** Every recorded replica, live or not. */
+  replicas: string[];
+  /** The replicas on live datanodes: where a copy can be read from. */
+  live: string[];
+}
+
 export interface ListObjectsQuery {
   prefix?: string;
   /** Keys strictly greater than this. */
@@ -300,8 +309,24 @@ export interface MetadataStore {
   registerDatanode(input: { id: string; address: string; capacityBytes: number; usedBytes: number }): Promise<void>;
   heartbeat(id: string, usage: { capacityBytes: number; usedBytes: number }): Promise<void>;
   listDatanodes(): Promise<DatanodeRecord[]>;
+  /** An operator's verdict (or a missed-heartbeat timeout's): the datanode is dead until it registers or heartbeats again. */
+  declareDatanodeDead(id: string): Promise<void>;
 
   // Background services.
+  /**
+   * Takes or renews the lease `name` for `holder` when it is free, expired or already
+   * `holder`'s; so that one gateway at a time runs a background service.
+   */
+  tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Committed blocks with fewer than `replication` replicas on live datanodes (and at least one). */
+  underReplicatedBlocks(replication: number, limit: number): Promise<UnderReplicatedBlock[]>;
+  /**
+   * Records the replica set of a block after re-replication. Replicas dropped from the set go to
+   * the deleted-block log; if the block is gone meanwhile, all of `replicas` do.
+   */
+  replaceReplicas(block: BlockRef, replicas: string[]): Promise<void>;
+  /** Aborts multipart uploads started more than olderThanMs ago; returns how many. */
+  expireMultipartUploads(olderThanMs: number): Promise<number>;
   /** Aborts open keys of kind 'put' or 'part' not touched for olderThanMs; returns how many. Multipart uploads are kept. */
   expireOpenKeys(olderThanMs: number): Promise<number>;
   pendingBlockDeletions(limit: number): Promise<BlockDeletion[]>;
