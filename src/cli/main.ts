@@ -1,12 +1,14 @@
-// bin/s3g: serve | admin (gateway and datanode as separate processes come with cluster mode).
+// bin/s3g: serve (all in one) | gateway and datanode (a cluster's parts) | admin.
 import { serve } from './serve.js';
 import { admin } from './admin.js';
+import { datanode } from './datanode.js';
 
 const USAGE = `usage: s3g <command> [options]
 
 commands:
   serve     all-in-one: gateway + SQLite metadata + local datanodes (see s3g serve --help)
-  admin     users and access keys (see s3g admin --help)
+  datanode  one datanode of a cluster, registered in the metadata store (see s3g datanode --help)
+  admin     cluster status, purge, bulk import, users and access keys (see s3g admin --help)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -14,6 +16,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'datanode':
+      return datanode(rest);
     case 'admin':
       return admin(rest);
     case undefined:

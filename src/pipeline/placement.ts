@@ -33,10 +33,9 @@ export class Placement {
    * excluded or suspected, a pipeline may come out shorter, down to a majority of `replication`:
    * the write goes on, under-replicated, and re-replication restores the rest.
    */
-  choose(replication: number, exclude: ReadonlySet<string> = new Set()): string[] {
+  choose(replication: number, exclude: ReadonlySet<string> = new Set(), minimum = Math.ceil(replication / 2)): string[] {
     const now = Date.now();
     const usable = this.datanodes.filter((d) => d.state === 'live' && !exclude.has(d.id) && (this.suspects.get(d.id) ?? 0) < now);
-    const minimum = Math.ceil(replication / 2);
     if (usable.length < minimum) {
       throw s3Error('ServiceUnavailable', `need ${replication} live datanodes (at least ${minimum}), have ${usable.length}`);
     }
