@@ -4,7 +4,7 @@
 // growing memory. Metadata sees the blocks before any byte is written (allocateBlock), so
 // data that never gets committed can always be found and reclaimed.
 import type { BlockRef, MetadataStore, OpenKeyKind } from '../metadata/store.js';
-import type { HashPool, HashSession, DigestOptions, Digests } from '../hashing/pool.js';
+import type { ChunkHashes, HashPool, HashSession, DigestOptions, Digests } from '../hashing/pool.js';
 import type { BlockWriter } from '../datanode/client.js';
 import type { ChunkBufferPool } from './chunk-buffers.js';
 import type { Placement } from './placement.js';
@@ -100,42 +100,49 @@ class WriteRun {
     let buffer: Uint8Array | undefined;
     let filled = 0;
     let size = 0;
-    for await (const piece of this.input.source) {
-      size += piece.length;
-      if (size > this.input.maxSize) throw new BodyTooLargeError();
-      let at = 0;
-      while (at < piece.length) {
-        buffer ??= this.buffers.acquire();
-        const n = Math.min(chunkSize - filled, piece.length - at);
-        buffer.set(piece.subarray(at, at + n), filled);
-        filled += n;
-        at += n;
-        if (filled === chunkSize) {
-          await this.dispatch(buffer, filled);
-          buffer = undefined;
-          filled = 0;
+    try {
+      for await (const piece of this.input.source) {
+        size += piece.length;
+        if (size > this.input.maxSize) throw new BodyTooLargeError();
+        let at = 0;
+        while (at < piece.length) {
+          buffer ??= await this.buffers.acquire();
+          const n = Math.min(chunkSize - filled, piece.length - at);
+          buffer.set(piece.subarray(at, at + n), filled);
+          filled += n;
+          at += n;
+          if (filled === chunkSize) {
+            const full = buffer;
+            buffer = undefined;
+            filled = 0;
+            await this.dispatch(full, chunkSize);
+          }
         }
+        if (this.failure) throw this.failure;
       }
+      let digests: Digests;
+      const last = buffer;
+      buffer = undefined;
+      if (!this.session) {
+        // The whole body fits in one chunk: one pool round trip for checksums and digests.
+        const data = last ? last.subarray(0, filled) : new Uint8Array(0);
+        const whole = this.pool.whole(data, this.digestOptions());
+        if (last && filled > 0) this.enqueue(last, filled, whole.then(({ crc32c }) => ({ crc32c, released: Promise.resolve() })));
+        else if (last) this.buffers.release(last);
+        digests = (await whole).digests;
+      } else {
+        if (last && filled > 0) await this.dispatch(last, filled);
+        else if (last) this.buffers.release(last);
+        digests = await this.session.digest();
+      }
+      await this.chain;
       if (this.failure) throw this.failure;
+      if (this.block) this.closeBlock();
+      await Promise.all(this.commits);
+      return { objectId: this.objectId, size, digests, blocks: this.blocks };
+    } finally {
+      if (buffer) this.buffers.release(buffer);
     }
-    let digests: Digests;
-    if (!this.session) {
-      // The whole body fits in one chunk: one pool round trip for checksums and digests.
-      const data = buffer ? buffer.subarray(0, filled) : new Uint8Array(0);
-      const whole = await this.pool.whole(data, this.digestOptions());
-      if (filled > 0) this.send(data, whole.crc32c, Promise.resolve(), buffer!);
-      else if (buffer) this.buffers.release(buffer);
-      digests = whole.digests;
-    } else {
-      if (filled > 0) await this.dispatch(buffer!, filled);
-      else if (buffer) this.buffers.release(buffer);
-      digests = await this.session.digest();
-    }
-    await this.chain;
-    if (this.failure) throw this.failure;
-    if (this.block) this.closeBlock();
-    await Promise.all(this.commits);
-    return { objectId: this.objectId, size, digests, blocks: this.blocks };
   }
 
   abort(): void {
@@ -147,31 +154,44 @@ class WriteRun {
     return { ...this.input.digests, bytesPerChecksum: this.config.bytesPerChecksum };
   }
 
-  /** Hashes a full chunk and queues it for the datanodes; waits while too many chunks are in flight. */
+  /** Hashes a chunk in the request's session and queues it; waits while too many chunks are in flight. */
   private async dispatch(buffer: Uint8Array, length: number): Promise<void> {
     this.session ??= this.pool.session(this.digestOptions());
-    const data = buffer.subarray(0, length);
-    const hashes = this.session.update(data);
-    this.inFlight++;
-    this.chain = this.chain.then(async () => {
-      const { crc32c, released } = await hashes;
-      await this.sendInOrder(data, crc32c, released, buffer);
-    });
-    this.chain.catch((error: unknown) => this.fail(error));
+    this.enqueue(buffer, length, this.session.update(buffer.subarray(0, length)));
     while (this.inFlight >= this.config.maxBuffersPerRequest && !this.failure) {
       await new Promise<void>((resolve) => (this.wakeReader = resolve));
     }
     if (this.failure) throw this.failure;
   }
 
-  private send(data: Uint8Array, crc32c: number[], released: Promise<void>, buffer: Uint8Array): void {
+  /**
+   * Sends chunks to the datanodes one after another, in object order. Every enqueued buffer
+   * goes back to the pool exactly once: when every replica acknowledged it (or failed) and the
+   * hashing worker is done reading it, or at once if the upload failed before it was sent.
+   */
+  private enqueue(buffer: Uint8Array, length: number, hashes: Promise<ChunkHashes>): void {
     this.inFlight++;
-    this.chain = this.chain.then(() => this.sendInOrder(data, crc32c, released, buffer));
-    this.chain.catch((error: unknown) => this.fail(error));
+    this.chain = this.chain.then(async () => {
+      let delivered: Promise<unknown> = Promise.resolve();
+      try {
+        const { crc32c, released } = await hashes;
+        delivered = released;
+        if (this.failure) return;
+        delivered = Promise.all([released, ...(await this.sendToReplicas(buffer.subarray(0, length), crc32c))]);
+      } catch (error) {
+        this.fail(error);
+      } finally {
+        void delivered.finally(() => {
+          this.buffers.release(buffer);
+          this.inFlight--;
+          this.wakeReader?.();
+        });
+      }
+    });
   }
 
-  private async sendInOrder(data: Uint8Array, crc32c: number[], released: Promise<void>, buffer: Uint8Array): Promise<void> {
-    if (this.failure) throw this.failure;
+  /** Hands a chunk to gRPC for every replica of the current block; resolves to the acks. */
+  private async sendToReplicas(data: Uint8Array, crc32c: number[]): Promise<Promise<void>[]> {
     const current = this.block;
     // A block that lost a replica is closed where it is; the rest of the object goes to a new pipeline.
     if (current && (current.failed.size > 0 || current.length + data.length > this.config.blockSize)) this.closeBlock();
@@ -179,16 +199,9 @@ class WriteRun {
     const offset = block.length;
     block.length += data.length;
     const checksums = { bytesPerChecksum: this.config.bytesPerChecksum, crc32c };
-    const acks = block.writers.map((writer, i) =>
+    return block.writers.map((writer, i) =>
       writer.writeChunk(offset, data, checksums).catch((error: unknown) => this.replicaFailed(block, i, error)),
     );
-    // The chain moves on as soon as the chunk is handed to gRPC; the buffer comes back
-    // when every replica acknowledged it (or failed) and the hashing worker is done reading it.
-    void Promise.all([...acks, released]).then(() => {
-      this.buffers.release(buffer);
-      this.inFlight--;
-      this.wakeReader?.();
-    });
   }
 
   private async openBlock(): Promise<OpenBlock> {
