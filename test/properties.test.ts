@@ -1,0 +1,186 @@
+// Property-based tests (fast-check): for arbitrary input, the router, SigV4 canonicalisation,
+// the aws-chunked decoder and the XML parser return a result or an S3 error, and never throw
+// anything else. Also a few round-trip properties that pin down behaviour, not just survival.
+import t from 'tap';
+import fc from 'fast-check';
+import { createHash } from 'node:crypto';
+import { route } from '../src/gateway/router.js';
+import { S3Error } from '../src/gateway/errors.js';
+import { canonicalRequest, headerMap, parseAuthorizationHeader, parsePresignedQuery, type RequestParts } from '../src/auth/sigv4.js';
+import { awsUriEncode } from '../src/auth/uri-encode.js';
+import { AwsChunkedDecoder, type AwsChunkedOptions } from '../src/auth/streaming.js';
+import { parseXml, xmlDocument, xmlText } from '../src/gateway/xml.js';
+
+const RUNS = 400;
+
+/** Characters XML 1.0 allows in text (no other control characters, no U+FFFE/U+FFFF). */
+const xmlChar = (c: string): boolean => {
+  const code = c.codePointAt(0)!;
+  return code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code !== 0xfffe && code !== 0xffff);
+};
+
+/** Runs fn; an S3Error is an accepted answer, anything else thrown fails the property. */
+function s3ErrorOr<T>(fn: () => T): T | S3Error {
+  try {
+    return fn();
+  } catch (error) {
+    if (error instanceof S3Error) return error;
+    throw error;
+  }
+}
+
+async function s3ErrorOrAsync<T>(fn: () => Promise<T>): Promise<T | S3Error> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof S3Error) return error;
+    throw error;
+  }
+}
+
+// Strings with the characters that break parsers: percent signs, slashes, unicode, NULs, CR/LF.
+const nasty = fc.string({ unit: fc.oneof(fc.constantFrom('%', '/', '?', '&', '=', '+', ' ', '\0', '\r', '\n', '.', '~', '<', '>'), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })), maxLength: 40 });
+
+t.test('router: any method, path, query and host gives an operation or an S3 error', async (t) => {
+  fc.assert(
+    fc.property(
+      fc.constantFrom('GET', 'PUT', 'POST', 'DELETE', 'HEAD', 'PATCH', 'OPTIONS'),
+      nasty,
+      fc.array(fc.tuple(nasty, nasty), { maxLength: 4 }),
+      fc.option(nasty),
+      fc.boolean(),
+      (method, path, pairs, host, copySource) => {
+        const query = new URLSearchParams(pairs);
+        const result = s3ErrorOr(() =>
+          route({ method, rawPath: '/' + path, query, host: host ?? undefined, hasHeader: (name) => copySource && name === 'x-amz-copy-source' }, ['s3.localhost']),
+        );
+        if (!(result instanceof S3Error)) {
+          if ('key' in result) return Buffer.byteLength(result.key) <= 1024 && !result.key.includes('\0');
+          return true;
+        }
+        return result.status >= 400 && result.status < 600;
+      },
+    ),
+    { numRuns: RUNS * 2 },
+  );
+  t.pass('no unexpected exception');
+});
+
+t.test('router: path-style keys round-trip through percent-encoding', async (t) => {
+  fc.assert(
+    fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }).filter((k) => !k.includes('\0') && Buffer.byteLength(k) <= 1024), (key) => {
+      const op = route({ method: 'GET', rawPath: '/bucket/' + awsUriEncode(key, true), query: new URLSearchParams(), host: '127.0.0.1:9878', hasHeader: () => false });
+      return op.name === 'GetObject' && 'key' in op && op.key === key;
+    }),
+    { numRuns: RUNS },
+  );
+  t.pass();
+});
+
+t.test('SigV4: canonicalisation of arbitrary requests yields a string or an S3 error', async (t) => {
+  fc.assert(
+    fc.property(
+      nasty,
+      nasty,
+      fc.array(fc.tuple(fc.constantFrom('host', 'x-amz-date', 'x-amz-meta-a', 'content-type', 'X-Amz-Content-Sha256'), nasty), { maxLength: 6 }),
+      fc.array(fc.constantFrom('host', 'x-amz-date', 'x-amz-meta-a', 'missing'), { maxLength: 4 }),
+      (path, rawQuery, headerPairs, signedHeaders) => {
+        const parts: RequestParts = { method: 'GET', rawPath: '/' + path, rawQuery, headers: headerMap(headerPairs.flat()) };
+        const signed = {
+          credential: { accessKeyId: 'AK', date: '20250101', region: 'us-east-1', service: 's3' },
+          signedHeaders,
+          signature: '00',
+          amzDate: '20250101T000000Z',
+          payloadHash: 'UNSIGNED-PAYLOAD',
+          presigned: false,
+        };
+        const result = s3ErrorOr(() => canonicalRequest(parts, signed));
+        return result instanceof S3Error || typeof result === 'string';
+      },
+    ),
+    { numRuns: RUNS },
+  );
+  fc.assert(
+    fc.property(nasty, fc.array(fc.tuple(fc.constantFrom('x-amz-date', 'x-amz-content-sha256', 'date'), nasty), { maxLength: 3 }), (authorization, headerPairs) => {
+      const parts: RequestParts = { method: 'GET', rawPath: '/', rawQuery: '', headers: headerMap(headerPairs.flat()) };
+      const result = s3ErrorOr(() => parseAuthorizationHeader('AWS4-HMAC-SHA256 ' + authorization, parts));
+      return result instanceof S3Error || Array.isArray(result.signedHeaders);
+    }),
+    { numRuns: RUNS },
+  );
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.constantFrom('X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders', 'X-Amz-Signature'), nasty), { maxLength: 8 }), (pairs) => {
+      const result = s3ErrorOr(() => parsePresignedQuery(new URLSearchParams(pairs), Date.now()));
+      return result instanceof S3Error || result.presigned;
+    }),
+    { numRuns: RUNS },
+  );
+  t.pass('no unexpected exception');
+});
+
+const noHash = { sha256: async (data: Uint8Array) => createHash('sha256').update(data).digest('hex') };
+
+async function decodeAll(pieces: Uint8Array[], options: AwsChunkedOptions): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const piece of new AwsChunkedDecoder((async function* () { yield* pieces; })(), options)) out.push(Buffer.from(piece));
+  return Buffer.concat(out);
+}
+
+/** Splits bytes at the given cut points. */
+function split(bytes: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const pieces: Buffer[] = [];
+  let at = 0;
+  for (const point of points) {
+    pieces.push(bytes.subarray(at, point));
+    at = point;
+  }
+  pieces.push(bytes.subarray(at));
+  return pieces;
+}
+
+t.test('aws-chunked: arbitrary bytes give data or an S3 error, never a hang or a crash', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.array(fc.nat(), { maxLength: 5 }), fc.nat({ max: 400 }), async (body, cuts, declared) => {
+      const result = await s3ErrorOrAsync(() => decodeAll(split(Buffer.from(body), cuts), { trailers: true, checksum: 'crc32', decodedLength: declared, hasher: noHash }));
+      return result instanceof S3Error || result.length === declared;
+    }),
+    { numRuns: RUNS },
+  );
+  t.pass();
+});
+
+t.test('aws-chunked: well-framed unsigned bodies decode to their data at any split', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.uint8Array({ minLength: 1, maxLength: 64 }), { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 6 }), async (chunks, cuts) => {
+      const data = Buffer.concat(chunks.map((c) => Buffer.from(c)));
+      const framed = Buffer.concat([
+        ...chunks.flatMap((c) => [Buffer.from(`${c.length.toString(16)}\r\n`), Buffer.from(c), Buffer.from('\r\n')]),
+        Buffer.from('0\r\n\r\n'),
+      ]);
+      const decoded = await decodeAll(split(framed, cuts), { trailers: false, decodedLength: data.length, hasher: noHash });
+      return decoded.equals(data);
+    }),
+    { numRuns: RUNS },
+  );
+  t.pass();
+});
+
+t.test('XML: arbitrary documents parse or give MalformedXML; text round-trips', async (t) => {
+  fc.assert(
+    fc.property(fc.oneof(nasty, fc.string({ maxLength: 200 }), fc.constantFrom('<Delete>', '<!DOCTYPE x [<!ENTITY a "b">]><Delete/>', '<Delete><Object><Key>&lt;</Key></Object></Delete>')), (text) => {
+      const result = s3ErrorOr(() => parseXml(Buffer.from(text), 'Delete'));
+      return result instanceof S3Error ? result.code === 'MalformedXML' : typeof result === 'object';
+    }),
+    { numRuns: RUNS },
+  );
+  fc.assert(
+    fc.property(fc.string({ unit: 'grapheme', maxLength: 50 }).filter((s) => s.length > 0 && s.trim() === s && [...s].every(xmlChar)), (key) => {
+      const document = Buffer.from(xmlDocument('Delete', { Object: [{ Key: key }] }, false));
+      const parsed = parseXml(document, 'Delete');
+      return xmlText((parsed.Object as Record<string, unknown>[])[0]!.Key) === key;
+    }),
+    { numRuns: RUNS },
+  );
+  t.pass();
+});
