@@ -1,0 +1,30 @@
+// Sizes and durations of a run: full (the numbers the issue asks for) or --quick (seconds,
+// tiny sizes: only checks that the suite still runs).
+const MiB = 1 << 20;
+
+export interface BenchConfig {
+  quick: boolean;
+  small: { size: number; connections: number; durationS: number; keys: number };
+  large: { size: number; streams: number; deadlineMs: number };
+  /** Peak RSS of the gateway while this many uploads of `size` run at once. */
+  rss: { size: number; streams: number; deadlineMs: number };
+  list: { keys: number; directories: number; pageSize: number; reps: number; budgetMs: number; requestTimeoutMs: number };
+}
+
+export function benchConfig(quick: boolean): BenchConfig {
+  return quick
+    ? {
+        quick,
+        small: { size: 4096, connections: 64, durationS: 2, keys: 64 },
+        large: { size: 8 * MiB, streams: 4, deadlineMs: 20_000 },
+        rss: { size: 8 * MiB, streams: 32, deadlineMs: 20_000 },
+        list: { keys: 10_000, directories: 1000, pageSize: 1000, reps: 5, budgetMs: 3_000, requestTimeoutMs: 10_000 },
+      }
+    : {
+        quick,
+        small: { size: 4096, connections: 64, durationS: 10, keys: 1024 },
+        large: { size: 256 * MiB, streams: 4, deadlineMs: 180_000 },
+        rss: { size: 256 * MiB, streams: 32, deadlineMs: 600_000 },
+        list: { keys: 1_000_000, directories: 1000, pageSize: 1000, reps: 21, budgetMs: 60_000, requestTimeoutMs: 60_000 },
+      };
+}

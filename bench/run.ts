@@ -1,0 +1,283 @@
+// s3g's benchmark suite (`make bench`, `make bench-quick`): every server is started here,
+// on 127.0.0.1, and stopped by its PID; every load is bounded in time. Prints one table to
+// stdout (progress goes to stderr) and writes bench/results/<date>.json.
+//
+//   node --import tsx bench/run.ts [--quick] [--only REGEX] [--profile]
+//
+// --only runs the workloads whose id matches (a regular expression); --profile runs the
+// large signed PUT (or the s3g workloads --only selects) against a gateway started with
+// --cpu-prof and prints its top self-time functions instead.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startBaseline } from './baselines.js';
+import { benchConfig, type BenchConfig } from './config.js';
+import { createBucket, type Endpoint } from './endpoint.js';
+import { populateListBucket } from './list-fixture.js';
+import { peerUnavailable, startPeer, tmpfsWithRoom, type PeerServer } from './peer.js';
+import { renderProfile, summariseProfile, type ProfileSummary } from './profile.js';
+import { ROOT, startS3g, tempDir, type S3gServer } from './s3g-server.js';
+import { evaluateTargets, render, type Environment, type Row } from './table.js';
+import {
+  LIST_BUCKET,
+  largeGetWorkload,
+  largePutWorkload,
+  listKeys,
+  listWorkload,
+  smallWorkload,
+  type ListCase,
+  type Measurement,
+  type PutMode,
+  type SmallMethod,
+  type Workload,
+} from './workloads.js';
+
+const RESULTS = join(ROOT, 'bench', 'results');
+
+function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const name = error.name && error.name !== 'Error' ? `${error.name}: ` : '';
+  return `${status ? `HTTP ${status} ` : ''}${name}${error.message}`.replace(/\s+/g, ' ').slice(0, 300);
+}
+
+/** Servers started for one section, stopped (by PID, in reverse order) when it ends. */
+class Servers {
+  private readonly stops: (() => Promise<void>)[] = [];
+  async add<T extends { stop(): Promise<void> }>(starting: Promise<T>): Promise<T> {
+    const server = await starting;
+    this.stops.push(() => server.stop());
+    return server;
+  }
+  async stopAll(): Promise<void> {
+    for (const stop of this.stops.reverse()) await stop().catch((error: unknown) => log(`stop failed: ${describe(error)}`));
+  }
+}
+
+class Bench {
+  readonly rows: Row[] = [];
+  readonly notes: string[] = [];
+  private readonly only: RegExp | undefined;
+
+  constructor(readonly config: BenchConfig, only: string | undefined) {
+    this.only = only === undefined ? undefined : new RegExp(only);
+  }
+
+  selected(id: string): boolean {
+    return !this.only || this.only.test(id);
+  }
+
+  /** Prepares, then runs the workload; for s3g, inside a /stats window. Failures become the measurement's error. */
+  async measure(workload: Workload, endpoint: Endpoint, gateway?: S3gServer): Promise<Measurement> {
+    log(`${workload.id} on ${endpoint.name}`);
+    try {
+      const run = await workload.prepare(endpoint);
+      await gateway?.stats(true);
+      const measurement = await run();
+      const stats = await gateway?.stats();
+      if (stats) Object.assign(measurement, { loopP99Ms: stats.eventLoopDelayMs.p99, peakRssBytes: stats.peakRssBytes });
+      return measurement;
+    } catch (error) {
+      log(`  ${workload.id} on ${endpoint.name} failed: ${describe(error)}`);
+      return { error: `${workload.id} on ${endpoint.name}: ${describe(error)}` };
+    }
+  }
+
+  /** One table row: s3g, then its baseline (measured here unless given), then the peer. */
+  async compare(
+    workload: Workload,
+    s3g: S3gServer,
+    options: { baseline?: Endpoint | Measurement; peer?: PeerServer },
+  ): Promise<void> {
+    if (!this.selected(workload.id)) return;
+    const row: Row = { id: workload.id, workload: workload.title, unit: workload.unit, s3g: await this.measure(workload, s3g.endpoint, s3g) };
+    if (options.baseline) row.baseline = 'url' in options.baseline ? await this.measure(workload, options.baseline) : options.baseline;
+    if (options.peer) row.peer = await this.measure(workload, options.peer.endpoint);
+    this.rows.push(row);
+    log(`  ${JSON.stringify(row)}`);
+  }
+
+  /** The peer, or undefined with the reason noted (its column then stays empty). */
+  async startPeer(servers: Servers, parentDir?: string): Promise<PeerServer | undefined> {
+    const reason = peerUnavailable();
+    if (reason) {
+      if (!this.notes.includes(`peer: ${reason}`)) this.notes.push(`peer: ${reason}`);
+      return undefined;
+    }
+    try {
+      return await servers.add(startPeer({ parentDir }));
+    } catch (error) {
+      this.notes.push(`peer: s3rver did not start: ${describe(error)}`);
+      return undefined;
+    }
+  }
+
+  /** Small and large objects against s3g, the baselines and s3rver; peak RSS under 32 uploads. */
+  async objects(): Promise<void> {
+    const { config } = this;
+    const servers = new Servers();
+    try {
+      const s3g = await servers.add(startS3g());
+      const peer = await this.startPeer(servers);
+      const bareSmall = await servers.add(startBaseline('small'));
+      const bareLarge = await servers.add(startBaseline('large'));
+
+      // One ideal-pipeline PUT is the baseline of every large PUT mode (the bare server has no auth to vary).
+      let idealPut: Measurement | undefined;
+      for (const workload of objectWorkloads(config)) {
+        if (!this.selected(workload.id)) continue;
+        let baseline: Endpoint | Measurement | undefined;
+        if (workload.id.startsWith('small-')) baseline = bareSmall.endpoint;
+        else if (workload.id === 'large-get') baseline = bareLarge.endpoint; // reads the files the plain PUT wrote
+        else if (workload.id.startsWith('large-put-')) {
+          baseline = idealPut ??= await this.measure(largePutWorkload('plain', config.large), bareLarge.endpoint);
+        }
+        // The RSS run is s3g's alone.
+        await this.compare(workload, s3g, { baseline, peer: workload.id === 'rss' ? undefined : peer });
+      }
+    } finally {
+      await servers.stopAll();
+    }
+  }
+
+  /** ListObjectsV2 pages over a pre-populated bucket, on s3g and s3rver. */
+  async listing(): Promise<void> {
+    const { config } = this;
+    const cases: ListCase[] = ['first', 'middle', 'root-delimiter', 'directory-delimiter'];
+    const workloads = cases.map((c) => listWorkload(config, c)).filter((w) => this.selected(w.id));
+    if (workloads.length === 0) return;
+    const servers = new Servers();
+    const dataDir = tempDir('s3g-bench-list-');
+    try {
+      let started = performance.now();
+      log(`populating s3g metadata with ${config.list.keys} keys`);
+      await populateListBucket(config, dataDir);
+      this.notes.push(`list fixture: ${config.list.keys} keys written to s3g's metadata in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      const s3g = await servers.add(startS3g({ dataDir }));
+      const tmpfs = tmpfsWithRoom(2 * config.list.keys);
+      const peer = await this.startPeer(servers, tmpfs);
+      if (peer) {
+        started = performance.now();
+        log(`populating s3rver with ${config.list.keys} keys`);
+        await createBucket(peer.endpoint, LIST_BUCKET);
+        peer.populate(LIST_BUCKET, listKeys(config));
+        this.notes.push(
+          `list fixture: ${config.list.keys} keys written to s3rver's directory${tmpfs ? ` (on ${tmpfs}, tmpfs)` : ''} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+        );
+      }
+      for (const workload of workloads) await this.compare(workload, s3g, { peer });
+    } finally {
+      await servers.stopAll();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+}
+
+function environment(quick: boolean): Environment {
+  let nproc = availableParallelism();
+  try {
+    nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) || nproc;
+  } catch {
+    // no coreutils: the Node count stands
+  }
+  return {
+    date: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+    nproc,
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    node: process.version,
+    loadAverage: { start: loadavg()[0]! },
+  };
+}
+
+function resultFile(env: Environment, suffix = ''): string {
+  mkdirSync(RESULTS, { recursive: true });
+  return join(RESULTS, `${env.date.slice(0, 19).replace(/:/g, '-')}${env.mode === 'quick' ? '-quick' : ''}${suffix}.json`);
+}
+
+/** The objects section's workloads, in running order: the large GET reads what the signed PUT wrote. */
+function objectWorkloads(config: BenchConfig): Workload[] {
+  const rss = largePutWorkload('signed', { ...config.rss, id: 'rss', keyPrefix: 'rss' });
+  rss.title = `peak RSS: ${rss.title}`;
+  return [
+    ...(['PUT', 'GET', 'HEAD'] satisfies SmallMethod[]).map((method) => smallWorkload(config, method)),
+    ...(['signed', 'unsigned', 'sdk'] satisfies PutMode[]).map((mode) => largePutWorkload(mode, config.large)),
+    largeGetWorkload(config.large),
+    rss,
+  ];
+}
+
+/**
+ * The workloads matching `only` (default: the large signed PUT) against a gateway started
+ * with --cpu-prof; summarises the self time of the gateway's threads and its datanodes.
+ */
+async function profile(config: BenchConfig, env: Environment, only = '^large-put-signed$'): Promise<void> {
+  const dir = join(RESULTS, `profile-${env.date.slice(0, 19).replace(/:/g, '-')}`);
+  mkdirSync(dir, { recursive: true });
+  const workloads = objectWorkloads(config).filter((w) => new RegExp(only).test(w.id));
+  if (workloads.length === 0) throw new Error(`no workload matches ${only}`);
+  const s3g = await startS3g({ nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] }).catch((error: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  });
+  const bench = new Bench(config, undefined);
+  const measurements: { id: string; measurement: Measurement }[] = [];
+  try {
+    for (const workload of workloads) measurements.push({ id: workload.id, measurement: await bench.measure(workload, s3g.endpoint, s3g) });
+  } finally {
+    await s3g.stop();
+  }
+  // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread.
+  const summaries: { title: string; summary: ProfileSummary }[] = [];
+  for (const file of readdirSync(dir).sort()) {
+    const match = /^CPU\.\d+\.\d+\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(file);
+    if (!match) continue;
+    const pid = Number(match[1]);
+    const title = pid === s3g.pid ? (match[2] === '0' ? 'gateway main thread' : `gateway worker thread ${match[2]}`) : `datanode process ${pid}`;
+    summaries.push({ title, summary: summariseProfile(join(dir, file), ROOT, 15) });
+  }
+  const order = (t: string): number => (t.startsWith('gateway main') ? 0 : t.startsWith('gateway') ? 1 : 2);
+  summaries.sort((a, b) => order(a.title) - order(b.title));
+  const results = measurements.map(({ id, measurement: m }) =>
+    `${id}: ${m.error ?? `${m.value?.toFixed(1)} ${workloads.find((w) => w.id === id)!.unit}, loop p99 ${m.loopP99Ms} ms, peak RSS ${Math.round((m.peakRssBytes ?? 0) / (1 << 20))} MiB`}`);
+  process.stdout.write(`s3g CPU profile, ${env.date} (${env.mode} mode, load average ${env.loadAverage.start.toFixed(2)})\n${results.join('\n')}\n\n`);
+  process.stdout.write(`${summaries.map((s) => renderProfile(s.title, s.summary)).join('\n\n')}\n`);
+  const file = resultFile(env, '-profile');
+  writeFileSync(file, JSON.stringify({ environment: env, measurements, profiles: summaries }, null, 2) + '\n');
+  process.stdout.write(`\nprofiles in ${dir}\nsummary written to ${file}\n`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, profile: { type: 'boolean', default: false } },
+  });
+  const config = benchConfig(values.quick);
+  const env = environment(values.quick);
+  if (values.profile) return profile(config, env, values.only);
+
+  const started = performance.now();
+  const bench = new Bench(config, values.only);
+  await bench.objects();
+  await bench.listing();
+  env.loadAverage.end = loadavg()[0]!;
+  const targets = evaluateTargets(bench.rows);
+  const notes = [...bench.notes, `total bench time ${((performance.now() - started) / 1000).toFixed(0)} s`];
+  process.stdout.write(`${render(env, bench.rows, targets)}\n\n${notes.map((n) => `note: ${n}`).join('\n')}\n`);
+  const file = resultFile(env);
+  writeFileSync(file, JSON.stringify({ environment: env, config, rows: bench.rows, targets, notes }, null, 2) + '\n');
+  process.stdout.write(`results written to ${file}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,151 @@
+// The report: one table of every workload (s3g, its baseline, the peer, the ratios, the
+// gateway's event-loop delay and peak RSS), errors as footnotes, and the issue's targets
+// marked met or missed.
+import type { Measurement, Unit } from './workloads.js';
+
+export interface Row {
+  id: string;
+  workload: string;
+  unit: Unit;
+  s3g: Measurement;
+  baseline?: Measurement;
+  peer?: Measurement;
+}
+
+export interface Environment {
+  date: string;
+  mode: 'full' | 'quick';
+  nproc: number;
+  cpu: string;
+  node: string;
+  /** 1-minute load average at the start and the end: other work on the machine skews the numbers. */
+  loadAverage: { start: number; end?: number };
+}
+
+export interface TargetResult {
+  target: string;
+  actual: string;
+  /** undefined: not measured (a workload failed or was skipped). */
+  met: boolean | undefined;
+}
+
+/** How many times faster s3g is than `other`: for ms rows, other's time over s3g's. */
+export function speedRatio(unit: Unit, s3g: Measurement | undefined, other: Measurement | undefined): number | undefined {
+  if (s3g?.value === undefined || other?.value === undefined || s3g.value === 0 || other.value === 0) return undefined;
+  return unit === 'ms' ? other.value / s3g.value : s3g.value / other.value;
+}
+
+const MiB = 1 << 20;
+
+function formatValue(unit: Unit, m: Measurement): string {
+  const v = m.value!;
+  if (unit === 'ops/s') {
+    const p99 = m.p99Ms !== undefined ? ` p99 ${m.p99Ms} ms` : '';
+    return `${Math.round(v).toLocaleString('en-US')} ops/s${p99}${m.failed ? ` (${m.failed} failed)` : ''}`;
+  }
+  if (unit === 'MB/s') return `${v.toFixed(v < 100 ? 1 : 0)} MB/s`;
+  return `${v.toFixed(v < 100 ? 2 : 0)} ms`;
+}
+
+function formatRatio(ratio: number | undefined): string {
+  return ratio === undefined ? '' : `${ratio.toFixed(2)}×`;
+}
+
+export function render(environment: Environment, rows: Row[], targets: TargetResult[]): string {
+  const footnotes: string[] = [];
+  const cell = (unit: Unit, m: Measurement | undefined): string => {
+    if (!m) return '';
+    if (m.error !== undefined) {
+      footnotes.push(m.error);
+      return `error [${footnotes.length}]`;
+    }
+    return m.value === undefined ? '' : formatValue(unit, m);
+  };
+  const header = ['workload', 's3g', 'baseline', 'ratio', 'peer (s3rver)', 's3g/peer', 'loop p99', 'peak RSS'];
+  const body = rows.map((row) => [
+    row.workload,
+    cell(row.unit, row.s3g),
+    cell(row.unit, row.baseline),
+    formatRatio(speedRatio(row.unit, row.s3g, row.baseline)),
+    cell(row.unit, row.peer),
+    formatRatio(speedRatio(row.unit, row.s3g, row.peer)),
+    row.s3g.loopP99Ms === undefined ? '' : `${row.s3g.loopP99Ms} ms`,
+    row.s3g.peakRssBytes === undefined ? '' : `${Math.round(row.s3g.peakRssBytes / MiB)} MiB`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const out = [
+    `s3g benchmark, ${environment.date} (${environment.mode} mode): nproc ${environment.nproc}, ${environment.cpu}, Node ${environment.node}, ` +
+      `load average ${environment.loadAverage.start.toFixed(2)} at start, ${environment.loadAverage.end?.toFixed(2) ?? '?'} at end`,
+    '',
+    line(header),
+    `|${widths.map((w, i) => (i === 0 ? ':' : '-') + '-'.repeat(w) + (i === 0 ? '-' : ':')).join('|')}|`,
+    ...body.map(line),
+    '',
+    'Ratios compare speed (for ms rows: the other server\'s time over s3g\'s). MB/s = 10^6 bytes/s.',
+    'Baselines: bare node:http (small objects); an ideal hash+write pipeline and a bare file stream (large objects).',
+    'loop p99 / peak RSS: the s3g gateway process during that workload (admin /stats).',
+  ];
+  if (environment.mode === 'quick') out.push('Quick mode: tiny sizes and short loads; the numbers only show that the suite runs.');
+  if (footnotes.length > 0) out.push('', ...footnotes.map((f, i) => `[${i + 1}] ${f}`));
+  const targetWidth = Math.max(...targets.map((t) => t.target.length));
+  out.push('', 'Targets (issue "Throughput"):');
+  for (const t of targets) {
+    const mark = t.met === undefined ? 'not measured' : t.met ? 'met' : 'MISSED';
+    out.push(`  ${t.target.padEnd(targetWidth)}  ${mark.padEnd(12)}  ${t.actual}`);
+  }
+  return out.join('\n');
+}
+
+export function evaluateTargets(rows: Row[]): TargetResult[] {
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const results: TargetResult[] = [];
+  const ratioTarget = (target: string, id: string, minimum: number): void => {
+    const row = byId.get(id);
+    const ratio = row && speedRatio(row.unit, row.s3g, row.baseline);
+    results.push({ target, actual: ratio === undefined ? 'no ratio' : `${ratio.toFixed(2)}×`, met: ratio === undefined ? undefined : ratio >= minimum });
+  };
+  ratioTarget('small PUT >= 0.35x bare PUT', 'small-put', 0.35);
+  ratioTarget('small GET >= 0.5x bare GET', 'small-get', 0.5);
+  ratioTarget('large signed PUT >= 0.7x ideal pipeline', 'large-put-signed', 0.7);
+  ratioTarget('large GET >= 0.7x bare file stream', 'large-get', 0.7);
+
+  const peerRows = rows.filter((r) => r.peer !== undefined);
+  const peerRatios = peerRows.map((r) => ({ row: r, ratio: speedRatio(r.unit, r.s3g, r.peer) }));
+  const measured = peerRatios.filter((p): p is { row: Row; ratio: number } => p.ratio !== undefined);
+  const below = measured.filter((p) => p.ratio < 5);
+  results.push({
+    target: '>= 5x s3rver on every workload',
+    actual: measured.length === 0
+      ? 'no ratio'
+      : `${measured.length - below.length}/${measured.length} workloads at >= 5x` +
+        (below.length ? `; below: ${below.map((p) => `${p.row.id} ${p.ratio.toFixed(2)}x`).join(', ')}` : '') +
+        (measured.length < peerRows.length ? `; ${peerRows.length - measured.length} without a ratio` : ''),
+    met: measured.length === 0 ? undefined : below.length === 0,
+  });
+
+  const largePuts = rows.filter((r) => r.id.startsWith('large-put-') && r.s3g.loopP99Ms !== undefined && r.s3g.error === undefined);
+  const worstLoop = Math.max(...largePuts.map((r) => r.s3g.loopP99Ms!));
+  results.push({
+    target: 'event-loop p99 <= 20 ms during large PUT',
+    actual: largePuts.length === 0 ? 'not measured' : largePuts.map((r) => `${r.id.replace('large-put-', '')} ${r.s3g.loopP99Ms} ms`).join(', '),
+    met: largePuts.length === 0 ? undefined : worstLoop <= 20,
+  });
+
+  const rss = byId.get('rss');
+  const peak = rss?.s3g.error === undefined ? rss?.s3g.peakRssBytes : undefined;
+  results.push({
+    target: 'peak RSS < 512 MiB, 32 concurrent large uploads',
+    actual: peak === undefined ? 'not measured' : `${Math.round(peak / MiB)} MiB`,
+    met: peak === undefined ? undefined : peak < 512 * MiB,
+  });
+
+  const lists = rows.filter((r) => r.id.startsWith('list-'));
+  const listed = lists.filter((r) => r.s3g.value !== undefined);
+  results.push({
+    target: 'ListObjectsV2 page of 1000 < 50 ms median',
+    actual: lists.map((r) => `${r.id.replace('list-', '')} ${r.s3g.value === undefined ? 'error' : `${r.s3g.value.toFixed(1)} ms`}`).join(', '),
+    met: listed.some((r) => r.s3g.value! >= 50) ? false : lists.length > 0 && listed.length === lists.length ? true : undefined,
+  });
+  return results;
+}

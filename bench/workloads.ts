@@ -1,0 +1,244 @@
+// The workloads: each one prepares against an endpoint (buckets, seed objects, signatures:
+// not timed), then runs one bounded load and returns a Measurement. The same workload
+// runs against s3g, its baseline and the peer; only the endpoint (and so the signing)
+// differs.
+import { Readable } from 'node:stream';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { bodyDigests, patternSlices, smallBody } from './body.js';
+import type { BenchConfig } from './config.js';
+import { createBucket, objectPath, s3Client, signedHeaders, type Endpoint } from './endpoint.js';
+import { concurrently, exchange, hammer, type Exchange } from './load.js';
+
+export type Unit = 'ops/s' | 'MB/s' | 'ms';
+
+export interface Measurement {
+  value?: number;
+  p99Ms?: number;
+  /** Why there is no value (the workload failed, or the server refused the mode). */
+  error?: string;
+  note?: string;
+  /** Requests that failed during an ops/s load (errors, timeouts, non-2xx answers). */
+  failed?: number;
+  /** Of the s3g gateway during the load (admin /stats). */
+  loopP99Ms?: number;
+  peakRssBytes?: number;
+}
+
+export interface Workload {
+  id: string;
+  title: string;
+  unit: Unit;
+  /** Untimed setup against the endpoint; resolves with the timed, bounded load. */
+  prepare(endpoint: Endpoint): Promise<() => Promise<Measurement>>;
+}
+
+const SMALL_BUCKET = 'bench-small';
+const LARGE_BUCKET = 'bench-large';
+export const LIST_BUCKET = 'bench-list';
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+function httpFailure(response: Exchange): Error {
+  const code = /<Code>([^<]+)<\/Code>/.exec(response.text)?.[1];
+  const message = /<Message>([^<]+)<\/Message>/.exec(response.text)?.[1];
+  return new Error(`HTTP ${response.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`);
+}
+
+/** Runs fn over items, `width` at a time. */
+async function inParallel<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+// ---- small objects: autocannon, presigned URLs rotating over `keys` objects ----
+
+export type SmallMethod = 'PUT' | 'GET' | 'HEAD';
+
+export function smallWorkload(config: BenchConfig, method: SmallMethod): Workload {
+  const { size, keys: keyCount, connections, durationS } = config.small;
+  const keys = Array.from({ length: keyCount }, (_, i) => `small-${i}`);
+  const body = smallBody(size);
+  return {
+    id: `small-${method.toLowerCase()}`,
+    title: `${size / 1024} KiB ${method}`,
+    unit: 'ops/s',
+    async prepare(endpoint) {
+      await createBucket(endpoint, SMALL_BUCKET);
+      if (method !== 'PUT') {
+        await inParallel(keys, 16, async (key) => {
+          const response = await exchange(endpoint.url, {
+            method: 'PUT', path: await objectPath(endpoint, 'PUT', SMALL_BUCKET, key), size, signal: AbortSignal.timeout(30_000),
+          });
+          if (response.status !== 200) throw httpFailure(response);
+        });
+      }
+      const paths = await Promise.all(keys.map((key) => objectPath(endpoint, method, SMALL_BUCKET, key)));
+      return async () => {
+        const result = await hammer({ url: endpoint.url, method, paths, body: method === 'PUT' ? body : undefined, connections, durationS });
+        if (result.ok === 0) throw new Error(`no 2xx answer (${result.failed} failed requests)`);
+        return { value: result.opsPerSec, p99Ms: result.p99Ms, ...(result.failed ? { failed: result.failed } : {}) };
+      };
+    },
+  };
+}
+
+// ---- large objects: concurrent streams of the pattern body ----
+
+/**
+ * plain: an unsigned PUT (the bare baselines); signed: x-amz-content-sha256 = the body's
+ * hex SHA-256 in a SigV4 header signature; unsigned: a presigned URL (UNSIGNED-PAYLOAD);
+ * sdk: the AWS SDK v3 with its defaults (aws-chunked, CRC32 trailer).
+ */
+export type PutMode = 'plain' | 'signed' | 'unsigned' | 'sdk';
+
+const PUT_TITLES: Record<PutMode, string> = {
+  plain: 'PUT',
+  signed: 'PUT signed payload',
+  unsigned: 'PUT UNSIGNED-PAYLOAD',
+  sdk: 'PUT SDK v3 defaults',
+};
+
+/** Keys each mode writes; GET reads those of the signed (or plain) PUT. */
+const PUT_KEYS: Record<PutMode, string> = { plain: 'large-put', signed: 'large-put', unsigned: 'large-unsigned', sdk: 'large-sdk' };
+
+function mib(bytes: number): string {
+  return `${bytes / (1 << 20)} MiB`;
+}
+
+export function largePutWorkload(
+  mode: PutMode,
+  options: { size: number; streams: number; deadlineMs: number; id?: string; keyPrefix?: string },
+): Workload {
+  const { size, streams, deadlineMs } = options;
+  const keyPrefix = options.keyPrefix ?? PUT_KEYS[mode];
+  return {
+    id: options.id ?? `large-put-${mode}`,
+    title: `${mib(size)} ×${streams} ${PUT_TITLES[mode]}`,
+    unit: 'MB/s',
+    async prepare(endpoint) {
+      await createBucket(endpoint, LARGE_BUCKET);
+      const { sha256Hex, md5Hex } = bodyDigests(size);
+      const keys = Array.from({ length: streams }, (_, i) => `${keyPrefix}-${i}`);
+      const sdk = mode === 'sdk' ? s3Client(endpoint, true) : undefined;
+      const requests = await Promise.all(keys.map(async (key) => {
+        const path = `/${LARGE_BUCKET}/${key}`;
+        if (mode === 'unsigned' || mode === 'plain') return { path: await objectPath(endpoint, 'PUT', LARGE_BUCKET, key), headers: {} };
+        if (mode === 'signed') return { path, headers: await signedHeaders(endpoint, { method: 'PUT', path, payloadHash: sha256Hex }) };
+        return { path, headers: {} };
+      }));
+      return async () => {
+        try {
+          const { mbPerSec } = await concurrently(streams, size, deadlineMs, async (i, signal) => {
+            let etag: string | undefined;
+            if (sdk) {
+              const output = await sdk.send(
+                new PutObjectCommand({ Bucket: LARGE_BUCKET, Key: keys[i]!, Body: Readable.from(patternSlices(size)), ContentLength: size }),
+                { abortSignal: signal },
+              );
+              etag = output.ETag;
+            } else {
+              const response = await exchange(endpoint.url, { method: 'PUT', ...requests[i]!, size, signal });
+              if (response.status !== 200) throw httpFailure(response);
+              etag = typeof response.headers.etag === 'string' ? response.headers.etag : undefined;
+            }
+            if (etag?.replace(/"/g, '') !== md5Hex) throw new Error(`ETag ${etag} is not the body's MD5 ${md5Hex}: the server stored other bytes`);
+          });
+          return { value: mbPerSec };
+        } finally {
+          sdk?.destroy();
+        }
+      };
+    },
+  };
+}
+
+export function largeGetWorkload(options: { size: number; streams: number; deadlineMs: number }): Workload {
+  const { size, streams, deadlineMs } = options;
+  return {
+    id: 'large-get',
+    title: `${mib(size)} ×${streams} GET`,
+    unit: 'MB/s',
+    async prepare(endpoint) {
+      const paths = await Promise.all(
+        Array.from({ length: streams }, (_, i) => objectPath(endpoint, 'GET', LARGE_BUCKET, `${PUT_KEYS.signed}-${i}`)),
+      );
+      return async () => {
+        const { mbPerSec } = await concurrently(streams, size, deadlineMs, async (i, signal) => {
+          const response = await exchange(endpoint.url, { method: 'GET', path: paths[i]!, signal });
+          if (response.status !== 200) throw httpFailure(response);
+          if (response.bytes !== size) throw new Error(`GET returned ${response.bytes} bytes, expected ${size}`);
+        });
+        return { value: mbPerSec };
+      };
+    },
+  };
+}
+
+// ---- ListObjectsV2 over a pre-populated bucket ----
+
+/** Key i of the listing fixture: `dirDDDD/fileFFFFFF`, spread evenly over the directories. */
+export function listKey(config: BenchConfig, index: number): string {
+  const perDirectory = Math.ceil(config.list.keys / config.list.directories);
+  return `${listDirectory(Math.floor(index / perDirectory))}/file${String(index % perDirectory).padStart(6, '0')}`;
+}
+
+function listDirectory(index: number): string {
+  return `dir${String(index).padStart(4, '0')}`;
+}
+
+export function* listKeys(config: BenchConfig): Generator<string> {
+  for (let i = 0; i < config.list.keys; i++) yield listKey(config, i);
+}
+
+export type ListCase = 'first' | 'middle' | 'root-delimiter' | 'directory-delimiter';
+
+export function listWorkload(config: BenchConfig, listCase: ListCase): Workload {
+  const { keys, directories, pageSize, reps, budgetMs, requestTimeoutMs } = config.list;
+  const perDirectory = Math.ceil(keys / directories);
+  const middle = Math.floor(keys / 2);
+  const cases: Record<ListCase, { title: string; query: Record<string, string>; entries: number }> = {
+    first: { title: 'first page', query: {}, entries: Math.min(pageSize, keys) },
+    middle: { title: 'middle page (start-after)', query: { 'start-after': listKey(config, middle) }, entries: Math.min(pageSize, keys - middle - 1) },
+    'root-delimiter': { title: "delimiter '/' at the root", query: { delimiter: '/' }, entries: Math.min(pageSize, directories) },
+    'directory-delimiter': {
+      title: "delimiter '/' in one directory",
+      query: { prefix: `${listDirectory(Math.floor(directories / 2))}/`, delimiter: '/' },
+      entries: Math.min(pageSize, perDirectory),
+    },
+  };
+  const { title, entries } = cases[listCase];
+  const query: Record<string, string> = { 'list-type': '2', 'max-keys': String(pageSize), ...cases[listCase].query };
+  const pathAndQuery = `/${LIST_BUCKET}?${new URLSearchParams(query).toString()}`;
+  return {
+    id: `list-${listCase}`,
+    title: `ListObjectsV2 ${pageSize} of ${keys.toLocaleString('en-US')}: ${title}`,
+    unit: 'ms',
+    async prepare(endpoint) {
+      return async () => {
+        const samples: number[] = [];
+        const deadline = performance.now() + budgetMs;
+        while (samples.length < reps && (samples.length === 0 || performance.now() < deadline)) {
+          const headers = await signedHeaders(endpoint, { method: 'GET', path: `/${LIST_BUCKET}`, query, payloadHash: EMPTY_SHA256 });
+          const started = performance.now();
+          const response = await exchange(endpoint.url, {
+            method: 'GET', path: pathAndQuery, headers, signal: AbortSignal.timeout(requestTimeoutMs), keepText: Infinity,
+          });
+          samples.push(performance.now() - started);
+          if (response.status !== 200) throw httpFailure(response);
+          const count = listedEntries(response.text);
+          if (count !== entries) throw new Error(`page listed ${count} entries, expected ${entries}`);
+        }
+        samples.sort((a, b) => a - b);
+        return { value: samples[Math.floor(samples.length / 2)]!, note: `median of ${samples.length}` };
+      };
+    },
+  };
+}
+
+/** Keys plus common prefixes in a ListBucketResult. */
+function listedEntries(xml: string): number {
+  const contents = xml.match(/<Contents>/g)?.length ?? 0;
+  const prefixes = xml.match(/<CommonPrefixes>\s*<Prefix>/g)?.length ?? 0;
+  return contents + prefixes;
+}
