@@ -1,5 +1,6 @@
-// Opens the metadata store named by a URL (`sqlite:PATH`, a bare path, later
-// `postgres://…`) and brings its schema up to date.
+// Opens the metadata store named by a URL (`sqlite:PATH`, a bare path, or
+// `postgres://user@host:port/db`) and brings its schema up to date.
+import { PostgresMetadataStore } from './postgres.js';
 import { SqliteMetadataStore } from './sqlite.js';
 import type { MetadataStore } from './store.js';
 
@@ -21,9 +22,8 @@ function createStore(url: string): MetadataStore {
     if (!path) throw new Error(`metadata URL ${url} names no file`);
     return new SqliteMetadataStore(path);
   }
-  if (/^postgres(ql)?:\/\//.test(url)) {
-    throw new Error(`metadata URL ${url}: the PostgreSQL store is not available yet; use sqlite:PATH`);
-  }
+  // postgres:// and postgresql:// (also CockroachDB and YugabyteDB), parsed by pg itself.
+  if (/^postgres(ql)?:\/\//.test(url)) return new PostgresMetadataStore(url);
   // Anything else with a scheme is a mistake; a plain path (not a Windows drive) is SQLite.
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url);
   if (scheme && !/^[a-z]:[\\/]/i.test(url)) {

@@ -14,10 +14,14 @@ interface ListPage {
 }
 
 const SCAN_BATCH = 1000;
+/** After a common prefix is skipped the next rows may well start another one: read a few, not a full batch. */
+const PREFIX_PROBE = 16;
 
 /**
  * Walks keys after `after` under `prefix`, folding keys that contain `delimiter` past the
  * prefix into common prefixes, until `maxKeys` entries (keys plus prefixes) are collected.
+ * Each common prefix is stepped over with one query, so a page costs what it returns, not
+ * what the folded directories hold.
  */
 export async function listPage(
   services: GatewayServices,
@@ -27,15 +31,21 @@ export async function listPage(
   const { prefix, delimiter, maxKeys } = options;
   const page: ListPage = { contents: [], commonPrefixes: [], truncated: false, last: undefined };
   let after = options.after;
+  let limit = delimiter ? PREFIX_PROBE : Math.min(SCAN_BATCH, maxKeys + 1);
   if (maxKeys === 0) return page;
   for (;;) {
-    const batch = await services.store.listObjects(bucketId, { prefix, after, limit: SCAN_BATCH });
+    const batch = await services.store.listObjects(bucketId, { prefix, after, limit });
+    let skipped = false;
     for (const object of batch) {
       after = object.key;
       const cut = delimiter ? object.key.indexOf(delimiter, prefix.length) : -1;
       const entry = cut >= 0 ? object.key.slice(0, cut + delimiter.length) : undefined;
-      if (entry !== undefined && entry === page.commonPrefixes.at(-1)) continue;
-      if (entry !== undefined && options.after !== undefined && byteOrder(entry, options.after) <= 0) continue;
+      if (entry !== undefined && options.after !== undefined && byteOrder(entry, options.after) <= 0) {
+        // The marker lies inside this common prefix: it was returned on an earlier page.
+        after = entry + '\u{10FFFF}';
+        skipped = true;
+        break;
+      }
       if (page.contents.length + page.commonPrefixes.length === maxKeys) {
         page.truncated = true;
         return page;
@@ -43,15 +53,16 @@ export async function listPage(
       if (entry !== undefined) {
         page.commonPrefixes.push(entry);
         page.last = entry;
-        // Skip the rest of this common prefix in one step.
+        // Every key under this prefix sorts before prefix + U+10FFFF (the largest code point).
         after = entry + '\u{10FFFF}';
+        skipped = true;
         break;
       }
       page.contents.push(object);
       page.last = object.key;
     }
-    if (batch.length === 0) return page;
-    if (batch.length < SCAN_BATCH && after === batch.at(-1)!.key) return page;
+    if (!skipped && batch.length < limit) return page;
+    limit = skipped ? PREFIX_PROBE : SCAN_BATCH;
   }
 }
 

@@ -1,0 +1,754 @@
+// The PostgreSQL metadata store, for several gateways on several machines sharing one
+// database (or a CockroachDB / YugabyteDB cluster speaking the same protocol). Semantics
+// match SqliteMetadataStore exactly; the difference is how concurrency is made safe.
+//
+// Every write is one transaction that locks what it decides on before deciding, so that
+// the check and the write are atomic: a bucket is held FOR SHARE by whoever writes into
+// it (deleteBucket takes it FOR UPDATE), an open key FOR UPDATE by whoever commits or
+// drops it, the current version of a key FOR UPDATE by whoever replaces it (so If-Match
+// and If-None-Match are judged on the version being replaced), blocks FOR UPDATE before
+// they are retired. A row that does not exist yet cannot be locked: primary keys make two
+// inserts of one key collide (unique_violation, 23505). That, serialization_failure
+// (40001) and deadlock_detected (40P01) make the whole transaction run again from the
+// start after a short random backoff; it then sees what the winner committed.
+//
+// The default level is READ COMMITTED: with those locks it is all the level needed, and it
+// scales. Under SERIALIZABLE, PostgreSQL's predicate locks are page- or table-grained, so
+// concurrent PUTs of unrelated keys abort each other (measured: most transactions retried
+// at 4 writers, throughput falling as writers are added). The code is also correct under
+// SERIALIZABLE (option `isolation`), which is what CockroachDB runs unless its read
+// committed setting is on. Multi-statement reads use a REPEATABLE READ READ ONLY snapshot.
+// No group commit: every call is its own transaction (PostgreSQL shares WAL flushes among
+// concurrent commits itself).
+import pg from 'pg';
+import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { migratePostgres } from './postgres-migrations.js';
+import {
+  type BlockReplicaRow,
+  type BucketRow,
+  bucketRow,
+  checkAllocated,
+  checkPreconditions,
+  currentVersion,
+  type DatanodeRow,
+  dropOpenKey,
+  dropStale,
+  groupBlocks,
+  insertAccessKey,
+  insertReplicas,
+  insertUser,
+  type KeyRow,
+  limitOf,
+  lockBlock,
+  objectRecord,
+  type ObjectRow,
+  one,
+  OPEN_KEY_COLUMNS,
+  type OpenKeyRow,
+  openKeyRow,
+  type Params,
+  parseAttributes,
+  type PartRow,
+  pgTypes,
+  placeBlocks,
+  putVersion,
+  requireBucket,
+  retireBlocks,
+  toBucket,
+  toObjectRecord,
+  toOpenKey,
+  toPart,
+  toUser,
+  uploadRow,
+  type UserRow,
+  userRow,
+  userWithKeys,
+  Where,
+} from './postgres-statements.js';
+import { containerIdOf, newAccessKeyId, newObjectId, newSecretAccessKey } from './shared.js';
+import {
+  MetadataError,
+  type BlockDeletion,
+  type BlockRef,
+  type Bucket,
+  type BucketLayout,
+  type BucketUsage,
+  type CommitKeyInput,
+  type CommitPartInput,
+  type CompleteMultipartUploadInput,
+  type DatanodeRecord,
+  type ListMultipartUploadsQuery,
+  type ListObjectsQuery,
+  type MetadataStore,
+  type MultipartUpload,
+  type ObjectAttributes,
+  type ObjectRecord,
+  type ObjectSummary,
+  type OpenKey,
+  type OpenKeyKind,
+  type PartRecord,
+  type PartWithBlocks,
+  type StoreUsage,
+  type UnderReplicatedBlock,
+  type User,
+  type UserWithKeys,
+} from './store.js';
+
+export interface PostgresMetadataStoreOptions {
+  /** A datanode without a heartbeat for this long is listed as 'dead'. */
+  datanodeDeadAfterMs?: number;
+  /** Connections in this store's pool. */
+  poolSize?: number;
+  /** Attempts of one transaction before a conflict is reported. */
+  maxAttempts?: number;
+  /** Isolation of write transactions; see the top of this file. */
+  isolation?: 'read committed' | 'serializable';
+}
+
+const EXPIRE_BATCH = 256;
+/** Conflict codes after which the whole transaction is run again. */
+const RETRYABLE = new Set(['40001', '40P01', '23505']);
+
+export class PostgresMetadataStore implements MetadataStore {
+  private readonly pool: pg.Pool;
+  private readonly deadAfterMs: number;
+  private readonly maxAttempts: number;
+  private readonly begin: string;
+  private closed = false;
+
+  constructor(url: string, options: PostgresMetadataStoreOptions = {}) {
+    this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
+    // An idle connection dropped by the server must not crash the process; the pool
+    // discards it and the next query opens a new one.
+    this.pool.on('error', () => {});
+    this.deadAfterMs = options.datanodeDeadAfterMs ?? 60_000;
+    this.maxAttempts = options.maxAttempts ?? 30;
+    this.begin = `BEGIN ISOLATION LEVEL ${(options.isolation ?? 'read committed').toUpperCase()}`;
+  }
+
+  async migrate(): Promise<void> {
+    await migratePostgres((fn) => this.write(fn));
+    await this.statement('INSERT INTO volumes (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', ['s3v', Date.now()]);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Waits for transactions in flight to release their connections.
+    await this.pool.end();
+  }
+
+  // ---- users and access keys ----
+
+  async createUser(input: { name: string; admin?: boolean; accessKeyId?: string; secretAccessKey?: string }): Promise<UserWithKeys> {
+    return this.write(async (c) => {
+      if (await userRow(c, input.name)) throw new MetadataError('UserAlreadyExists', `user ${input.name} already exists`);
+      await insertUser(c, input.name, input.admin ?? false);
+      await insertAccessKey(c, input.name, input.accessKeyId ?? newAccessKeyId(), input.secretAccessKey ?? newSecretAccessKey());
+      return (await userWithKeys(c, input.name))!;
+    });
+  }
+
+  async ensureUser(input: { name: string; admin: boolean; accessKeyId: string; secretAccessKey: string }): Promise<UserWithKeys> {
+    // The bootstrap credential comes from the environment, which is the source of truth.
+    return this.write(async (c) => {
+      const user = await userRow(c, input.name);
+      if (!user) await insertUser(c, input.name, input.admin);
+      else if (user.admin !== input.admin) await c.query('UPDATE users SET admin = $1 WHERE name = $2', [input.admin, input.name]);
+      const key = await one<KeyRow>(c, 'SELECT access_key_id, secret, user_name FROM access_keys WHERE access_key_id = $1', [input.accessKeyId]);
+      if (!key) await insertAccessKey(c, input.name, input.accessKeyId, input.secretAccessKey);
+      else if (key.user_name !== input.name) throw new Error(`access key ${input.accessKeyId} belongs to another user`);
+      else if (key.secret !== input.secretAccessKey) {
+        await c.query('UPDATE access_keys SET secret = $1 WHERE access_key_id = $2', [input.secretAccessKey, input.accessKeyId]);
+      }
+      return (await userWithKeys(c, input.name))!;
+    });
+  }
+
+  async getUser(name: string): Promise<UserWithKeys | undefined> {
+    return this.read((c) => userWithKeys(c, name));
+  }
+
+  async listUsers(): Promise<User[]> {
+    return (await this.select<UserRow>('SELECT * FROM users ORDER BY name')).map(toUser);
+  }
+
+  async lookupAccessKey(accessKeyId: string): Promise<{ user: User; secretAccessKey: string } | undefined> {
+    const [row] = await this.select<UserRow & { secret: string }>(
+      'SELECT u.*, k.secret FROM access_keys k JOIN users u ON u.name = k.user_name WHERE k.access_key_id = $1',
+      [accessKeyId],
+    );
+    return row && { user: toUser(row), secretAccessKey: row.secret };
+  }
+
+  // ---- volumes and buckets ----
+
+  async createBucket(input: { volume: string; name: string; owner: string; layout?: BucketLayout }): Promise<Bucket> {
+    return this.write(async (c) => {
+      if (!(await userRow(c, input.owner))) throw new MetadataError('NoSuchUser', `user ${input.owner} does not exist`);
+      const existing = await bucketRow(c, input.volume, input.name);
+      if (existing) {
+        throw existing.owner === input.owner
+          ? new MetadataError('BucketAlreadyOwnedByYou', `bucket ${input.name} already exists and is yours`)
+          : new MetadataError('BucketAlreadyExists', `bucket ${input.name} already exists`);
+      }
+      // Volumes other than s3v (tenants) come into being with their first bucket.
+      await c.query('INSERT INTO volumes (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [input.volume, Date.now()]);
+      const row = await one<BucketRow>(
+        c,
+        'INSERT INTO buckets (volume, name, owner, layout, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *',
+        [input.volume, input.name, input.owner, input.layout ?? 'OBS', Date.now()],
+      );
+      return toBucket(row!);
+    });
+  }
+
+  async getBucket(volume: string, name: string): Promise<Bucket | undefined> {
+    const [row] = await this.select<BucketRow>('SELECT * FROM buckets WHERE volume = $1 AND name = $2', [volume, name]);
+    return row && toBucket(row);
+  }
+
+  async listBuckets(volume: string, owner?: string): Promise<Bucket[]> {
+    const rows = owner === undefined
+      ? await this.select<BucketRow>('SELECT * FROM buckets WHERE volume = $1 ORDER BY name', [volume])
+      : await this.select<BucketRow>('SELECT * FROM buckets WHERE volume = $1 AND owner = $2 ORDER BY name', [volume, owner]);
+    return rows.map(toBucket);
+  }
+
+  async deleteBucket(volume: string, name: string): Promise<void> {
+    await this.write(async (c) => {
+      // FOR UPDATE waits for writers holding the bucket FOR SHARE: what they committed is seen below.
+      const bucket = await one<BucketRow>(c, 'SELECT * FROM buckets WHERE volume = $1 AND name = $2 FOR UPDATE', [volume, name]);
+      if (!bucket) throw new MetadataError('NoSuchBucket', `bucket ${name} does not exist`);
+      // Open 'put' keys do not block deletion (as in S3); they fail to commit and expire.
+      const busy = (await one(c, 'SELECT 1 FROM objects WHERE bucket_id = $1 LIMIT 1', [bucket.id]))
+        ?? (await one(c, "SELECT 1 FROM open_keys WHERE bucket_id = $1 AND kind = 'multipart' LIMIT 1", [bucket.id]));
+      if (busy) throw new MetadataError('BucketNotEmpty', `bucket ${name} is not empty`);
+      await c.query('DELETE FROM buckets WHERE id = $1', [bucket.id]);
+    });
+  }
+
+  // ---- objects ----
+
+  async openKey(input: { bucketId: number; key: string; kind: OpenKeyKind; attributes?: ObjectAttributes }): Promise<OpenKey> {
+    const attributes = input.attributes === undefined ? null : JSON.stringify(input.attributes);
+    const now = Date.now();
+    const objectId = newObjectId();
+    // One statement: the bucket row is held FOR SHARE while the key is inserted (deleteBucket waits).
+    const inserted = await this.statement(
+      `INSERT INTO open_keys (object_id, bucket_id, name, kind, created_at, updated_at, attributes)
+       SELECT $1, id, $3, $4, $5, $5, $6 FROM buckets WHERE id = $2 FOR SHARE`,
+      [objectId, input.bucketId, input.key, input.kind, now, attributes],
+    );
+    if (inserted.rowCount === 0) throw new MetadataError('NoSuchBucket', `bucket id ${input.bucketId} does not exist`);
+    return toOpenKey({ object_id: objectId, bucket_id: input.bucketId, name: input.key, kind: input.kind, created_at: now, attributes });
+  }
+
+  async getOpenKey(objectId: string): Promise<OpenKey | undefined> {
+    const [row] = await this.select<OpenKeyRow>(`SELECT ${OPEN_KEY_COLUMNS} FROM open_keys WHERE object_id = $1`, [objectId]);
+    return row && toOpenKey(row);
+  }
+
+  async allocateBlock(objectId: string, replicas: string[]): Promise<BlockRef> {
+    if (replicas.length === 0) throw new Error('allocateBlock needs at least one replica');
+    if (new Set(replicas).size !== replicas.length) throw new Error(`allocateBlock: duplicate datanode in ${replicas.join(',')}`);
+    return this.write(async (c) => {
+      // Refreshing updated_at (which also locks the open key against a concurrent commit or
+      // abort) keeps a long upload from being expired while it still writes; the block and
+      // its replicas are inserted only if the open key is there.
+      const row = await one<{ local_id: number }>(
+        c,
+        `WITH touched AS (UPDATE open_keys SET updated_at = $2 WHERE object_id = $1 RETURNING object_id),
+              block AS (INSERT INTO blocks (container_id, object_id, created_at) SELECT 0, object_id, $2 FROM touched RETURNING local_id)
+         INSERT INTO block_replicas (local_id, position, datanode_id)
+         SELECT block.local_id, r.ord - 1, r.datanode_id FROM block CROSS JOIN unnest($3::text[]) WITH ORDINALITY AS r(datanode_id, ord)
+         RETURNING local_id`,
+        [objectId, Date.now(), replicas],
+      );
+      if (!row) throw new MetadataError('NoSuchUpload', `no open key ${objectId}`);
+      // The container follows from the id, which the database hands out: insert, then set it.
+      const containerId = containerIdOf(row.local_id);
+      await c.query('UPDATE blocks SET container_id = $1 WHERE local_id = $2', [containerId, row.local_id]);
+      return { containerId, localId: row.local_id };
+    });
+  }
+
+  async commitKey(input: CommitKeyInput): Promise<ObjectRecord> {
+    const size = input.blocks.reduce((sum, b) => sum + b.length, 0);
+    if (size !== input.size) throw new Error(`commitKey ${input.key}: block lengths sum to ${size}, size is ${input.size}`);
+    const attributes = JSON.stringify(input.attributes);
+    return this.write(async (c) => {
+      await requireBucket(c, input.bucketId);
+      const open = await openKeyRow(c, input.objectId, 'FOR UPDATE');
+      if (!open || open.bucket_id !== input.bucketId || open.name !== input.key) {
+        throw new MetadataError('NoSuchUpload', `no open key ${input.objectId} for ${input.key}`);
+      }
+      const current = await currentVersion(c, input.bucketId, input.key);
+      checkPreconditions(input, current);
+      await checkAllocated(c, `commitKey ${input.key}`, input.objectId, input.blocks);
+
+      const now = Date.now();
+      if (current) await retireBlocks(c, [current.object_id], now);
+      await placeBlocks(c, input.objectId, input.blocks, now);
+      const row = { bucket_id: input.bucketId, name: input.key, object_id: input.objectId, size: input.size, etag: input.etag, modified_at: now, attributes };
+      await putVersion(c, row, current !== undefined);
+      await c.query('DELETE FROM open_keys WHERE object_id = $1', [input.objectId]);
+      return objectRecord(c, row);
+    });
+  }
+
+  async dropReplica(block: BlockRef, datanodeId: string): Promise<void> {
+    await this.write(async (c) => {
+      await lockBlock(c, block.localId);
+      const dropped = await c.query('DELETE FROM block_replicas WHERE local_id = $1 AND datanode_id = $2', [block.localId, datanodeId]);
+      if ((dropped.rowCount ?? 0) > 0) {
+        await c.query(
+          'INSERT INTO deleted_blocks (datanode_id, container_id, local_id, created_at) VALUES ($1, $2, $3, $4)',
+          [datanodeId, block.containerId, block.localId, Date.now()],
+        );
+      }
+    });
+  }
+
+  async abortOpenKey(objectId: string): Promise<void> {
+    await this.write((c) => dropOpenKey(c, objectId, Date.now()));
+  }
+
+  async getObject(bucketId: number, key: string): Promise<ObjectRecord | undefined> {
+    // One statement, one snapshot: the row and its blocks agree even if a concurrent
+    // commit replaces the key meanwhile.
+    const rows = await this.select<ObjectRow & BlockReplicaRow>(
+      `SELECT o.*, b.local_id, b.container_id, b.length, r.datanode_id FROM objects o
+       LEFT JOIN blocks b ON b.object_id = o.object_id AND b.idx IS NOT NULL
+       LEFT JOIN block_replicas r ON r.local_id = b.local_id
+       WHERE o.bucket_id = $1 AND o.name = $2 ORDER BY b.idx, r.position`,
+      [bucketId, key],
+    );
+    return rows[0] && toObjectRecord(rows[0], groupBlocks(rows));
+  }
+
+  async deleteObject(bucketId: number, key: string): Promise<boolean> {
+    return this.write(async (c) => {
+      const row = await currentVersion(c, bucketId, key);
+      if (!row) return false;
+      await retireBlocks(c, [row.object_id], Date.now());
+      await c.query('DELETE FROM objects WHERE bucket_id = $1 AND name = $2', [bucketId, key]);
+      return true;
+    });
+  }
+
+  async setObjectAttributes(bucketId: number, key: string, objectId: string, attributes: ObjectAttributes): Promise<boolean> {
+    const result = await this.statement(
+      'UPDATE objects SET attributes = $1 WHERE bucket_id = $2 AND name = $3 AND object_id = $4',
+      [JSON.stringify(attributes), bucketId, key, objectId],
+    );
+    return result.rowCount === 1;
+  }
+
+  async listObjects(bucketId: number, query: ListObjectsQuery): Promise<ObjectSummary[]> {
+    // Prefix as a key range (not LIKE, which has wildcards), so the primary key serves it;
+    // the "C" collation of name makes both the range and ORDER BY byte order.
+    const where = new Where(bucketId);
+    where.prefix(query.prefix);
+    if (query.after !== undefined) where.add('name > ?', query.after);
+    const rows = await this.select<Omit<ObjectRow, 'attributes'>>(
+      `SELECT bucket_id, name, object_id, size, etag, modified_at FROM objects WHERE ${where.sql()} ORDER BY name LIMIT ${where.param(limitOf(query.limit))}`,
+      where.params,
+    );
+    return rows.map((r) => ({ bucketId: r.bucket_id, key: r.name, objectId: r.object_id, size: r.size, etag: r.etag, modifiedAt: r.modified_at }));
+  }
+
+  // ---- multipart uploads ----
+
+  async commitPart(input: CommitPartInput): Promise<PartRecord> {
+    const size = input.blocks.reduce((sum, b) => sum + b.length, 0);
+    if (size !== input.size) throw new Error(`commitPart ${input.uploadId}/${input.partNumber}: block lengths sum to ${size}, size is ${input.size}`);
+    return this.write(async (c) => {
+      // KEY SHARE: parts of one upload commit side by side, while completion and abort
+      // (FOR UPDATE, DELETE) wait for them; the closing touch of updated_at does not conflict with it.
+      const upload = await uploadRow(c, input.uploadId, 'FOR KEY SHARE');
+      const part = await openKeyRow(c, input.objectId, 'FOR UPDATE');
+      if (!upload) throw new MetadataError('NoSuchUpload', `no multipart upload ${input.uploadId}`);
+      if (!part || part.kind !== 'part' || part.bucket_id !== upload.bucket_id || part.name !== upload.name) {
+        throw new MetadataError('NoSuchUpload', `no open part ${input.objectId} for upload ${input.uploadId}`);
+      }
+      await checkAllocated(c, `commitPart ${input.uploadId}/${input.partNumber}`, input.objectId, input.blocks);
+      const now = Date.now();
+      const previous = await one<PartRow>(
+        c, 'SELECT * FROM multipart_parts WHERE upload_id = $1 AND part_number = $2 FOR UPDATE', [input.uploadId, input.partNumber],
+      );
+      if (previous) await retireBlocks(c, [previous.part_id], now);
+      await placeBlocks(c, input.objectId, input.blocks, now);
+      // Replaced in place, so that a concurrent commit of this number waiting for the row sees the new part.
+      const values = [input.uploadId, input.partNumber, input.objectId, input.size, input.etag, input.checksum?.algorithm ?? null, input.checksum?.value ?? null, now];
+      const row = previous
+        ? await one<PartRow>(
+          c,
+          `UPDATE multipart_parts SET part_id = $3, size = $4, etag = $5, checksum_algorithm = $6, checksum_value = $7, modified_at = $8
+           WHERE upload_id = $1 AND part_number = $2 RETURNING *`,
+          values,
+        )
+        : await one<PartRow>(
+          c,
+          `INSERT INTO multipart_parts (upload_id, part_number, part_id, size, etag, checksum_algorithm, checksum_value, modified_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+          values,
+        );
+      await c.query('DELETE FROM open_keys WHERE object_id = $1', [input.objectId]);
+      await c.query('UPDATE open_keys SET updated_at = $1 WHERE object_id = $2', [now, input.uploadId]);
+      return toPart(row!);
+    });
+  }
+
+  async listParts(uploadId: string, query: { after?: number; limit: number }): Promise<PartRecord[]> {
+    return this.read(async (c) => {
+      if (!(await uploadRow(c, uploadId))) throw new MetadataError('NoSuchUpload', `no multipart upload ${uploadId}`);
+      const { rows } = await c.query<PartRow>(
+        'SELECT * FROM multipart_parts WHERE upload_id = $1 AND part_number > $2 ORDER BY part_number LIMIT $3',
+        [uploadId, Math.trunc(query.after ?? 0), limitOf(query.limit)],
+      );
+      return rows.map(toPart);
+    });
+  }
+
+  async getParts(uploadId: string): Promise<PartWithBlocks[]> {
+    return this.read(async (c) => {
+      if (!(await uploadRow(c, uploadId))) throw new MetadataError('NoSuchUpload', `no multipart upload ${uploadId}`);
+      // One query for every part and its blocks: an upload may have 10 000 parts.
+      const { rows } = await c.query<PartRow & BlockReplicaRow>(
+        `SELECT p.*, b.local_id, b.container_id, b.length, r.datanode_id FROM multipart_parts p
+         LEFT JOIN blocks b ON b.object_id = p.part_id AND b.idx IS NOT NULL
+         LEFT JOIN block_replicas r ON r.local_id = b.local_id
+         WHERE p.upload_id = $1 ORDER BY p.part_number, b.idx, r.position`,
+        [uploadId],
+      );
+      const parts: PartWithBlocks[] = [];
+      let group: (PartRow & BlockReplicaRow)[] = [];
+      const flush = () => group.length > 0 && parts.push({ ...toPart(group[0]!), blocks: groupBlocks(group) });
+      for (const r of rows) {
+        if (group.length > 0 && group[0]!.part_number !== r.part_number) {
+          flush();
+          group = [];
+        }
+        group.push(r);
+      }
+      flush();
+      return parts;
+    });
+  }
+
+  async listMultipartUploads(bucketId: number, query: ListMultipartUploadsQuery): Promise<MultipartUpload[]> {
+    const where = new Where(bucketId);
+    where.add("kind = 'multipart'");
+    where.prefix(query.prefix);
+    if (query.keyMarker !== undefined) {
+      if (query.uploadIdMarker !== undefined) where.add('(name > ? OR (name = ? AND object_id > ?))', query.keyMarker, query.keyMarker, query.uploadIdMarker);
+      else where.add('name > ?', query.keyMarker);
+    }
+    const rows = await this.select<OpenKeyRow>(
+      `SELECT ${OPEN_KEY_COLUMNS} FROM open_keys WHERE ${where.sql()} ORDER BY name, object_id LIMIT ${where.param(limitOf(query.limit))}`,
+      where.params,
+    );
+    return rows.map((r) => ({ uploadId: r.object_id, bucketId: r.bucket_id, key: r.name, createdAt: r.created_at, attributes: parseAttributes(r.attributes) }));
+  }
+
+  async completeMultipartUpload(input: CompleteMultipartUploadInput): Promise<ObjectRecord> {
+    const attributes = JSON.stringify(input.attributes);
+    return this.write(async (c) => {
+      await requireBucket(c, input.bucketId);
+      // Waits for parts being committed; none can start until this transaction ends.
+      const upload = await uploadRow(c, input.uploadId, 'FOR UPDATE');
+      if (!upload || upload.bucket_id !== input.bucketId || upload.name !== input.key) {
+        throw new MetadataError('NoSuchUpload', `no multipart upload ${input.uploadId} for ${input.key}`);
+      }
+      if (input.parts.length === 0) throw new MetadataError('InvalidPart', 'a multipart upload completes with at least one part');
+      for (let i = 1; i < input.parts.length; i++) {
+        if (input.parts[i]! <= input.parts[i - 1]!) throw new MetadataError('InvalidPartOrder', 'part numbers must be strictly ascending');
+      }
+      if (input.partEtags !== undefined && input.partEtags.length !== input.parts.length) {
+        throw new Error(`completeMultipartUpload ${input.uploadId}: ${input.partEtags.length} etags for ${input.parts.length} parts`);
+      }
+      // Each part with the number of its committed blocks, in one query.
+      const { rows } = await c.query<PartRow & { blocks: number }>(
+        `SELECT p.*, (SELECT COUNT(*) FROM blocks b WHERE b.object_id = p.part_id AND b.idx IS NOT NULL) AS blocks
+         FROM multipart_parts p WHERE p.upload_id = $1`,
+        [input.uploadId],
+      );
+      const parts = new Map(rows.map((p) => [p.part_number, p]));
+      let size = 0;
+      input.parts.forEach((number, i) => {
+        const part = parts.get(number);
+        if (!part) throw new MetadataError('InvalidPart', `part ${number} of upload ${input.uploadId} does not exist`);
+        if (input.partEtags !== undefined && input.partEtags[i] !== part.etag) {
+          throw new MetadataError('InvalidPart', `part ${number} of upload ${input.uploadId} has another etag`);
+        }
+        size += part.size;
+      });
+      // The caller computed size and etag from the parts it read: a part replaced since then shows here.
+      if (size !== input.size) throw new MetadataError('InvalidPart', `the chosen parts hold ${size} bytes, not ${input.size}`);
+      const current = await currentVersion(c, input.bucketId, input.key);
+      checkPreconditions(input, current);
+
+      const now = Date.now();
+      if (current) await retireBlocks(c, [current.object_id], now);
+      // Blocks allocated to the upload id itself were never part of a part.
+      await retireBlocks(c, [input.uploadId], now);
+      // The chosen parts' blocks move to the upload id, renumbered after the parts before them.
+      const chosen: string[] = [];
+      const offsets: number[] = [];
+      let offset = 0;
+      for (const number of input.parts) {
+        const part = parts.get(number)!;
+        chosen.push(part.part_id);
+        offsets.push(offset);
+        offset += part.blocks;
+        parts.delete(number);
+      }
+      await c.query(
+        `UPDATE blocks SET object_id = $1, idx = blocks.idx + m.shift
+         FROM unnest($2::text[], $3::int[]) AS m(part_id, shift)
+         WHERE blocks.object_id = m.part_id AND blocks.idx IS NOT NULL`,
+        [input.uploadId, chosen, offsets],
+      );
+      await retireBlocks(c, [...parts.values()].map((p) => p.part_id), now);
+      await c.query('DELETE FROM multipart_parts WHERE upload_id = $1', [input.uploadId]);
+      await c.query('DELETE FROM open_keys WHERE object_id = $1', [input.uploadId]);
+      const row = { bucket_id: input.bucketId, name: input.key, object_id: input.uploadId, size: input.size, etag: input.etag, modified_at: now, attributes };
+      await putVersion(c, row, current !== undefined);
+      return objectRecord(c, row);
+    });
+  }
+
+  async abortMultipartUpload(uploadId: string): Promise<void> {
+    await this.write(async (c) => {
+      if (!(await uploadRow(c, uploadId, 'FOR UPDATE'))) throw new MetadataError('NoSuchUpload', `no multipart upload ${uploadId}`);
+      await dropOpenKey(c, uploadId, Date.now());
+    });
+  }
+
+  // ---- datanodes ----
+
+  async registerDatanode(input: { id: string; address: string; capacityBytes: number; usedBytes: number }): Promise<void> {
+    await this.statement(
+      `INSERT INTO datanodes (id, address, capacity_bytes, used_bytes, last_heartbeat, state) VALUES ($1, $2, $3, $4, $5, 'live')
+       ON CONFLICT (id) DO UPDATE SET address = excluded.address, capacity_bytes = excluded.capacity_bytes,
+         used_bytes = excluded.used_bytes, last_heartbeat = excluded.last_heartbeat, state = 'live'`,
+      [input.id, input.address, input.capacityBytes, input.usedBytes, Date.now()],
+    );
+  }
+
+  async heartbeat(id: string, usage: { capacityBytes: number; usedBytes: number }): Promise<void> {
+    const result = await this.statement(
+      "UPDATE datanodes SET capacity_bytes = $1, used_bytes = $2, last_heartbeat = $3, state = 'live' WHERE id = $4",
+      [usage.capacityBytes, usage.usedBytes, Date.now(), id],
+    );
+    // As in Ozone, an unknown datanode must register (again) before it heartbeats.
+    if (result.rowCount === 0) throw new Error(`datanode ${id} is not registered`);
+  }
+
+  async listDatanodes(): Promise<DatanodeRecord[]> {
+    const rows = await this.select<DatanodeRow>('SELECT * FROM datanodes ORDER BY id');
+    const now = Date.now();
+    return rows.map((r) => ({
+      id: r.id,
+      address: r.address,
+      capacityBytes: r.capacity_bytes,
+      usedBytes: r.used_bytes,
+      lastHeartbeat: r.last_heartbeat,
+      // Dead when silent too long: no service has to write the verdict down.
+      state: r.state === 'dead' || now - r.last_heartbeat > this.deadAfterMs ? 'dead' : 'live',
+    }));
+  }
+
+  async declareDatanodeDead(id: string): Promise<void> {
+    const result = await this.statement("UPDATE datanodes SET state = 'dead' WHERE id = $1", [id]);
+    if (result.rowCount === 0) throw new Error(`datanode ${id} is not registered`);
+  }
+
+  // ---- background services ----
+
+  async tryAcquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    // One conditional upsert: the conflicting row is locked and the condition judged on its
+    // latest version, so of two gateways racing for a lease exactly one gets it.
+    const result = await this.statement(
+      `INSERT INTO service_leases (name, holder, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+       WHERE service_leases.holder = excluded.holder OR service_leases.expires_at < $4`,
+      [name, holder, now + ttlMs, now],
+    );
+    return result.rowCount === 1;
+  }
+
+  async underReplicatedBlocks(replication: number, limit: number): Promise<UnderReplicatedBlock[]> {
+    const liveSince = Date.now() - this.deadAfterMs;
+    const rows = await this.select<{ local_id: number; container_id: number; length: number; datanode_id: string; live: number }>(
+      `WITH short AS (
+         SELECT b.local_id FROM blocks b
+         JOIN block_replicas r ON r.local_id = b.local_id
+         LEFT JOIN datanodes d ON d.id = r.datanode_id
+         WHERE b.idx IS NOT NULL
+         GROUP BY b.local_id
+         HAVING SUM(CASE WHEN d.state = 'live' AND d.last_heartbeat >= $1 THEN 1 ELSE 0 END) BETWEEN 1 AND $2 - 1
+         ORDER BY b.local_id LIMIT $3)
+       SELECT b.local_id, b.container_id, b.length, r.datanode_id,
+              CASE WHEN d.state = 'live' AND d.last_heartbeat >= $1 THEN 1 ELSE 0 END AS live
+       FROM short s JOIN blocks b ON b.local_id = s.local_id
+       JOIN block_replicas r ON r.local_id = b.local_id
+       LEFT JOIN datanodes d ON d.id = r.datanode_id
+       ORDER BY b.local_id, r.position`,
+      [liveSince, Math.trunc(replication), limitOf(limit)],
+    );
+    const blocks = new Map<number, UnderReplicatedBlock>();
+    for (const row of rows) {
+      let block = blocks.get(row.local_id);
+      if (!block) blocks.set(row.local_id, (block = { containerId: row.container_id, localId: row.local_id, length: row.length, replicas: [], live: [] }));
+      block.replicas.push(row.datanode_id);
+      if (row.live) block.live.push(row.datanode_id);
+    }
+    return [...blocks.values()];
+  }
+
+  async replaceReplicas(block: BlockRef, replicas: string[]): Promise<void> {
+    await this.write(async (c) => {
+      const now = Date.now();
+      const exists = await lockBlock(c, block.localId);
+      const { rows } = await c.query<{ datanode_id: string }>('SELECT datanode_id FROM block_replicas WHERE local_id = $1', [block.localId]);
+      const old = rows.map((r) => r.datanode_id);
+      // A block deleted meanwhile: every copy, the new ones included, is garbage.
+      const retired = exists ? old.filter((id) => !replicas.includes(id)) : replicas;
+      if (retired.length > 0) {
+        await c.query(
+          `INSERT INTO deleted_blocks (datanode_id, container_id, local_id, created_at)
+           SELECT r.datanode_id, $2, $3, $4 FROM unnest($1::text[]) WITH ORDINALITY AS r(datanode_id, ord) ORDER BY r.ord`,
+          [retired, block.containerId, block.localId, now],
+        );
+      }
+      if (!exists) return;
+      await c.query('DELETE FROM block_replicas WHERE local_id = $1', [block.localId]);
+      await insertReplicas(c, block.localId, replicas);
+    });
+  }
+
+  async expireMultipartUploads(olderThanMs: number): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    return this.write(async (c) => {
+      const { rows } = await c.query<{ object_id: string }>(
+        "SELECT object_id FROM open_keys WHERE kind = 'multipart' AND created_at < $1 ORDER BY created_at LIMIT $2", [cutoff, EXPIRE_BATCH],
+      );
+      return dropStale(c, rows, "kind = 'multipart' AND created_at < $2", cutoff);
+    });
+  }
+
+  async expireOpenKeys(olderThanMs: number): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let expired = 0;
+    // Small batches, each its own transaction, so that a conflict retries little work.
+    for (;;) {
+      const batch = await this.write(async (c) => {
+        const { rows } = await c.query<{ object_id: string }>(
+          "SELECT object_id FROM open_keys WHERE kind IN ('put', 'part') AND updated_at < $1 ORDER BY updated_at LIMIT $2", [cutoff, EXPIRE_BATCH],
+        );
+        return { found: rows.length, dropped: await dropStale(c, rows, "kind IN ('put', 'part') AND updated_at < $2", cutoff) };
+      });
+      expired += batch.dropped;
+      if (batch.found < EXPIRE_BATCH) return expired;
+    }
+  }
+
+  async pendingBlockDeletions(limit: number): Promise<BlockDeletion[]> {
+    const rows = await this.select<{ id: number; datanode_id: string; container_id: number; local_id: number }>(
+      'SELECT id, datanode_id, container_id, local_id FROM deleted_blocks ORDER BY id LIMIT $1', [limitOf(limit)],
+    );
+    return rows.map((r) => ({ id: r.id, datanodeId: r.datanode_id, block: { containerId: r.container_id, localId: r.local_id } }));
+  }
+
+  async completeBlockDeletions(ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.statement('DELETE FROM deleted_blocks WHERE id = ANY($1::bigint[])', [ids.map((id) => Math.trunc(id))]);
+  }
+
+  // ---- monitoring ----
+
+  async usage(): Promise<StoreUsage> {
+    return this.read(async (c) => {
+      // SUM of BIGINT is NUMERIC in PostgreSQL (a string here): cast back to BIGINT.
+      const { rows: buckets } = await c.query<BucketUsage>(
+        `SELECT b.volume AS volume, b.name AS name, COUNT(o.object_id) AS objects, CAST(COALESCE(SUM(o.size), 0) AS BIGINT) AS bytes
+         FROM buckets b LEFT JOIN objects o ON o.bucket_id = b.id
+         GROUP BY b.id, b.volume, b.name ORDER BY b.volume, b.name`,
+      );
+      const openKeys = (await one<{ n: number }>(c, 'SELECT COUNT(*) AS n FROM open_keys', []))!.n;
+      const pendingBlockDeletions = (await one<{ n: number }>(c, 'SELECT COUNT(*) AS n FROM deleted_blocks', []))!.n;
+      // Liveness as listDatanodes judges it: marked live and heard from recently.
+      const { rows } = await c.query<{ live: number; blocks: number }>(
+        `SELECT live, COUNT(*) AS blocks FROM (
+           SELECT r.local_id, CAST(SUM(CASE WHEN d.id IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS live
+           FROM block_replicas r
+           LEFT JOIN datanodes d ON d.id = r.datanode_id AND d.state = 'live' AND d.last_heartbeat >= $1
+           GROUP BY r.local_id
+         ) per_block GROUP BY live ORDER BY live`,
+        [Date.now() - this.deadAfterMs],
+      );
+      return { buckets, openKeys, pendingBlockDeletions, blocksByLiveReplicas: Object.fromEntries(rows.map((r) => [String(r.live), r.blocks])) };
+    });
+  }
+
+  // ---- transactions ----
+
+  /** One read-write transaction, run again from the start on a conflict. */
+  private write<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    return this.transaction(this.begin, fn);
+  }
+
+  /** One snapshot for reads of several statements. */
+  private read<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    return this.transaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', fn);
+  }
+
+  /**
+   * One statement on its own: atomic, one snapshot, and no BEGIN/COMMIT round trips. Reads,
+   * and writes that are a single conditional statement (row locks taken by the statement
+   * are held until it ends).
+   */
+  private statement<R extends QueryResultRow>(sql: string, params: Params = []): Promise<QueryResult<R>> {
+    return this.retrying(() => this.pool.query<R>(sql, params as unknown[]));
+  }
+
+  private async select<R extends QueryResultRow>(sql: string, params: Params = []): Promise<R[]> {
+    return (await this.statement<R>(sql, params)).rows;
+  }
+
+  private transaction<T>(begin: string, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    return this.retrying(async () => {
+      const client = await this.pool.connect();
+      let broken = false;
+      try {
+        await client.query(begin);
+        const result = await fn(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        // A connection that cannot even roll back is discarded, not reused.
+        await client.query('ROLLBACK').catch(() => (broken = true));
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    });
+  }
+
+  private async retrying<T>(attempt: () => Promise<T>): Promise<T> {
+    for (let n = 1; ; n++) {
+      if (this.closed) throw new Error('metadata store is closed');
+      try {
+        return await attempt();
+      } catch (error) {
+        if (n >= this.maxAttempts || !(error instanceof pg.DatabaseError) || !RETRYABLE.has(error.code ?? '')) throw error;
+      }
+      // Random backoff, growing to ~100 ms, so that the retried transactions do not collide again.
+      await sleep(Math.random() * Math.min(100, 2 ** n));
+    }
+  }
+}
