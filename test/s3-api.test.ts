@@ -1,7 +1,7 @@
 // The S3 surface beyond the first slice: routing, listings, copy, multi-delete, conditional
 // requests, checksums, configuration probes, and the error code and status of each case.
 import t from 'tap';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import {
   CopyObjectCommand,
@@ -25,7 +25,7 @@ import {
   DeleteObjectTaggingCommand,
 } from '@aws-sdk/client-s3';
 import { crc32 } from '@node-rs/crc32';
-import { disposeServer, startServer, ACCESS_KEY } from './helpers/server.js';
+import { disposeServer, startServer, ACCESS_KEY, SECRET_KEY } from './helpers/server.js';
 import { s3Failure, sdkClient } from './helpers/clients.js';
 import { errorCode, presignedPath, send, signedRequest } from './helpers/raw.js';
 
@@ -160,6 +160,14 @@ t.test('DeleteObjects: quiet mode, integrity header required, limits', async (t)
     headers: { 'content-length': String(body.length), 'x-amz-checksum-crc32': crcHeader.toString('base64') },
   });
   t.equal(withChecksum.status, 200, 'an x-amz-checksum-* header is accepted instead of Content-MD5');
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'del/q"t', Body: 'x' }));
+  const refs = Buffer.from('<Delete><Object><Key>del/q&#34;t</Key></Object><Object><Key>del/&#x71;&quot;t2</Key></Object></Delete>');
+  const numeric = await signedRequest(server, {
+    method: 'POST', path: `/${bucket}`, query: { delete: '' }, body: refs,
+    headers: { 'content-length': String(refs.length), 'content-md5': createHash('md5').update(refs).digest('base64') },
+  });
+  t.match(numeric.body.toString(), /<Key>del\/q&quot;t<\/Key>/, 'numeric character references decode (Go clients write &#34;)');
+  t.same(await s3Failure(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'del/q"t' }))), { code: 'NotFound', status: 404 });
   const tooMany = Buffer.from(`<Delete>${'<Object><Key>k</Key></Object>'.repeat(1001)}</Delete>`);
   const overLimit = await signedRequest(server, {
     method: 'POST', path: `/${bucket}`, query: { delete: '' }, body: tooMany,
@@ -323,4 +331,21 @@ t.test('presigned URLs: valid, expired, too long, tampered', async (t) => {
   t.same([refused.status, errorCode(refused)], [400, 'AuthorizationQueryParametersError']);
   const tampered = await send(server, 'GET', (await presignedPath(server, 'GET', bucket, 'presigned')).replace('presigned?', 'presigned2?'), {});
   t.same([tampered.status, errorCode(tampered)], [403, 'SignatureDoesNotMatch']);
+});
+
+t.test('SigV2 presigned URLs (legacy tools such as s3cmd signurl) for GET', async (t) => {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'v2 key', Body: 'legacy' }));
+  const v2Url = (path: string, expires: number, secret = SECRET_KEY): string => {
+    const signature = createHmac('sha1', secret).update(`GET\n\n\n${expires}\n${path}`).digest('base64');
+    return `${path}?AWSAccessKeyId=${ACCESS_KEY}&Expires=${expires}&Signature=${encodeURIComponent(signature)}`;
+  };
+  const soon = Math.floor(Date.now() / 1000) + 300;
+  const ok = await send(server, 'GET', v2Url(`/${bucket}/v2%20key`, soon), {});
+  t.same([ok.status, ok.body.toString()], [200, 'legacy']);
+  const wrong = await send(server, 'GET', v2Url(`/${bucket}/v2%20key`, soon, 'wrong'), {});
+  t.same([wrong.status, errorCode(wrong)], [403, 'SignatureDoesNotMatch']);
+  const expired = await send(server, 'GET', v2Url(`/${bucket}/v2%20key`, Math.floor(Date.now() / 1000) - 5), {});
+  t.same([expired.status, errorCode(expired)], [403, 'AccessDenied']);
+  const header = await send(server, 'GET', `/${bucket}/v2%20key`, { authorization: `AWS ${ACCESS_KEY}:c2ln` });
+  t.same([header.status, errorCode(header)], [400, 'InvalidRequest'], 'SigV2 headers are refused');
 });

@@ -3,6 +3,7 @@
 // this returns.
 import type { MetadataStore, User } from '../metadata/store.js';
 import { s3Error } from '../gateway/errors.js';
+import { isPresignedV2, presignedV2AccessKey, verifyPresignedV2 } from './sigv2.js';
 import {
   MAX_CLOCK_SKEW_MS,
   computeSignature,
@@ -39,6 +40,8 @@ export async function authenticate(
     if (Math.abs(now - signedAt) > MAX_CLOCK_SKEW_MS) throw s3Error('RequestTimeTooSkewed');
   } else if (query.has('X-Amz-Algorithm') || query.has('X-Amz-Credential')) {
     signed = parsePresignedQuery(query, now);
+  } else if (isPresignedV2(query)) {
+    return authenticatePresignedV2(parts, query, store, now);
   } else {
     throw s3Error('AccessDenied', 'Anonymous access is not allowed');
   }
@@ -50,6 +53,29 @@ export async function authenticate(
   const expected = computeSignature(parts, signed, found.secretAccessKey);
   if (!signaturesMatch(expected, signed.signature)) throw s3Error('SignatureDoesNotMatch');
   return { user: found.user, signed, secretAccessKey: found.secretAccessKey };
+}
+
+async function authenticatePresignedV2(parts: RequestParts, query: URLSearchParams, store: MetadataStore, now: number): Promise<Authenticated> {
+  if (parts.method !== 'GET' && parts.method !== 'HEAD') {
+    throw s3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.');
+  }
+  const found = await store.lookupAccessKey(presignedV2AccessKey(query));
+  if (!found) throw s3Error('InvalidAccessKeyId');
+  verifyPresignedV2(parts, query, found.secretAccessKey, now);
+  const date = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return {
+    user: found.user,
+    secretAccessKey: found.secretAccessKey,
+    // What the handlers need of a signature: no payload to verify (GET/HEAD only).
+    signed: {
+      credential: { accessKeyId: presignedV2AccessKey(query), date: date.slice(0, 8), region: '', service: 's3' },
+      signedHeaders: [],
+      signature: query.get('Signature')!,
+      amzDate: date,
+      payloadHash: 'UNSIGNED-PAYLOAD',
+      presigned: true,
+    },
+  };
 }
 
 export function payloadMode(signed: SignedRequest): PayloadMode {

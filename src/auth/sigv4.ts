@@ -59,7 +59,7 @@ function parseCredential(value: string, malformed: string): Credential {
 /** Parses `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`. */
 export function parseAuthorizationHeader(value: string, parts: RequestParts): SignedRequest {
   if (!value.startsWith(ALGORITHM + ' ')) {
-    if (value.startsWith('AWS ')) throw s3Error('InvalidRequest', 'Signature Version 2 is not supported; use AWS4-HMAC-SHA256.');
+    if (value.startsWith('AWS ')) throw s3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.');
     throw s3Error('AuthorizationHeaderMalformed', 'The authorization header is malformed; unsupported algorithm.');
   }
   const fields = new Map<string, string>();

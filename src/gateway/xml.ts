@@ -18,7 +18,8 @@ const parser = new XMLParser({
   parseTagValue: false,
   trimValues: false,
   processEntities: true,
-  htmlEntities: false,
+  // Numeric character references (&#34;, as Go's encoder writes quotes) must decode too.
+  htmlEntities: true,
   isArray: (_name, jpath) => ARRAY_PATHS.has(String(jpath)),
 });
 
