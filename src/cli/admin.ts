@@ -1,15 +1,40 @@
-// s3g admin: user management against the metadata store (--data DIR or --meta URL).
+// s3g admin: users against the metadata store (--data DIR or --meta URL); the cluster view,
+// purges and imports against a running server (its admin port, its S3 port).
 import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openMetadataStore } from '../metadata/open.js';
 import type { UserWithKeys } from '../metadata/store.js';
+import { loadConfig } from '../observability/config.js';
+import { adminPurge, adminStatus } from './admin-status.js';
+import { importFolder } from './admin-import.js';
+import { S3Client, type Credentials } from './s3-client.js';
+import { parseSize } from './sizes.js';
 
-const USAGE = `usage: s3g admin [--data DIR | --meta URL] [--json] <command>
+const USAGE = `usage: s3g admin [options] <command>
 
 commands:
-  user create NAME [--admin]   create a user with a new access key
-  user info NAME               show a user and its access keys
-  user list                    list users
+  status                            the cluster at a glance: gateways, datanodes, buckets, objects,
+                                    bytes, replication (exit status 3 when not ready)
+  purge                             run a purge pass now and follow its progress
+  import DIR s3://BUCKET[/PREFIX]   upload a local folder (the bucket is created if missing), showing
+                                    objects, bytes, rate and ETA
+  user create NAME [--admin]        create a user with a new access key
+  user info NAME                    show a user and its access keys
+  user list                         list users
+
+options:
+  --data DIR | --meta URL     the metadata store (user commands; default ./data)
+  --admin-url URL             a server's admin port (status, purge); default http://HOST:ADMIN-PORT
+  --endpoint URL              S3 endpoint (import); default http://HOST:PORT
+  --config FILE               where HOST, PORT and ADMIN-PORT come from (also S3G_CONFIG, S3G_HOST, …)
+  --concurrency N             import: files uploaded at once (default 4)
+  --multipart-threshold SIZE  import: files larger than this go up in parts (default 1GiB)
+  --part-size SIZE            import: part size (default 64MiB)
+  --json                      machine-readable output
+
+import signs with S3G_ACCESS_KEY/S3G_SECRET_KEY (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), else
+with the admin user of --data/--meta.
 `;
 
 export function metadataUrl(values: { data?: string; meta?: string }): string {
@@ -40,6 +65,12 @@ export async function admin(argv: string[]): Promise<number> {
       meta: { type: 'string' },
       json: { type: 'boolean', default: false },
       admin: { type: 'boolean', default: false },
+      'admin-url': { type: 'string' },
+      endpoint: { type: 'string' },
+      config: { type: 'string' },
+      concurrency: { type: 'string', default: '4' },
+      'multipart-threshold': { type: 'string', default: '1GiB' },
+      'part-size': { type: 'string', default: '64MiB' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -48,6 +79,30 @@ export async function admin(argv: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const [group, action, name] = positionals;
+  if (group === 'status' || group === 'purge' || group === 'import') {
+    // A server's addresses as its own configuration (file, environment) gives them.
+    const config = loadConfig({ file: values.config });
+    const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+    const adminUrl = values['admin-url'] ?? `http://${host}:${config.adminPort}`;
+    if (group === 'status') return adminStatus(adminUrl, values.json);
+    if (group === 'purge') return adminPurge(adminUrl, values.json);
+    if (!action || !name) {
+      process.stderr.write(`s3g admin import: needs DIR and s3://BUCKET[/PREFIX]\n${USAGE}`);
+      return 2;
+    }
+    const concurrency = Number(values.concurrency);
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be a positive integer, got '${values.concurrency}'`);
+    const client = new S3Client(new URL(values.endpoint ?? `http://${host}:${config.port}`), await importCredentials(values), config.region);
+    return importFolder({
+      dir: action,
+      target: name,
+      client,
+      concurrency,
+      multipartThreshold: parseSize(values['multipart-threshold']),
+      partSize: parseSize(values['part-size']),
+      json: values.json,
+    });
+  }
   const store = await openMetadataStore(metadataUrl(values));
   try {
     if (group === 'user' && action === 'create' && name) {
@@ -73,4 +128,22 @@ export async function admin(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+async function importCredentials(values: { data?: string; meta?: string }): Promise<Credentials> {
+  const env = process.env;
+  if (env.S3G_ACCESS_KEY && env.S3G_SECRET_KEY) return { accessKeyId: env.S3G_ACCESS_KEY, secretAccessKey: env.S3G_SECRET_KEY };
+  if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) return { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY };
+  const url = metadataUrl(values);
+  // Never create a metadata database just to look for a key in it.
+  if (values.meta || existsSync(url.slice('sqlite:'.length))) {
+    const store = await openMetadataStore(url);
+    try {
+      const key = (await store.getUser('admin'))?.accessKeys[0];
+      if (key) return key;
+    } finally {
+      await store.close();
+    }
+  }
+  throw new Error('no credentials: set S3G_ACCESS_KEY and S3G_SECRET_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or pass the server\'s --data');
 }

@@ -1,6 +1,6 @@
 // s3g serve: the all-in-one server (gateway + SQLite metadata + local datanode processes).
 import { parseArgs } from 'node:util';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openMetadataStore } from '../metadata/open.js';
@@ -13,121 +13,165 @@ import { createGateway } from '../gateway/server.js';
 import { BlockPurgeService } from '../services/block-purge.js';
 import { LocalDatanodes } from './local-datanodes.js';
 import { startAdminServer } from './admin-http.js';
-import { parseSize } from './sizes.js';
 import { log } from '../common/log.js';
+import { flagOptions, loadConfig, optionsUsage } from '../observability/config.js';
+import { flushLogs, logger, setLogLevel } from '../observability/logger.js';
+import { GatewayMetrics } from '../observability/metrics.js';
+import { requestObserver } from '../observability/requests.js';
+import { ThroughputHistory } from '../observability/throughput.js';
+import { ClusterMonitor } from '../observability/cluster.js';
+import { ReadinessCheck } from '../observability/health.js';
+import { StatusReporter, VERSION } from '../observability/status.js';
 
-const USAGE = `usage: s3g serve [options]
+const USAGE = `usage: s3g serve [--config FILE] [options]
 
-  --host HOST                 listen address (default 127.0.0.1)
-  --port N                    S3 port (default 9878)
-  --admin-port N              health endpoints (default 9879)
-  --data DIR                  data directory (default ./data)
-  --datanodes N               local datanode processes (default 1)
-  --replication R             replicas per block, at most N (default 1)
-  --domain D                  virtual-hosted-style domain, repeatable (bucket.D)
-  --region R                  region reported to clients (default us-east-1)
-  --chunk-size SIZE           chunk size (default 4MiB)
-  --block-size SIZE           block size (default 256MiB)
-  --bytes-per-checksum SIZE   CRC32C slice size (default 16KiB)
-  --hash-threads N            hashing pool threads (default: CPU count)
-  --purge-interval SECONDS    deleted-block purge period (default 30)
-  --open-key-timeout SECONDS  abandoned uploads reclaimed after (default 3600)
-
+  --config FILE               YAML or JSON file of the options below (or S3G_CONFIG)
+${optionsUsage()}
+Precedence: config file < environment (S3G_PORT, S3G_ADMIN_PORT, …) < flags.
 Credentials of the bootstrap admin: S3G_ACCESS_KEY / S3G_SECRET_KEY.
 `;
 
 export async function serve(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'string', default: '9878' },
-      'admin-port': { type: 'string', default: '9879' },
-      data: { type: 'string', default: './data' },
-      datanodes: { type: 'string', default: '1' },
-      replication: { type: 'string', default: '1' },
-      domain: { type: 'string', multiple: true, default: [] },
-      region: { type: 'string', default: 'us-east-1' },
-      'chunk-size': { type: 'string', default: '4MiB' },
-      'block-size': { type: 'string', default: '256MiB' },
-      'bytes-per-checksum': { type: 'string', default: '16KiB' },
-      'hash-threads': { type: 'string' },
-      'purge-interval': { type: 'string', default: '30' },
-      'open-key-timeout': { type: 'string', default: '3600' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: { ...flagOptions(), config: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
   });
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
-  const datanodeCount = positiveInt(values.datanodes, '--datanodes');
-  const replication = positiveInt(values.replication, '--replication');
-  if (replication > datanodeCount) throw new Error(`--replication ${replication} needs at least as many --datanodes (have ${datanodeCount})`);
+  const config = loadConfig({ file: values.config, flags: values });
+  setLogLevel(config.logLevel);
+  process.env.S3G_LOG_LEVEL = config.logLevel; // the datanode processes inherit it
+  const { replication } = config;
   const storage: StorageConfig = {
-    chunkSize: parseSize(values['chunk-size']),
-    blockSize: parseSize(values['block-size']),
-    bytesPerChecksum: parseSize(values['bytes-per-checksum']),
+    chunkSize: config.chunkSize,
+    blockSize: config.blockSize,
+    bytesPerChecksum: config.bytesPerChecksum,
     replication,
     maxBuffersPerRequest: 3,
   };
-  if (storage.chunkSize % storage.bytesPerChecksum !== 0) throw new Error('--chunk-size must be a multiple of --bytes-per-checksum');
-  if (storage.blockSize % storage.chunkSize !== 0) throw new Error('--block-size must be a multiple of --chunk-size');
 
-  const dataDir = resolve(values.data);
+  const dataDir = resolve(config.data);
   mkdirSync(join(dataDir, 'meta'), { recursive: true });
   const store = await openMetadataStore(`sqlite:${join(dataDir, 'meta', 's3g.db')}`);
   const adminUser = await bootstrapAdmin(store);
 
-  const pool = new HashPool({ threads: values['hash-threads'] ? positiveInt(values['hash-threads'], '--hash-threads') : undefined });
+  const pool = new HashPool({ threads: config.hashThreads });
   const placement = new Placement(store);
-  const datanodes = new LocalDatanodes(dataDir, datanodeCount, store, placement);
+  const datanodes = new LocalDatanodes(dataDir, config.datanodes, store, placement);
   await datanodes.start();
-  const purge = new BlockPurgeService(store, placement, {
-    intervalMs: positiveNumber(values['purge-interval'], '--purge-interval') * 1000,
-    openKeyTimeoutMs: positiveNumber(values['open-key-timeout'], '--open-key-timeout') * 1000,
-  });
+  // This process's identity for the leases of background services.
+  const gatewayId = randomUUID();
+  const purge = new BlockPurgeService(
+    store,
+    placement,
+    { intervalMs: config.purgeInterval * 1000, openKeyTimeoutMs: config.openKeyTimeout * 1000, multipartTimeoutMs: 7 * 24 * 3600 * 1000 },
+    gatewayId,
+  );
   purge.start();
 
-  const gateway = createGateway({
+  const monitor = new ClusterMonitor(store, { intervalMs: config.statsInterval * 1000, replication });
+  monitor.start();
+  const readiness = new ReadinessCheck({
     store,
-    pool,
-    writer: new ObjectWriter(store, pool, placement, new ChunkBufferPool(storage.chunkSize), storage),
-    reader: new ObjectReader(pool, placement, {
-      onFailover: (block, datanodeId, error) =>
-        log('warn', 'replica read failed; trying the next', { block: `${block.containerId}/${block.localId}`, datanodeId, error: String(error) }),
-    }),
-    config: { domains: values.domain, region: values.region, storage, maxPutSize: 5 * 1024 ** 3, shutdownGraceMs: 30_000 },
+    probe: async (d) => placement.client(d.id).info(),
+    // What Placement.choose accepts for a pipeline: a majority of the replication factor.
+    minDatanodes: Math.ceil(replication / 2),
   });
-  let ready = true;
-  const adminServer = await startAdminServer(values.host, positiveInt(values['admin-port'], '--admin-port', true), () => ready);
+  let gatewayInFlight = (): number => 0;
+  // Every LeasedService of this process, for the s3g_background_* metrics.
+  const backgroundServices = [purge];
+  const metrics = new GatewayMetrics(
+    { inFlight: () => gatewayInFlight(), pool: () => pool.stats, cluster: () => monitor.snapshot(), services: () => backgroundServices },
+    VERSION,
+  );
+  const history = new ThroughputHistory(metrics.totals);
+  history.start();
+
+  const gateway = createGateway(
+    {
+      store,
+      pool,
+      writer: new ObjectWriter(store, pool, placement, new ChunkBufferPool(storage.chunkSize), storage),
+      reader: new ObjectReader(pool, placement, {
+        onFailover: (block, datanodeId, error) =>
+          log('warn', 'replica read failed; trying the next', { block: `${block.containerId}/${block.localId}`, datanodeId, error: String(error) }),
+      }),
+      config: { domains: config.domain, region: config.region, storage, maxPutSize: 5 * 1024 ** 3, shutdownGraceMs: config.shutdownGrace * 1000 },
+    },
+    requestObserver(metrics, logger),
+  );
+  gatewayInFlight = gateway.inFlight;
+
+  let purging = false;
+  const purgeNow = async (): Promise<void> => {
+    purging = true;
+    // Progress shows through the deleted-block log's backlog: count it often while the pass runs.
+    const ticker = setInterval(() => void monitor.refresh().catch(() => undefined), 1000);
+    try {
+      await monitor.refresh().catch(() => undefined);
+      await purge.runOnce();
+    } finally {
+      clearInterval(ticker);
+      purging = false;
+      await monitor.refresh().catch(() => undefined);
+    }
+  };
   await new Promise<void>((resolveListen, reject) => {
     gateway.server.once('error', reject);
-    gateway.server.listen(positiveInt(values.port, '--port', true), values.host, () => resolveListen());
+    gateway.server.listen(config.port, config.host, () => resolveListen());
   });
-  const address = gateway.server.address();
-  const port = typeof address === 'object' && address ? address.port : values.port;
+  const port = portOf(gateway.server.address(), config.port);
+  const adminUrl = { value: '' };
+  const status = new StatusReporter({
+    s3Url: `http://${config.host}:${port}`,
+    adminUrl: () => adminUrl.value,
+    cluster: monitor,
+    history,
+    readiness: () => readiness.check(),
+    inFlight: gateway.inFlight,
+    pool: () => pool.stats,
+    purgeRunning: () => purging,
+    services: () => backgroundServices,
+  });
+  const adminServer = await startAdminServer(config.host, config.adminPort, {
+    readiness: () => readiness.check(),
+    metrics,
+    status: () => status.status(),
+    purge: purgeNow,
+  });
+  const adminPort = portOf(adminServer.server.address(), config.adminPort);
+  adminUrl.value = `http://${config.host}:${adminPort}`;
   if (adminUser) process.stdout.write(`s3g admin credentials: access key ${adminUser.accessKeyId} secret ${adminUser.secretAccessKey}\n`);
-  const adminAddress = adminServer.server.address();
-  const adminPort = typeof adminAddress === 'object' && adminAddress ? adminAddress.port : values['admin-port'];
-  process.stdout.write(`s3g admin http://${values.host}:${adminPort}\n`);
-  process.stdout.write(`s3g ready http://${values.host}:${port}\n`);
-  log('info', 'serving', { port, datanodes: datanodes.pids(), replication, dataDir });
+  process.stdout.write(`s3g admin ${adminUrl.value}\n`);
+  process.stdout.write(`s3g ready http://${config.host}:${port}\n`);
+  log('info', 'serving', { port, adminPort, datanodes: datanodes.pids(), replication, dataDir, version: VERSION });
 
   await new Promise<void>((resolveSignal) => {
     process.once('SIGTERM', resolveSignal);
     process.once('SIGINT', resolveSignal);
   });
-  ready = false;
+  // Not ready from here on, so load balancers move away while in-flight requests finish.
+  readiness.beginShutdown();
   log('info', 'shutting down');
   await gateway.shutdown();
   await purge.stop();
+  monitor.stop();
+  history.stop();
+  status.close();
   adminServer.close();
   placement.close();
   await datanodes.stop();
   await pool.close();
   await store.close();
+  log('info', 'stopped');
+  await flushLogs();
   return 0;
+}
+
+function portOf(address: ReturnType<import('node:net').Server['address']>, fallback: number): number {
+  return typeof address === 'object' && address ? address.port : fallback;
 }
 
 /** The admin from S3G_ACCESS_KEY/S3G_SECRET_KEY; without them a development pair, kept across restarts and printed. */
@@ -147,16 +191,4 @@ async function bootstrapAdmin(store: Awaited<ReturnType<typeof openMetadataStore
     secretAccessKey: randomBytes(30).toString('base64url'),
   });
   return created.accessKeys[0];
-}
-
-function positiveInt(value: string, flag: string, allowZero = false): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw new Error(`${flag} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got '${value}'`);
-  return n;
-}
-
-function positiveNumber(value: string, flag: string): number {
-  const n = Number(value);
-  if (!(n > 0)) throw new Error(`${flag} must be a positive number, got '${value}'`);
-  return n;
 }

@@ -11,6 +11,7 @@ import { S3Error, s3Error } from './errors.js';
 import { route, type Operation, type OperationName } from './router.js';
 import { xmlDocument } from './xml.js';
 import { log } from '../common/log.js';
+import type { RequestObserver } from '../observability/requests.js';
 import { bucketHandlers } from './operations/bucket.js';
 import { putHandlers } from './operations/put.js';
 import { getHandlers } from './operations/get.js';
@@ -27,9 +28,12 @@ export interface Gateway {
   server: Server;
   /** Stops accepting, lets in-flight requests finish within the grace period, then closes. */
   shutdown(): Promise<void>;
+  /** Requests being served now. */
+  inFlight(): number;
 }
 
-export function createGateway(services: GatewayServices): Gateway {
+/** `observe` hears of every request once its response closes (metrics, the access log). */
+export function createGateway(services: GatewayServices, observe?: RequestObserver): Gateway {
   let inFlight = 0;
   let drained: (() => void) | undefined;
   const accept = (expectsContinue: boolean) => (req: IncomingMessage, res: ServerResponse) => {
@@ -37,13 +41,14 @@ export function createGateway(services: GatewayServices): Gateway {
     res.once('close', () => {
       if (--inFlight === 0) drained?.();
     });
-    void handleRequest(req, res, services, expectsContinue);
+    void handleRequest(req, res, services, expectsContinue, observe);
   };
   const server = createServer(accept(false));
   // Expect: 100-continue: the client waits with the body until the request is authenticated.
   server.on('checkContinue', accept(true));
   return {
     server,
+    inFlight: () => inFlight,
     async shutdown() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
@@ -70,12 +75,37 @@ function requestParts(req: IncomingMessage): { parts: RequestParts; query: URLSe
   };
 }
 
-async function handleRequest(req: IncomingMessage, res: ServerResponse, services: GatewayServices, expectsContinue: boolean): Promise<void> {
+async function handleRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  services: GatewayServices,
+  expectsContinue: boolean,
+  observe: RequestObserver | undefined,
+): Promise<void> {
   const requestId = randomBytes(8).toString('hex').toUpperCase();
   res.setHeader('x-amz-request-id', requestId);
   res.setHeader('x-amz-id-2', requestId);
   res.setHeader('Server', 's3g');
   let op: Operation | undefined;
+  let userName: string | undefined;
+  let errorCode: string | undefined;
+  if (observe) {
+    const startedAt = performance.now();
+    const { bytesRead: readBefore, bytesWritten: writtenBefore } = req.socket;
+    res.once('close', () =>
+      observe(req, res, {
+        requestId,
+        operation: op?.name,
+        bucket: op && 'bucket' in op ? op.bucket : undefined,
+        key: op && 'key' in op ? op.key : undefined,
+        user: userName,
+        errorCode,
+        startedAt,
+        readBefore,
+        writtenBefore,
+      }),
+    );
+  }
   try {
     const { parts, query } = requestParts(req);
     if (!parts.rawPath.startsWith('/')) throw s3Error('InvalidURI', 'Couldn\'t parse the specified URI.');
@@ -84,13 +114,14 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, services
       services.config.domains,
     );
     const { user, signed, secretAccessKey } = await authenticate(parts, query, services.store);
+    userName = user.name;
     const handler = HANDLERS[op.name] as Handler<OperationName> | undefined;
     if (!handler) throw s3Error('NotImplemented', `${op.name} is not implemented by s3g`);
     if (expectsContinue) res.writeContinue();
     const ctx: RequestContext = { req, res, requestId, op, query, headers: parts.headers, user, signed, secretAccessKey };
     await handler(ctx, services);
   } catch (error) {
-    sendError(req, res, requestId, op, error);
+    errorCode = sendError(req, res, requestId, op, error);
   }
 }
 
@@ -102,7 +133,8 @@ function toS3Error(error: unknown): S3Error {
   return s3Error('InternalError');
 }
 
-function sendError(req: IncomingMessage, res: ServerResponse, requestId: string, op: Operation | undefined, error: unknown): void {
+/** Answers with the S3 error (or cuts the connection); returns its code. */
+function sendError(req: IncomingMessage, res: ServerResponse, requestId: string, op: Operation | undefined, error: unknown): string {
   const s3 = toS3Error(error);
   if (s3.status >= 500) {
     log('error', 'request failed', {
@@ -115,14 +147,14 @@ function sendError(req: IncomingMessage, res: ServerResponse, requestId: string,
   if (res.headersSent) {
     // The status line is gone: cutting the connection is the only honest signal left.
     res.destroy();
-    return;
+    return s3.code;
   }
   // A request whose body we did not read to the end cannot leave the connection reusable.
   if (!req.complete) res.setHeader('Connection', 'close');
   if (s3.status === 304 || req.method === 'HEAD') {
     res.writeHead(s3.status, { 'Content-Length': 0 });
     res.end();
-    return;
+    return s3.code;
   }
   const resource = op && 'bucket' in op ? `/${op.bucket}${'key' in op ? `/${op.key}` : ''}` : '/';
   const body = Buffer.from(
@@ -131,4 +163,5 @@ function sendError(req: IncomingMessage, res: ServerResponse, requestId: string,
   if (s3.code === 'InvalidRange' && s3.details.ActualObjectSize) res.setHeader('Content-Range', `bytes */${s3.details.ActualObjectSize}`);
   res.writeHead(s3.status, { 'Content-Type': 'application/xml', 'Content-Length': body.length });
   res.end(body);
+  return s3.code;
 }
