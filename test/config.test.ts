@@ -42,6 +42,7 @@ t.test('defaults', async (t) => {
     blockSize: 256 * 1024 ** 2,
     bytesPerChecksum: 16 * 1024,
     purgeInterval: 30,
+    replicationInterval: 30,
     openKeyTimeout: 3600,
     logLevel: 'info',
     statsInterval: 10,

@@ -22,6 +22,8 @@ commands:
   user create NAME [--admin]        create a user with a new access key
   user info NAME                    show a user and its access keys
   user list                         list users
+  datanode list                     registered datanodes with address, capacity, used bytes and state
+  datanode dead ID                  declare a datanode dead: re-replication copies its blocks elsewhere
 
 options:
   --data DIR | --meta URL     the metadata store (user commands; default ./data)
@@ -121,6 +123,20 @@ export async function admin(argv: string[]): Promise<number> {
     if (group === 'user' && action === 'list') {
       const users = await store.listUsers();
       process.stdout.write(values.json ? JSON.stringify(users, null, 2) + '\n' : users.map((u) => u.name).join('\n') + '\n');
+      return 0;
+    }
+    if (group === 'datanode' && action === 'list') {
+      const datanodes = await store.listDatanodes();
+      process.stdout.write(
+        values.json
+          ? JSON.stringify(datanodes, null, 2) + '\n'
+          : datanodes.map((d) => `${d.id}  ${d.address}  ${d.state}  used ${d.usedBytes} of ${d.capacityBytes}`).join('\n') + '\n',
+      );
+      return 0;
+    }
+    if (group === 'datanode' && action === 'dead' && name) {
+      await store.declareDatanodeDead(name);
+      process.stdout.write(values.json ? JSON.stringify({ id: name, state: 'dead' }) + '\n' : `datanode ${name} declared dead\n`);
       return 0;
     }
     process.stderr.write(`s3g admin: unknown command '${positionals.join(' ')}'\n${USAGE}`);

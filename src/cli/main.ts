@@ -2,11 +2,13 @@
 import { serve } from './serve.js';
 import { admin } from './admin.js';
 import { datanode } from './datanode.js';
+import { gateway } from './gateway.js';
 
 const USAGE = `usage: s3g <command> [options]
 
 commands:
   serve     all-in-one: gateway + SQLite metadata + local datanodes (see s3g serve --help)
+  gateway   one gateway of a cluster, on a shared metadata store (see s3g gateway --help)
   datanode  one datanode of a cluster, registered in the metadata store (see s3g datanode --help)
   admin     cluster status, purge, bulk import, users and access keys (see s3g admin --help)
 `;
@@ -16,6 +18,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'gateway':
+      return gateway(rest);
     case 'datanode':
       return datanode(rest);
     case 'admin':

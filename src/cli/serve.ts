@@ -1,27 +1,13 @@
 // s3g serve: the all-in-one server (gateway + SQLite metadata + local datanode processes).
 import { parseArgs } from 'node:util';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openMetadataStore } from '../metadata/open.js';
-import { HashPool } from '../hashing/pool.js';
-import { ChunkBufferPool } from '../pipeline/chunk-buffers.js';
 import { Placement } from '../pipeline/placement.js';
-import { ObjectWriter, type StorageConfig } from '../pipeline/object-writer.js';
-import { ObjectReader } from '../pipeline/object-reader.js';
-import { createGateway } from '../gateway/server.js';
-import { BlockPurgeService } from '../services/block-purge.js';
 import { LocalDatanodes } from './local-datanodes.js';
-import { startAdminServer } from './admin-http.js';
-import { log } from '../common/log.js';
+import { bootstrapAdmin, runGateway } from './gateway-runtime.js';
 import { flagOptions, loadConfig, optionsUsage } from '../observability/config.js';
-import { flushLogs, logger, setLogLevel } from '../observability/logger.js';
-import { GatewayMetrics } from '../observability/metrics.js';
-import { requestObserver } from '../observability/requests.js';
-import { ThroughputHistory } from '../observability/throughput.js';
-import { ClusterMonitor } from '../observability/cluster.js';
-import { ReadinessCheck } from '../observability/health.js';
-import { StatusReporter, VERSION } from '../observability/status.js';
+import { setLogLevel } from '../observability/logger.js';
 
 const USAGE = `usage: s3g serve [--config FILE] [options]
 
@@ -43,152 +29,20 @@ export async function serve(argv: string[]): Promise<number> {
   const config = loadConfig({ file: values.config, flags: values });
   setLogLevel(config.logLevel);
   process.env.S3G_LOG_LEVEL = config.logLevel; // the datanode processes inherit it
-  const { replication } = config;
-  const storage: StorageConfig = {
-    chunkSize: config.chunkSize,
-    blockSize: config.blockSize,
-    bytesPerChecksum: config.bytesPerChecksum,
-    replication,
-    maxBuffersPerRequest: 3,
-  };
 
   const dataDir = resolve(config.data);
   mkdirSync(join(dataDir, 'meta'), { recursive: true });
-  const store = await openMetadataStore(`sqlite:${join(dataDir, 'meta', 's3g.db')}`);
+  const store = await openMetadataStore(config.meta ?? `sqlite:${join(dataDir, 'meta', 's3g.db')}`);
   const adminUser = await bootstrapAdmin(store);
-
-  const pool = new HashPool({ threads: config.hashThreads });
   const placement = new Placement(store);
   const datanodes = new LocalDatanodes(dataDir, config.datanodes, store, placement);
   await datanodes.start();
-  // This process's identity for the leases of background services.
-  const gatewayId = randomUUID();
-  const purge = new BlockPurgeService(
+  return runGateway({
+    config,
     store,
     placement,
-    { intervalMs: config.purgeInterval * 1000, openKeyTimeoutMs: config.openKeyTimeout * 1000, multipartTimeoutMs: 7 * 24 * 3600 * 1000 },
-    gatewayId,
-  );
-  purge.start();
-
-  const monitor = new ClusterMonitor(store, { intervalMs: config.statsInterval * 1000, replication });
-  monitor.start();
-  const readiness = new ReadinessCheck({
-    store,
-    probe: async (d) => placement.client(d.id).info(),
-    // What Placement.choose accepts for a pipeline: a majority of the replication factor.
-    minDatanodes: Math.ceil(replication / 2),
+    adminUser,
+    afterGatewayStop: () => datanodes.stop(),
+    logFields: { datanodes: datanodes.pids(), dataDir },
   });
-  let gatewayInFlight = (): number => 0;
-  // Every LeasedService of this process, for the s3g_background_* metrics.
-  const backgroundServices = [purge];
-  const metrics = new GatewayMetrics(
-    { inFlight: () => gatewayInFlight(), pool: () => pool.stats, cluster: () => monitor.snapshot(), services: () => backgroundServices },
-    VERSION,
-  );
-  const history = new ThroughputHistory(metrics.totals);
-  history.start();
-
-  const gateway = createGateway(
-    {
-      store,
-      pool,
-      writer: new ObjectWriter(store, pool, placement, new ChunkBufferPool(storage.chunkSize), storage),
-      reader: new ObjectReader(pool, placement, {
-        onFailover: (block, datanodeId, error) =>
-          log('warn', 'replica read failed; trying the next', { block: `${block.containerId}/${block.localId}`, datanodeId, error: String(error) }),
-      }),
-      config: { domains: config.domain, region: config.region, storage, maxPutSize: 5 * 1024 ** 3, shutdownGraceMs: config.shutdownGrace * 1000 },
-    },
-    requestObserver(metrics, logger),
-  );
-  gatewayInFlight = gateway.inFlight;
-
-  let purging = false;
-  const purgeNow = async (): Promise<void> => {
-    purging = true;
-    // Progress shows through the deleted-block log's backlog: count it often while the pass runs.
-    const ticker = setInterval(() => void monitor.refresh().catch(() => undefined), 1000);
-    try {
-      await monitor.refresh().catch(() => undefined);
-      await purge.runOnce();
-    } finally {
-      clearInterval(ticker);
-      purging = false;
-      await monitor.refresh().catch(() => undefined);
-    }
-  };
-  await new Promise<void>((resolveListen, reject) => {
-    gateway.server.once('error', reject);
-    gateway.server.listen(config.port, config.host, () => resolveListen());
-  });
-  const port = portOf(gateway.server.address(), config.port);
-  const adminUrl = { value: '' };
-  const status = new StatusReporter({
-    s3Url: `http://${config.host}:${port}`,
-    adminUrl: () => adminUrl.value,
-    cluster: monitor,
-    history,
-    readiness: () => readiness.check(),
-    inFlight: gateway.inFlight,
-    pool: () => pool.stats,
-    purgeRunning: () => purging,
-    services: () => backgroundServices,
-  });
-  const adminServer = await startAdminServer(config.host, config.adminPort, {
-    readiness: () => readiness.check(),
-    metrics,
-    status: () => status.status(),
-    purge: purgeNow,
-  });
-  const adminPort = portOf(adminServer.server.address(), config.adminPort);
-  adminUrl.value = `http://${config.host}:${adminPort}`;
-  if (adminUser) process.stdout.write(`s3g admin credentials: access key ${adminUser.accessKeyId} secret ${adminUser.secretAccessKey}\n`);
-  process.stdout.write(`s3g admin ${adminUrl.value}\n`);
-  process.stdout.write(`s3g ready http://${config.host}:${port}\n`);
-  log('info', 'serving', { port, adminPort, datanodes: datanodes.pids(), replication, dataDir, version: VERSION });
-
-  await new Promise<void>((resolveSignal) => {
-    process.once('SIGTERM', resolveSignal);
-    process.once('SIGINT', resolveSignal);
-  });
-  // Not ready from here on, so load balancers move away while in-flight requests finish.
-  readiness.beginShutdown();
-  log('info', 'shutting down');
-  await gateway.shutdown();
-  await purge.stop();
-  monitor.stop();
-  history.stop();
-  status.close();
-  adminServer.close();
-  placement.close();
-  await datanodes.stop();
-  await pool.close();
-  await store.close();
-  log('info', 'stopped');
-  await flushLogs();
-  return 0;
-}
-
-function portOf(address: ReturnType<import('node:net').Server['address']>, fallback: number): number {
-  return typeof address === 'object' && address ? address.port : fallback;
-}
-
-/** The admin from S3G_ACCESS_KEY/S3G_SECRET_KEY; without them a development pair, kept across restarts and printed. */
-async function bootstrapAdmin(store: Awaited<ReturnType<typeof openMetadataStore>>): Promise<{ accessKeyId: string; secretAccessKey: string } | undefined> {
-  const accessKeyId = process.env.S3G_ACCESS_KEY;
-  const secretAccessKey = process.env.S3G_SECRET_KEY;
-  if (accessKeyId && secretAccessKey) {
-    await store.ensureUser({ name: 'admin', admin: true, accessKeyId, secretAccessKey });
-    return undefined;
-  }
-  const existing = await store.getUser('admin');
-  if (existing?.accessKeys[0]) return existing.accessKeys[0];
-  const created = await store.ensureUser({
-    name: 'admin',
-    admin: true,
-    accessKeyId: 'S3GDEV' + randomBytes(7).toString('hex').toUpperCase(),
-    secretAccessKey: randomBytes(30).toString('base64url'),
-  });
-  return created.accessKeys[0];
 }

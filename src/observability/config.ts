@@ -47,6 +47,7 @@ const fields = {
   port: integer(0, 65535).default(9878),
   adminPort: integer(0, 65535).default(9879),
   data: z.string({ error: 'must be a directory' }).min(1).default('./data'),
+  meta: z.string({ error: 'must be a metadata URL' }).regex(/^(sqlite:|postgres(ql)?:\/\/)/, { error: 'must be sqlite:PATH or postgres://…' }).optional(),
   datanodes: integer(1, 1024).default(1),
   replication: integer(1, 16).default(1),
   domain: list().default([]),
@@ -56,6 +57,7 @@ const fields = {
   bytesPerChecksum: size().default(16 * 1024),
   hashThreads: integer(1, 1024).optional(),
   purgeInterval: seconds().default(30),
+  replicationInterval: seconds().default(30),
   openKeyTimeout: seconds().default(3600),
   logLevel: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   statsInterval: seconds().default(10),
@@ -65,7 +67,8 @@ const fields = {
 export type ConfigKey = keyof typeof fields;
 
 const schema = z.strictObject(fields).superRefine((c, ctx) => {
-  if (c.replication > c.datanodes) {
+  // Only local datanodes are counted here; a cluster's gateway finds its datanodes in metadata.
+  if (c.meta === undefined && c.replication > c.datanodes) {
     ctx.addIssue({ code: 'custom', path: ['replication'], message: `${c.replication} needs at least as many datanodes (datanodes is ${c.datanodes})` });
   }
   if (c.chunkSize % c.bytesPerChecksum !== 0) ctx.addIssue({ code: 'custom', path: ['chunkSize'], message: 'must be a multiple of bytes-per-checksum' });
@@ -88,7 +91,8 @@ export const OPTIONS: Record<ConfigKey, OptionDoc> = {
   host: { arg: 'HOST', help: 'listen address of the S3 and admin ports', shown: '127.0.0.1' },
   port: { arg: 'N', help: 'S3 port', shown: '9878' },
   adminPort: { arg: 'N', help: 'admin port: /metrics, /health, /ready, the admin page', shown: '9879' },
-  data: { arg: 'DIR', help: 'data directory', shown: './data' },
+  data: { arg: 'DIR', help: 'data directory (serve)', shown: './data' },
+  meta: { arg: 'URL', help: 'metadata store of a cluster: sqlite:PATH or postgres://… (gateway)', shown: 'serve: `sqlite:DATA/meta/s3g.db`' },
   datanodes: { arg: 'N', help: 'local datanode processes', shown: '1' },
   replication: { arg: 'R', help: 'replicas per block, at most datanodes', shown: '1' },
   domain: { arg: 'D', help: 'virtual-hosted-style domain (bucket.D), repeatable', shown: 'none', multiple: true },
@@ -98,6 +102,7 @@ export const OPTIONS: Record<ConfigKey, OptionDoc> = {
   bytesPerChecksum: { arg: 'SIZE', help: 'CRC32C slice size', shown: '16KiB' },
   hashThreads: { arg: 'N', help: 'hashing pool threads', shown: 'CPU count' },
   purgeInterval: { arg: 'SECONDS', help: 'deleted-block purge period', shown: '30' },
+  replicationInterval: { arg: 'SECONDS', help: 're-replication check period (under-replicated blocks are copied)', shown: '30' },
   openKeyTimeout: { arg: 'SECONDS', help: 'abandoned uploads reclaimed after', shown: '3600' },
   logLevel: { arg: 'LEVEL', help: LOG_LEVELS.join('|'), shown: 'info' },
   statsInterval: { arg: 'SECONDS', help: 'refresh of stored-object totals and replication health', shown: '10' },

@@ -1,0 +1,35 @@
+// s3g gateway: one stateless gateway of a cluster. Metadata is shared (--meta postgres://…),
+// datanodes register themselves there (s3g datanode), and any number of gateways serve the
+// same buckets; background services run on one of them at a time, by lease.
+import { parseArgs } from 'node:util';
+import { openMetadataStore } from '../metadata/open.js';
+import { Placement } from '../pipeline/placement.js';
+import { bootstrapAdmin, runGateway } from './gateway-runtime.js';
+import { flagOptions, loadConfig, optionsUsage } from '../observability/config.js';
+import { setLogLevel } from '../observability/logger.js';
+
+const USAGE = `usage: s3g gateway --meta URL [--config FILE] [options]
+
+  --config FILE               YAML or JSON file of the options below (or S3G_CONFIG)
+${optionsUsage()}
+The datanodes are those registered in the metadata store (s3g datanode --meta URL …).
+`;
+
+export async function gateway(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...flagOptions(), config: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const config = loadConfig({ file: values.config, flags: values });
+  if (!config.meta) throw new Error('s3g gateway needs --meta URL (sqlite:PATH or postgres://…)');
+  setLogLevel(config.logLevel);
+  const store = await openMetadataStore(config.meta);
+  const adminUser = await bootstrapAdmin(store);
+  const placement = new Placement(store);
+  await placement.refresh();
+  return runGateway({ config, store, placement, adminUser, logFields: { meta: config.meta.replace(/\/\/[^@/]*@/, '//…@') } });
+}
