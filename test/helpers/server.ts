@@ -12,6 +12,8 @@ export const ACCESS_KEY = 'AKIAS3GTESTADMIN0001';
 export const SECRET_KEY = 'test-secret-key-0123456789abcdefghijklmn';
 
 export interface ServerOptions {
+  /** `serve` (default) or a cluster's `gateway`, which needs `--meta` in args. */
+  command?: 'serve' | 'gateway';
   dataDir?: string;
   args?: string[];
   env?: Record<string, string>;
@@ -38,7 +40,9 @@ export function tempDir(prefix = 's3g-test-'): string {
 
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir();
-  const proc = spawn(S3G, ['serve', '--data', dataDir, '--port', '0', '--admin-port', '0', ...(options.args ?? [])], {
+  const command = options.command ?? 'serve';
+  const placeArgs = command === 'serve' ? ['--data', dataDir] : [];
+  const proc = spawn(S3G, [command, ...placeArgs, '--port', '0', '--admin-port', '0', ...(options.args ?? [])], {
     env: { ...process.env, S3G_ACCESS_KEY: ACCESS_KEY, S3G_SECRET_KEY: SECRET_KEY, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -104,4 +108,37 @@ export function datanodePids(server: TestServer): Record<string, number> {
     }
   }
   return pids;
+}
+
+export interface TestDatanode {
+  address: string;
+  dataDir: string;
+  proc: ChildProcess;
+  kill9(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A cluster datanode (`bin/s3g datanode`) registered in the metadata store at `meta`. */
+export async function startDatanode(meta: string, dataDir = tempDir('s3g-dn-')): Promise<TestDatanode> {
+  const proc = spawn(S3G, ['datanode', '--meta', meta, '--data', dataDir, '--port', '0', '--heartbeat-interval', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`datanode not ready after 30 s:\n${out}`)), 30_000);
+    proc.stdout!.on('data', () => {
+      const m = /^s3g datanode ready (\S+)$/m.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    void exited.then(() => reject(new Error(`datanode exited before ready:\n${out}`)));
+  });
+  const signal = async (name: NodeJS.Signals): Promise<void> => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(name);
+    await exited;
+  };
+  return { address, dataDir, proc, kill9: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
 }
