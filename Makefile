@@ -5,7 +5,7 @@ NPM_STAMP := node_modules/.install-stamp
 APT_STAMP := .apt-stamp
 TEST_DEBS := awscli python3-boto3 s3cmd rclone curl postgresql chromium
 
-.PHONY: run test build lint bench bench-quick clean deps test-deps
+.PHONY: run test build lint bench bench-quick clean deps test-deps cluster cluster-stop
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -46,6 +46,13 @@ bench: build
 
 bench-quick: build
 	node --import tsx bench/run.ts --quick
+
+# A loopback cluster: PostgreSQL, 3 datanodes, 2 gateways (state and logs in .cluster/).
+cluster: build
+	scripts/cluster.sh start
+
+cluster-stop:
+	scripts/cluster.sh stop
 
 clean:
 	rm -rf dist node_modules data
