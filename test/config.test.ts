@@ -47,6 +47,11 @@ t.test('defaults', async (t) => {
     logLevel: 'info',
     statsInterval: 10,
     shutdownGrace: 30,
+    maxRequests: 1024,
+    headersTimeout: 20,
+    idleTimeout: 60,
+    minBodyRate: 512,
+    bodyRateWindow: 20,
   });
 });
 

@@ -87,7 +87,20 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
         onFailover: (block, datanodeId, error) =>
           log('warn', 'replica read failed; trying the next', { block: `${block.containerId}/${block.localId}`, datanodeId, error: String(error) }),
       }),
-      config: { domains: config.domain, region: config.region, storage, maxPutSize: 5 * 1024 ** 3, shutdownGraceMs: config.shutdownGrace * 1000 },
+      config: {
+        domains: config.domain,
+        region: config.region,
+        storage,
+        maxPutSize: 5 * 1024 ** 3,
+        shutdownGraceMs: config.shutdownGrace * 1000,
+        limits: {
+          maxRequests: config.maxRequests,
+          headersTimeoutMs: config.headersTimeout * 1000,
+          idleTimeoutMs: config.idleTimeout * 1000,
+          minBodyBytesPerSecond: config.minBodyRate,
+          bodyRateWindowMs: config.bodyRateWindow * 1000,
+        },
+      },
     },
     requestObserver(metrics, logger),
   );

@@ -17,6 +17,20 @@ export interface GatewayConfig {
   maxPutSize: number;
   /** How long in-flight requests may finish after SIGTERM. */
   shutdownGraceMs: number;
+  limits: ConnectionLimits;
+}
+
+/** What a client may cost the gateway before it is refused or cut off. */
+export interface ConnectionLimits {
+  /** Requests served at once; beyond that, 503 SlowDown. */
+  maxRequests: number;
+  /** The request line and headers must arrive within this (slowloris). */
+  headersTimeoutMs: number;
+  /** A connection silent this long is closed. */
+  idleTimeoutMs: number;
+  /** A body arriving slower than this, over a window of bodyRateWindowMs, is cut off with RequestTimeout. */
+  minBodyBytesPerSecond: number;
+  bodyRateWindowMs: number;
 }
 
 export interface GatewayServices {

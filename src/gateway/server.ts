@@ -6,7 +6,7 @@ import { authenticate } from '../auth/authenticate.js';
 import { headerMap, type RequestParts } from '../auth/sigv4.js';
 import { MetadataError } from '../metadata/store.js';
 import { ReplicasExhaustedError } from '../pipeline/object-reader.js';
-import type { GatewayServices, Handler, HandlerTable, RequestContext } from './context.js';
+import type { ConnectionLimits, GatewayServices, Handler, HandlerTable, RequestContext } from './context.js';
 import { S3Error, s3Error } from './errors.js';
 import { route, type Operation, type OperationName } from './router.js';
 import { xmlDocument } from './xml.js';
@@ -34,22 +34,48 @@ export interface Gateway {
 
 /** `observe` hears of every request once its response closes (metrics, the access log). */
 export function createGateway(services: GatewayServices, observe?: RequestObserver): Gateway {
+  const limits = services.config.limits;
   let inFlight = 0;
   let drained: (() => void) | undefined;
+  const bodies = new BodyRateGuard(limits);
   const accept = (expectsContinue: boolean) => (req: IncomingMessage, res: ServerResponse) => {
+    if (inFlight >= limits.maxRequests) {
+      refuse(req, res, 'SlowDown', 'Please reduce your request rate.');
+      return;
+    }
     inFlight++;
+    bodies.watch(req, res);
     res.once('close', () => {
       if (--inFlight === 0) drained?.();
     });
     void handleRequest(req, res, services, expectsContinue, observe);
   };
-  const server = createServer(accept(false));
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      // No limit on a whole request: a 5 GiB upload may take long; slow bodies are caught by rate.
+      requestTimeout: 0,
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+      keepAliveTimeout: 5000,
+    },
+    accept(false),
+  );
+  server.timeout = limits.idleTimeoutMs;
+  server.maxHeadersCount = 200;
   // Expect: 100-continue: the client waits with the body until the request is authenticated.
   server.on('checkContinue', accept(true));
+  // A malformed request line or header block: a clean 400, never a crash.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (socket.writable && !socket.writableEnded) {
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    } else socket.destroy();
+  });
   return {
     server,
     inFlight: () => inFlight,
     async shutdown() {
+      bodies.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       if (inFlight > 0) {
@@ -62,6 +88,61 @@ export function createGateway(services: GatewayServices, observe?: RequestObserv
       await closed;
     },
   };
+}
+
+/** An S3 error sent before the request is handled at all; the connection is not reused. */
+function refuse(req: IncomingMessage, res: ServerResponse, code: string, message: string): void {
+  const requestId = randomBytes(8).toString('hex').toUpperCase();
+  const error = s3Error(code, message);
+  const body = Buffer.from(xmlDocument('Error', { Code: error.code, Message: error.message, RequestId: requestId }, false));
+  res.writeHead(error.status, { 'x-amz-request-id': requestId, Connection: 'close', 'Content-Type': 'application/xml', 'Content-Length': body.length });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * Cuts off request bodies that trickle (one byte a second holds a socket and a request slot
+ * forever): each window, a body must bring at least minBodyBytesPerSecond × window bytes.
+ * One timer for all requests, not one per request.
+ */
+class BodyRateGuard {
+  private readonly watched = new Map<IncomingMessage, { res: ServerResponse; bytes: number; since: number }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly limits: ConnectionLimits) {
+    this.timer = setInterval(() => this.sweep(), Math.max(100, limits.bodyRateWindowMs / 4));
+    this.timer.unref();
+  }
+
+  watch(req: IncomingMessage, res: ServerResponse): void {
+    if (req.complete || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)) return;
+    this.watched.set(req, { res, bytes: req.socket.bytesRead, since: Date.now() });
+    const forget = (): void => void this.watched.delete(req);
+    req.once('end', forget);
+    res.once('close', forget);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private sweep(): void {
+    const minimum = (this.limits.minBodyBytesPerSecond * this.limits.bodyRateWindowMs) / 1000;
+    const now = Date.now();
+    for (const [req, entry] of this.watched) {
+      // Every body gets at least one whole window before it is judged.
+      if (now - entry.since < this.limits.bodyRateWindowMs) continue;
+      const read = req.socket.bytesRead;
+      if (read - entry.bytes >= minimum || req.complete) {
+        entry.bytes = read;
+        entry.since = now;
+        continue;
+      }
+      this.watched.delete(req);
+      if (!entry.res.headersSent) refuse(req, entry.res, 'RequestTimeout', 'Your socket connection to the server was not read from or written to within the timeout period.');
+      // Whatever the handler was waiting for ends with the socket.
+      setImmediate(() => req.socket.destroy());
+    }
+  }
 }
 
 function requestParts(req: IncomingMessage): { parts: RequestParts; query: URLSearchParams } {

@@ -62,6 +62,11 @@ const fields = {
   logLevel: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   statsInterval: seconds().default(10),
   shutdownGrace: seconds().default(30),
+  maxRequests: integer(1, 1_000_000).default(1024),
+  headersTimeout: seconds().default(20),
+  idleTimeout: seconds().default(60),
+  minBodyRate: integer(0).default(512),
+  bodyRateWindow: seconds().default(20),
 };
 
 export type ConfigKey = keyof typeof fields;
@@ -107,6 +112,11 @@ export const OPTIONS: Record<ConfigKey, OptionDoc> = {
   logLevel: { arg: 'LEVEL', help: LOG_LEVELS.join('|'), shown: 'info' },
   statsInterval: { arg: 'SECONDS', help: 'refresh of stored-object totals and replication health', shown: '10' },
   shutdownGrace: { arg: 'SECONDS', help: 'in-flight requests may finish this long after SIGTERM', shown: '30' },
+  maxRequests: { arg: 'N', help: 'requests served at once; beyond that 503 SlowDown', shown: '1024' },
+  headersTimeout: { arg: 'SECONDS', help: 'request line and headers must arrive within this', shown: '20' },
+  idleTimeout: { arg: 'SECONDS', help: 'a silent connection is closed after this', shown: '60' },
+  minBodyRate: { arg: 'BYTES', help: 'bytes per second a request body must keep up (0: no minimum)', shown: '512' },
+  bodyRateWindow: { arg: 'SECONDS', help: 'window over which min-body-rate is measured', shown: '20' },
 };
 
 export const CONFIG_KEYS = Object.keys(OPTIONS) as ConfigKey[];
