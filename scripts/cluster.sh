@@ -29,7 +29,7 @@ start() {
   export S3G_ACCESS_KEY=${S3G_ACCESS_KEY:-s3gcluster}
   export S3G_SECRET_KEY=${S3G_SECRET_KEY:-s3gcluster-secret}
   for i in 1 2 3; do
-    bin/s3g datanode --meta "$meta" --data "$dir/datanode$i" --port $((9880 + i)) >"$dir/datanode$i.log" 2>&1 &
+    bin/s3g datanode --meta "$meta" --data "$dir/datanode$i" --port $((9880 + i)) --admin-port $((9890 + i)) >"$dir/datanode$i.log" 2>&1 &
     echo "datanode$i $!" >>"$dir/pids"
     wait_for_line "$dir/datanode$i.log" '^s3g datanode ready' 30
   done

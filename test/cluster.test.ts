@@ -59,6 +59,13 @@ const datanodeIds = async (): Promise<Map<string, string>> => {
   return new Map(rows.map((r) => [String(r.address), String(r.id)]));
 };
 
+t.test('a datanode serves /ready and /metrics on its admin port', async (t) => {
+  const ready = await fetch(`${datanodes[0]!.adminUrl}/ready`);
+  t.equal(ready.status, 200);
+  const metrics = await (await fetch(`${datanodes[0]!.adminUrl}/metrics`)).text();
+  t.match(metrics, /s3g_datanode_capacity_bytes\{datanode="[^"]+"\} \d+/);
+});
+
 t.test('an object written through one gateway reads through the other', async (t) => {
   await s3a.send(new CreateBucketCommand({ Bucket: 'cluster' }));
   const body = randomBytes(3 * 1024 * 1024 + 7);

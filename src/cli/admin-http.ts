@@ -7,7 +7,6 @@
 //   GET  /stats        event-loop delay and memory as JSON, for benchmarks; `?reset=1` starts a new window
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Readiness } from '../observability/health.js';
 import type { ClusterStatus } from '../observability/status.js';
 import { ADMIN_PAGE, ADMIN_PAGE_CSP } from '../observability/admin-page.js';
@@ -18,9 +17,15 @@ export interface AdminServer {
   close(): void;
 }
 
+/** A Prometheus registry as the admin port serves it (the gateway's, or a datanode's). */
+export interface MetricsSource {
+  text(): Promise<string>;
+  readonly contentType: string;
+}
+
 export interface AdminEndpoints {
   readiness(): Promise<Readiness>;
-  metrics?: GatewayMetrics;
+  metrics?: MetricsSource;
   status?(): Promise<ClusterStatus>;
   /** Starts a purge pass; resolves when it is over. */
   purge?(): Promise<void>;

@@ -8,6 +8,8 @@ import { join, resolve } from 'node:path';
 import { openMetadataStore } from '../metadata/open.js';
 import { startDatanodeServer } from '../datanode/server.js';
 import { log } from '../common/log.js';
+import { startAdminServer } from './admin-http.js';
+import { DatanodeMetrics } from '../observability/datanode-metrics.js';
 
 const USAGE = `usage: s3g datanode --meta URL --data DIR [options]
 
@@ -17,6 +19,7 @@ const USAGE = `usage: s3g datanode --meta URL --data DIR [options]
   --port N                    gRPC port (default 9880; 0 = any free port)
   --advertise HOST:PORT       address gateways use (default HOST:PORT as bound)
   --heartbeat-interval SECS   metadata heartbeat period (default 5)
+  --admin-port N              /health, /ready, /metrics (default 9879; 0 = any free port)
 `;
 
 /** The id a datanode keeps across restarts, created on first start. */
@@ -38,6 +41,7 @@ export async function datanode(argv: string[]): Promise<number> {
       port: { type: 'string', default: '9880' },
       advertise: { type: 'string' },
       'heartbeat-interval': { type: 'string', default: '5' },
+      'admin-port': { type: 'string', default: '9879' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -47,7 +51,10 @@ export async function datanode(argv: string[]): Promise<number> {
   }
   const port = Number(values.port);
   const heartbeatMs = Number(values['heartbeat-interval']) * 1000;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got '${values.port}'`);
+  const adminPort = Number(values['admin-port']);
+  for (const [flag, value] of [['--port', port], ['--admin-port', adminPort]] as const) {
+    if (!Number.isInteger(value) || value < 0 || value > 65535) throw new Error(`${flag} must be 0..65535, got '${value}'`);
+  }
   if (!(heartbeatMs > 0)) throw new Error(`--heartbeat-interval must be a positive number, got '${values['heartbeat-interval']}'`);
 
   const dir = resolve(values.data);
@@ -61,14 +68,31 @@ export async function datanode(argv: string[]): Promise<number> {
     await store.registerDatanode({ id, address, capacityBytes: stats.capacityBytes, usedBytes: stats.usedBytes });
   };
   await report();
+  let registered = true;
   const heartbeat = setInterval(() => {
     void server.store
       .stats()
       .then((stats) => store.heartbeat(id, { capacityBytes: stats.capacityBytes, usedBytes: stats.usedBytes }))
       // Unknown to the metadata (a fresh database, say): register again.
       .catch(() => report())
-      .catch((error: unknown) => log('warn', 'heartbeat failed', { datanodeId: id, error: String(error) }));
+      .then(
+        () => (registered = true),
+        (error: unknown) => {
+          registered = false;
+          log('warn', 'heartbeat failed', { datanodeId: id, error: String(error) });
+        },
+      );
   }, heartbeatMs);
+  const admin = await startAdminServer(values.host, adminPort, {
+    metrics: new DatanodeMetrics(id, () => server.store.stats()),
+    readiness: async () => {
+      const stats = await server.store.stats();
+      const reasons = [...(stats.healthy ? [] : ['the block store is not usable']), ...(registered ? [] : ['not registered in the metadata store'])];
+      return { ready: reasons.length === 0, reasons, shuttingDown: false, metadata: registered, datanodes: { required: 0, reachable: [], unreachable: [] } };
+    },
+  });
+  const adminAddress = admin.server.address();
+  process.stdout.write(`s3g admin http://${values.host}:${typeof adminAddress === 'object' && adminAddress ? adminAddress.port : adminPort}\n`);
   process.stdout.write(`s3g datanode ready ${address}\n`);
   log('info', 'datanode serving', { datanodeId: id, address, dir });
 
@@ -77,6 +101,7 @@ export async function datanode(argv: string[]): Promise<number> {
     process.once('SIGINT', done);
   });
   clearInterval(heartbeat);
+  admin.close();
   await server.close();
   await store.close();
   return 0;

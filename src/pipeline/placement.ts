@@ -6,7 +6,6 @@ import { s3Error } from '../gateway/errors.js';
 export class Placement {
   private readonly clients = new Map<string, { address: string; client: DatanodeClient }>();
   private datanodes: DatanodeRecord[] = [];
-  private next = 0;
   /** Datanode id → until when it is avoided. */
   private readonly suspects = new Map<string, number>();
 
@@ -29,9 +28,11 @@ export class Placement {
   }
 
   /**
-   * `replication` distinct live datanodes, rotating the first so load spreads. With datanodes
-   * excluded or suspected, a pipeline may come out shorter, down to a majority of `replication`:
-   * the write goes on, under-replicated, and re-replication restores the rest.
+   * `replication` distinct live datanodes, drawn at random weighted by free space, so that
+   * load spreads and fuller datanodes fill more slowly; the order drawn is the read preference.
+   * With datanodes excluded or suspected, a pipeline may come out shorter, down to `minimum`
+   * (a majority of `replication`): the write goes on, under-replicated, and re-replication
+   * restores the rest.
    */
   choose(replication: number, exclude: ReadonlySet<string> = new Set(), minimum = Math.ceil(replication / 2)): string[] {
     const now = Date.now();
@@ -39,9 +40,15 @@ export class Placement {
     if (usable.length < minimum) {
       throw s3Error('ServiceUnavailable', `need ${replication} live datanodes (at least ${minimum}), have ${usable.length}`);
     }
-    const count = Math.min(replication, usable.length);
-    const start = this.next++ % usable.length;
-    return Array.from({ length: count }, (_, i) => usable[(start + i) % usable.length]!.id);
+    const chosen: string[] = [];
+    while (chosen.length < replication && usable.length > 0) {
+      const weights = usable.map((d) => Math.max(1, d.capacityBytes - d.usedBytes));
+      let draw = Math.random() * weights.reduce((a, b) => a + b, 0);
+      let index = 0;
+      while (index < usable.length - 1 && draw >= weights[index]!) draw -= weights[index++]!;
+      chosen.push(usable.splice(index, 1)[0]!.id);
+    }
+    return chosen;
   }
 
   /** A datanode that just failed gets no new blocks for a while, until heartbeats say otherwise. */

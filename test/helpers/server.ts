@@ -112,6 +112,7 @@ export function datanodePids(server: TestServer): Record<string, number> {
 
 export interface TestDatanode {
   address: string;
+  adminUrl: string;
   dataDir: string;
   proc: ChildProcess;
   kill9(): Promise<void>;
@@ -120,7 +121,7 @@ export interface TestDatanode {
 
 /** A cluster datanode (`bin/s3g datanode`) registered in the metadata store at `meta`. */
 export async function startDatanode(meta: string, dataDir = tempDir('s3g-dn-')): Promise<TestDatanode> {
-  const proc = spawn(S3G, ['datanode', '--meta', meta, '--data', dataDir, '--port', '0', '--heartbeat-interval', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(S3G, ['datanode', '--meta', meta, '--data', dataDir, '--port', '0', '--admin-port', '0', '--heartbeat-interval', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -140,5 +141,6 @@ export async function startDatanode(meta: string, dataDir = tempDir('s3g-dn-')):
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(name);
     await exited;
   };
-  return { address, dataDir, proc, kill9: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
+  const adminUrl = /^s3g admin (\S+)$/m.exec(out)?.[1] ?? '';
+  return { address, adminUrl, dataDir, proc, kill9: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
 }
