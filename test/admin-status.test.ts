@@ -68,7 +68,8 @@ t.test('progress arithmetic: rate, ETA, backlogs, formatting', async (t) => {
   t.same([formatDuration(undefined), formatDuration(42), formatDuration(192), formatDuration(7322), formatDuration(90_000)], ['?', '42s', '3m12s', '2h02m', '1d01h']);
 });
 
-const server = await startServer({ args: ['--datanodes', '2', '--replication', '2', '--stats-interval', '0.3', '--purge-interval', '3600'] });
+// Small objects would be kept inline (no blocks); this test counts blocks and replicas.
+const server = await startServer({ args: ['--datanodes', '2', '--replication', '2', '--stats-interval', '0.3', '--purge-interval', '3600', '--inline-threshold', '0'] });
 t.teardown(() => disposeServer(server));
 
 t.test('health and readiness', async (t) => {

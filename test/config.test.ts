@@ -41,6 +41,7 @@ t.test('defaults', async (t) => {
     chunkSize: 4 * 1024 ** 2,
     blockSize: 256 * 1024 ** 2,
     bytesPerChecksum: 16 * 1024,
+    inlineThreshold: 64 * 1024,
     purgeInterval: 30,
     replicationInterval: 30,
     openKeyTimeout: 3600,

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync, openSync, readSync, writeSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { datanodePids, startServer, tempDir, type TestServer } from './helpers/server.js';
 import { aws, awsEnv, s3Failure, sdkClient } from './helpers/clients.js';
 import { patternBody, presignedPath, send } from './helpers/raw.js';
@@ -73,7 +73,8 @@ t.test('aws CLI round trip of 50 MiB, byte-identical, before and after a restart
 t.test('kill -9 during a 200 MiB upload: the key is absent, earlier objects intact, orphans reclaimed', async (t) => {
   const dataDir = tempDir();
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  const args = ['--open-key-timeout', '2', '--purge-interval', '1', '--chunk-size', '1MiB', '--block-size', '16MiB'];
+  // No inline objects here: this test watches every byte on the datanodes' disks.
+  const args = ['--open-key-timeout', '2', '--purge-interval', '1', '--chunk-size', '1MiB', '--block-size', '16MiB', '--inline-threshold', '0'];
   let server = await startServer({ dataDir, args });
   const s3 = sdkClient(server);
   await s3.send(new CreateBucketCommand({ Bucket: 'crash' }));
@@ -194,5 +195,31 @@ t.test('3 replicas: a datanode killed during an upload is excluded and the uploa
   for (let at = 0; at < size; at += pattern.length) intact &&= bytes.subarray(at, at + pattern.length).equals(pattern.subarray(0, Math.min(pattern.length, size - at)));
   t.ok(intact, 'byte-identical');
   t.match(server.output(), /replica failed during write; excluding it/);
+  await server.stop();
+});
+
+t.test('small objects live in the metadata row: no block files, same answers, survive a restart', async (t) => {
+  const dataDir = tempDir();
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  let server = await startServer({ dataDir, args: ['--inline-threshold', '64KiB'] });
+  let s3 = sdkClient(server);
+  await s3.send(new CreateBucketCommand({ Bucket: 'inline' }));
+  const small = randomBytes(64 * 1024);
+  const put = await s3.send(new PutObjectCommand({ Bucket: 'inline', Key: 'small', Body: small }));
+  t.equal(put.ETag, `"${createHash('md5').update(small).digest('hex')}"`);
+  t.equal(blockFiles(dataDir).length, 0, 'nothing on the datanodes');
+  await s3.send(new PutObjectCommand({ Bucket: 'inline', Key: 'large', Body: randomBytes(64 * 1024 + 1) }));
+  t.equal(blockFiles(dataDir).length, 1, 'one byte over the threshold goes to a block');
+  await server.stop();
+  server = await startServer({ dataDir });
+  t.teardown(() => server.kill9());
+  s3 = sdkClient(server);
+  const got = await s3.send(new GetObjectCommand({ Bucket: 'inline', Key: 'small' }));
+  t.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(small), 'after a restart');
+  const ranged = await s3.send(new GetObjectCommand({ Bucket: 'inline', Key: 'small', Range: 'bytes=100-199' }));
+  t.ok(Buffer.from(await ranged.Body!.transformToByteArray()).equals(small.subarray(100, 200)));
+  await s3.send(new CopyObjectCommand({ Bucket: 'inline', Key: 'copy', CopySource: 'inline/small' }));
+  const copied = await s3.send(new GetObjectCommand({ Bucket: 'inline', Key: 'copy' }));
+  t.ok(Buffer.from(await copied.Body!.transformToByteArray()).equals(small), 'copied');
   await server.stop();
 });

@@ -43,6 +43,7 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
     bytesPerChecksum: config.bytesPerChecksum,
     replication,
     maxBuffersPerRequest: 4,
+    inlineThreshold: config.inlineThreshold,
   };
   const pool = new HashPool({ threads: config.hashThreads });
   // This process's identity for the leases of background services.

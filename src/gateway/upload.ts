@@ -109,6 +109,8 @@ export async function receiveBody(
       kind: target.kind,
       digests: { md5: true, sha256: mode.kind === 'sha256', checksum: checksum?.algorithm },
       maxSize: length,
+      // Parts are assembled from blocks at completion: only whole objects go inline.
+      inlineUpTo: target.kind === 'put' ? services.config.storage.inlineThreshold : 0,
     });
   } catch (error) {
     if (error instanceof BodyTooLargeError) throw s3Error('InvalidRequest', 'The body is longer than Content-Length.');

@@ -172,6 +172,12 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX block_replicas_by_datanode ON block_replicas(datanode_id, local_id);
     `,
   },
+  {
+    version: 4,
+    name: 'inline small objects',
+    // NULL for objects kept in blocks.
+    sql: 'ALTER TABLE objects ADD COLUMN inline_data BLOB;',
+  },
 ];
 
 /** Applies the migrations not yet recorded. Safe to run concurrently from several processes. */

@@ -156,6 +156,12 @@ export const postgresMigrations: readonly Migration[] = [
       CREATE INDEX block_replicas_by_datanode ON block_replicas(datanode_id, local_id);
     `,
   },
+  {
+    version: 4,
+    name: 'inline small objects',
+    // NULL for objects kept in blocks.
+    sql: 'ALTER TABLE objects ADD COLUMN inline_data BYTEA;',
+  },
 ];
 
 /** Which server speaks the protocol: only CockroachDB needs a different spelling. */

@@ -23,7 +23,7 @@ import {
 export interface UserRow { name: string; canonical_id: string; display_name: string; admin: boolean; created_at: number }
 export interface KeyRow { access_key_id: string; secret: string; user_name: string }
 export interface BucketRow { id: number; volume: string; name: string; owner: string; layout: BucketLayout; created_at: number }
-export interface ObjectRow { bucket_id: number; name: string; object_id: string; size: number; etag: string; modified_at: number; attributes: string }
+export interface ObjectRow { bucket_id: number; name: string; object_id: string; size: number; etag: string; modified_at: number; attributes: string; inline_data?: Buffer | null }
 export interface OpenKeyRow { object_id: string; bucket_id: number; name: string; kind: OpenKeyKind; created_at: number; attributes: string | null }
 export interface PartRow {
   upload_id: string; part_number: number; part_id: string; size: number; etag: string;
@@ -76,11 +76,11 @@ export function currentVersion(c: PoolClient, bucketId: number, key: string): Pr
  * version (and judges its conditions on it), not a key that seems missing.
  */
 export async function putVersion(c: PoolClient, row: ObjectRow, replacing: boolean): Promise<void> {
-  const values = [row.bucket_id, row.name, row.object_id, row.size, row.etag, row.modified_at, row.attributes];
+  const values = [row.bucket_id, row.name, row.object_id, row.size, row.etag, row.modified_at, row.attributes, row.inline_data ?? null];
   await c.query(
     replacing
-      ? 'UPDATE objects SET object_id = $3, size = $4, etag = $5, modified_at = $6, attributes = $7 WHERE bucket_id = $1 AND name = $2'
-      : 'INSERT INTO objects (bucket_id, name, object_id, size, etag, modified_at, attributes) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      ? 'UPDATE objects SET object_id = $3, size = $4, etag = $5, modified_at = $6, attributes = $7, inline_data = $8 WHERE bucket_id = $1 AND name = $2'
+      : 'INSERT INTO objects (bucket_id, name, object_id, size, etag, modified_at, attributes, inline_data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
     values,
   );
 }
@@ -309,6 +309,7 @@ export function toObjectRecord(r: ObjectRow, blocks: BlockLocation[]): ObjectRec
     modifiedAt: r.modified_at,
     attributes: parseAttributes(r.attributes),
     blocks,
+    ...(r.inline_data ? { inlineData: r.inline_data } : {}),
   };
 }
 

@@ -275,8 +275,9 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async commitKey(input: CommitKeyInput): Promise<ObjectRecord> {
-    const size = input.blocks.reduce((sum, b) => sum + b.length, 0);
-    if (size !== input.size) throw new Error(`commitKey ${input.key}: block lengths sum to ${size}, size is ${input.size}`);
+    const size = input.blocks.reduce((sum, b) => sum + b.length, input.inlineData?.length ?? 0);
+    if (size !== input.size) throw new Error(`commitKey ${input.key}: block lengths and inline data sum to ${size}, size is ${input.size}`);
+    const inline = input.inlineData ? Buffer.from(input.inlineData.buffer, input.inlineData.byteOffset, input.inlineData.byteLength) : null;
     const attributes = JSON.stringify(input.attributes);
     return this.write(async (c) => {
       await requireBucket(c, input.bucketId);
@@ -291,7 +292,7 @@ export class PostgresMetadataStore implements MetadataStore {
       const now = Date.now();
       if (current) await retireBlocks(c, [current.object_id], now);
       await placeBlocks(c, input.objectId, input.blocks, now);
-      const row = { bucket_id: input.bucketId, name: input.key, object_id: input.objectId, size: input.size, etag: input.etag, modified_at: now, attributes };
+      const row = { bucket_id: input.bucketId, name: input.key, object_id: input.objectId, size: input.size, etag: input.etag, modified_at: now, attributes, inline_data: inline };
       await putVersion(c, row, current !== undefined);
       await c.query('DELETE FROM open_keys WHERE object_id = $1', [input.objectId]);
       return objectRecord(c, row);

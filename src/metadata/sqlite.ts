@@ -53,7 +53,7 @@ export interface SqliteMetadataStoreOptions {
 interface UserRow { name: string; canonical_id: string; display_name: string; admin: number; created_at: number }
 interface KeyRow { access_key_id: string; secret: string; user_name: string }
 interface BucketRow { id: number; volume: string; name: string; owner: string; layout: BucketLayout; created_at: number }
-interface ObjectRow { bucket_id: number; name: string; object_id: string; size: number; etag: string; modified_at: number; attributes: string }
+interface ObjectRow { bucket_id: number; name: string; object_id: string; size: number; etag: string; modified_at: number; attributes: string; inline_data: Buffer | null }
 interface OpenKeyRow { object_id: string; bucket_id: number; name: string; kind: OpenKeyKind; created_at: number; attributes: string | null }
 interface PartRow {
   upload_id: string; part_number: number; part_id: string; size: number; etag: string;
@@ -234,8 +234,9 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async commitKey(input: CommitKeyInput): Promise<ObjectRecord> {
-    const size = input.blocks.reduce((sum, b) => sum + b.length, 0);
-    if (size !== input.size) throw new Error(`commitKey ${input.key}: block lengths sum to ${size}, size is ${input.size}`);
+    const size = input.blocks.reduce((sum, b) => sum + b.length, input.inlineData?.length ?? 0);
+    if (size !== input.size) throw new Error(`commitKey ${input.key}: block lengths and inline data sum to ${size}, size is ${input.size}`);
+    const inline = input.inlineData ? Buffer.from(input.inlineData.buffer, input.inlineData.byteOffset, input.inlineData.byteLength) : null;
     const attributes = JSON.stringify(input.attributes);
     return this.write(() => {
       this.requireBucket(input.bucketId);
@@ -255,8 +256,8 @@ export class SqliteMetadataStore implements MetadataStore {
       }
       this.placeBlocks(input.objectId, input.blocks, now);
       this.run(
-        'INSERT INTO objects (bucket_id, name, object_id, size, etag, modified_at, attributes) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        input.bucketId, input.key, input.objectId, input.size, input.etag, now, attributes,
+        'INSERT INTO objects (bucket_id, name, object_id, size, etag, modified_at, attributes, inline_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        input.bucketId, input.key, input.objectId, input.size, input.etag, now, attributes, inline,
       );
       this.run('DELETE FROM open_keys WHERE object_id = ?', input.objectId);
       return this.objectRecord(this.objectRow(input.bucketId, input.key)!);
@@ -742,6 +743,7 @@ export class SqliteMetadataStore implements MetadataStore {
       modifiedAt: row.modified_at,
       attributes: JSON.parse(row.attributes) as Record<string, unknown>,
       blocks,
+      ...(row.inline_data ? { inlineData: row.inline_data } : {}),
     };
   }
 

@@ -57,9 +57,11 @@ export interface ObjectRecord {
   modifiedAt: number;
   attributes: ObjectAttributes;
   blocks: BlockLocation[];
+  /** A small object's bytes, kept in the metadata row instead of blocks (then blocks is empty). */
+  inlineData?: Buffer;
 }
 
-export type ObjectSummary = Omit<ObjectRecord, 'blocks' | 'attributes'>;
+export type ObjectSummary = Omit<ObjectRecord, 'blocks' | 'attributes' | 'inlineData'>;
 
 /**
  * 'put': a single PutObject in flight. 'multipart': an unfinished multipart upload (its
@@ -87,6 +89,8 @@ export interface CommitKeyInput {
   attributes: ObjectAttributes;
   /** In object order; each must have been allocated to objectId. */
   blocks: { containerId: number; localId: number; length: number }[];
+  /** A small object's bytes stored with its metadata (blocks then empty); durable as the metadata is. */
+  inlineData?: Uint8Array;
   /** Checked inside the commit transaction: '*' = the key must not exist; otherwise the current etag must equal it. */
   ifNoneMatch?: '*';
   ifMatch?: string;

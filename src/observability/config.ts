@@ -55,6 +55,7 @@ const fields = {
   chunkSize: size().default(4 * 1024 ** 2),
   blockSize: size().default(256 * 1024 ** 2),
   bytesPerChecksum: size().default(16 * 1024),
+  inlineThreshold: z.union([z.literal(0), z.literal('0').transform(() => 0), size()]).default(64 * 1024),
   hashThreads: integer(1, 1024).optional(),
   purgeInterval: seconds().default(30),
   replicationInterval: seconds().default(30),
@@ -77,6 +78,7 @@ const schema = z.strictObject(fields).superRefine((c, ctx) => {
     ctx.addIssue({ code: 'custom', path: ['replication'], message: `${c.replication} needs at least as many datanodes (datanodes is ${c.datanodes})` });
   }
   if (c.chunkSize % c.bytesPerChecksum !== 0) ctx.addIssue({ code: 'custom', path: ['chunkSize'], message: 'must be a multiple of bytes-per-checksum' });
+  if (c.inlineThreshold > c.chunkSize) ctx.addIssue({ code: 'custom', path: ['inlineThreshold'], message: 'must be at most chunk-size' });
   if (c.blockSize % c.chunkSize !== 0) ctx.addIssue({ code: 'custom', path: ['blockSize'], message: 'must be a multiple of chunk-size' });
 });
 
@@ -105,6 +107,7 @@ export const OPTIONS: Record<ConfigKey, OptionDoc> = {
   chunkSize: { arg: 'SIZE', help: 'chunk size', shown: '4MiB' },
   blockSize: { arg: 'SIZE', help: 'block size', shown: '256MiB' },
   bytesPerChecksum: { arg: 'SIZE', help: 'CRC32C slice size', shown: '16KiB' },
+  inlineThreshold: { arg: 'SIZE', help: 'objects up to this size live in the metadata row, not on datanodes (0: never)', shown: '64KiB' },
   hashThreads: { arg: 'N', help: 'hashing pool threads', shown: 'CPU count' },
   purgeInterval: { arg: 'SECONDS', help: 'deleted-block purge period', shown: '30' },
   replicationInterval: { arg: 'SECONDS', help: 're-replication check period (under-replicated blocks are copied)', shown: '30' },

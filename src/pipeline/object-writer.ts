@@ -17,6 +17,8 @@ export interface StorageConfig {
   replication: number;
   /** Chunk buffers one request may hold (filling + hashing + awaiting datanode acks). */
   maxBuffersPerRequest: number;
+  /** PUTs of at most this many bytes are kept in the metadata row (0: never). */
+  inlineThreshold: number;
 }
 
 export interface WrittenObject {
@@ -24,6 +26,8 @@ export interface WrittenObject {
   size: number;
   digests: Digests;
   blocks: { containerId: number; localId: number; length: number }[];
+  /** The whole body, when it was small enough to be kept in metadata instead of blocks. */
+  inlineData?: Uint8Array;
 }
 
 export interface WriteInput {
@@ -34,6 +38,8 @@ export interface WriteInput {
   digests: Omit<DigestOptions, 'bytesPerChecksum'>;
   /** Stop with an error past this many bytes (the declared length, or the maximum object size). */
   maxSize: number;
+  /** A body of at most this many bytes is returned as inlineData and never sent to datanodes. */
+  inlineUpTo?: number;
 }
 
 interface OpenBlock {
@@ -123,7 +129,13 @@ class WriteRun {
       let digests: Digests;
       const last = buffer;
       buffer = undefined;
-      if (!this.session) {
+      if (!this.session && filled > 0 && filled <= (this.input.inlineUpTo ?? 0)) {
+        // Small enough to live in the metadata row: no block, no datanode round trip.
+        const inlineData = Buffer.from(last!.subarray(0, filled));
+        this.buffers.release(last!);
+        digests = (await this.pool.whole(inlineData, this.digestOptions())).digests;
+        return { objectId: this.objectId, size, digests, blocks: [], inlineData };
+      } else if (!this.session) {
         // The whole body fits in one chunk: one pool round trip for checksums and digests.
         const data = last ? last.subarray(0, filled) : new Uint8Array(0);
         const whole = this.pool.whole(data, this.digestOptions());

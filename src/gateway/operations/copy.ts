@@ -60,9 +60,11 @@ function checkCopySourceConditions(ctx: RequestContext, object: ObjectRecord): v
   }
 }
 
-/** The source's bytes [start, end] as a body for the writer. */
-export function sourceBody(services: GatewayServices, object: ObjectRecord, start = 0, end = object.size - 1): AsyncIterable<Uint8Array> | Iterable<Uint8Array> {
-  return end < start ? [] : services.reader.read(object.blocks, start, end);
+/** An object's bytes [start, end]: from its metadata row when inline, else verified from its blocks. */
+export function objectBytes(services: GatewayServices, object: ObjectRecord, start = 0, end = object.size - 1): AsyncIterable<Uint8Array> | Iterable<Uint8Array> {
+  if (end < start) return [];
+  if (object.inlineData) return [object.inlineData.subarray(start, end + 1)];
+  return services.reader.read(object.blocks, start, end);
 }
 
 async function copyObject(ctx: RequestContext<'CopyObject'>, services: GatewayServices): Promise<void> {
@@ -91,12 +93,13 @@ async function copyObject(ctx: RequestContext<'CopyObject'>, services: GatewaySe
     ...(tags && Object.keys(tags).length > 0 ? { tags } : {}),
   };
   const written = await services.writer.write({
-    source: sourceBody(services, source.object),
+    source: objectBytes(services, source.object),
     bucketId: target.id,
     key: ctx.op.key,
     kind: 'put',
     digests: { md5: true, sha256: false, checksum: sourceAttributes.checksum?.algorithm },
     maxSize: source.object.size,
+    inlineUpTo: services.config.storage.inlineThreshold,
   });
   const etag = written.digests.md5!;
   if (written.digests.checksum && sourceAttributes.checksum) {
@@ -112,6 +115,7 @@ async function copyObject(ctx: RequestContext<'CopyObject'>, services: GatewaySe
       etag,
       attributes,
       blocks: written.blocks,
+      inlineData: written.inlineData,
       ...conditions,
     });
   } catch (error) {

@@ -114,6 +114,11 @@ async function respondWithObject(ctx: RequestContext<'GetObject' | 'HeadObject'>
   }
   // Verify the first piece before the status line goes out: a read that fails at once is a
   // clean 500; one that fails later cuts the connection, so no client takes a short body as whole.
+  if (object.inlineData) {
+    ctx.res.writeHead(status, { ...headers, 'Content-Length': length });
+    ctx.res.end(object.inlineData.subarray(start, end + 1));
+    return;
+  }
   const pieces = services.reader.read(object.blocks, start, end);
   const first = await pieces.next();
   ctx.res.writeHead(status, { ...headers, 'Content-Length': length });

@@ -15,7 +15,7 @@ import { attributesFromRequest, tagsFromHeader, type StoredAttributes } from '..
 import { receiveBody } from '../upload.js';
 import { createChecksum, isChecksumAlgorithm, type ChecksumAlgorithm } from '../../hashing/s3-checksums.js';
 import { writeConditions } from './put.js';
-import { readCopySource, sourceBody } from './copy.js';
+import { objectBytes, readCopySource } from './copy.js';
 import type { WrittenObject } from '../../pipeline/object-writer.js';
 import { byteOrder, encodingOf, ownerElement, requireBucket } from './common.js';
 
@@ -192,7 +192,7 @@ async function uploadPartCopy(ctx: RequestContext<'UploadPartCopy'>, services: G
   if (length > services.config.maxPutSize) throw s3Error('EntityTooLarge', 'A part may be at most 5 GiB.');
   const algorithm = (upload.attributes as UploadAttributes | undefined)?.checksumAlgorithm;
   const written = await services.writer.write({
-    source: sourceBody(services, source.object, start, end),
+    source: objectBytes(services, source.object, start, end),
     bucketId: bucket.id,
     key: ctx.op.key,
     kind: 'part',

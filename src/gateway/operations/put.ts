@@ -36,6 +36,7 @@ async function putObject(ctx: RequestContext<'PutObject'>, services: GatewayServ
       etag: md5,
       attributes: { ...attributes, ...(tags ? { tags } : {}), ...(checksum ? { checksum } : {}) },
       blocks: written.blocks,
+      inlineData: written.inlineData,
       ...conditions,
     });
   } catch (error) {
