@@ -13,8 +13,9 @@ import { BlockPurgeService } from '../services/block-purge.js';
 import { ReReplicationService } from '../services/re-replication.js';
 import { startAdminServer } from './admin-http.js';
 import { log } from '../common/log.js';
-import type { Config } from '../observability/config.js';
-import { flushLogs, logger } from '../observability/logger.js';
+import { flagOptions, loadConfig, type Config } from '../observability/config.js';
+import { parseArgs } from 'node:util';
+import { flushLogs, logger, setLogLevel } from '../observability/logger.js';
 import { GatewayMetrics } from '../observability/metrics.js';
 import { requestObserver } from '../observability/requests.js';
 import { ThroughputHistory } from '../observability/throughput.js';
@@ -31,6 +32,21 @@ export interface GatewayRuntimeOptions {
   /** Stops what the caller started (serve's datanodes) once the gateway has drained. */
   afterGatewayStop?: () => Promise<void>;
   logFields?: Record<string, unknown>;
+}
+
+/** The options of `serve` and `gateway` (file < environment < flags), or undefined after printing --help. */
+export function serverConfig(argv: string[], usage: string): Config | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...flagOptions(), config: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+  });
+  if (values.help) {
+    process.stdout.write(usage);
+    return undefined;
+  }
+  const config = loadConfig({ file: values.config, flags: values });
+  setLogLevel(config.logLevel);
+  return config;
 }
 
 /** Serves until SIGTERM or SIGINT, then drains and stops; resolves with the exit code. */

@@ -1,12 +1,10 @@
 // s3g gateway: one stateless gateway of a cluster. Metadata is shared (--meta postgres://…),
 // datanodes register themselves there (s3g datanode), and any number of gateways serve the
 // same buckets; background services run on one of them at a time, by lease.
-import { parseArgs } from 'node:util';
 import { openMetadataStore } from '../metadata/open.js';
 import { Placement } from '../pipeline/placement.js';
-import { bootstrapAdmin, runGateway } from './gateway-runtime.js';
-import { flagOptions, loadConfig, optionsUsage } from '../observability/config.js';
-import { setLogLevel } from '../observability/logger.js';
+import { bootstrapAdmin, runGateway, serverConfig } from './gateway-runtime.js';
+import { optionsUsage } from '../observability/config.js';
 
 const USAGE = `usage: s3g gateway --meta URL [--config FILE] [options]
 
@@ -16,17 +14,9 @@ The datanodes are those registered in the metadata store (s3g datanode --meta UR
 `;
 
 export async function gateway(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { ...flagOptions(), config: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const config = loadConfig({ file: values.config, flags: values });
+  const config = serverConfig(argv, USAGE);
+  if (!config) return 0;
   if (!config.meta) throw new Error('s3g gateway needs --meta URL (sqlite:PATH or postgres://…)');
-  setLogLevel(config.logLevel);
   const store = await openMetadataStore(config.meta);
   const adminUser = await bootstrapAdmin(store);
   const placement = new Placement(store);

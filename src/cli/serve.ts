@@ -1,13 +1,11 @@
 // s3g serve: the all-in-one server (gateway + SQLite metadata + local datanode processes).
-import { parseArgs } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openMetadataStore } from '../metadata/open.js';
 import { Placement } from '../pipeline/placement.js';
 import { LocalDatanodes } from './local-datanodes.js';
-import { bootstrapAdmin, runGateway } from './gateway-runtime.js';
-import { flagOptions, loadConfig, optionsUsage } from '../observability/config.js';
-import { setLogLevel } from '../observability/logger.js';
+import { bootstrapAdmin, runGateway, serverConfig } from './gateway-runtime.js';
+import { optionsUsage } from '../observability/config.js';
 
 const USAGE = `usage: s3g serve [--config FILE] [options]
 
@@ -18,16 +16,8 @@ Credentials of the bootstrap admin: S3G_ACCESS_KEY / S3G_SECRET_KEY.
 `;
 
 export async function serve(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { ...flagOptions(), config: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const config = loadConfig({ file: values.config, flags: values });
-  setLogLevel(config.logLevel);
+  const config = serverConfig(argv, USAGE);
+  if (!config) return 0;
   process.env.S3G_LOG_LEVEL = config.logLevel; // the datanode processes inherit it
 
   const dataDir = resolve(config.data);

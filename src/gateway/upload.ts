@@ -9,7 +9,7 @@ import { payloadMode } from '../auth/authenticate.js';
 import { AwsChunkedDecoder, awsChunkedOptions } from '../auth/streaming.js';
 import { BodyTooLargeError, type WrittenObject } from '../pipeline/object-writer.js';
 import { CHECKSUM_ALGORITHMS, isChecksumAlgorithm, type ChecksumAlgorithm } from '../hashing/s3-checksums.js';
-import type { OpenKeyKind } from '../metadata/store.js';
+import type { ObjectAttributes, ObjectRecord, OpenKeyKind } from '../metadata/store.js';
 
 const CHECKSUM_BYTES: Record<ChecksumAlgorithm, number> = { crc32: 4, crc32c: 4, crc64nvme: 8, sha1: 20, sha256: 32 };
 
@@ -137,4 +137,24 @@ export async function receiveBody(
     md5: digests.md5!,
     checksum: checksum ? { algorithm: checksum.algorithm, value: digests.checksum!, type: 'FULL_OBJECT' } : undefined,
   };
+}
+
+/** Commits a written object as the new version of its key; on failure its blocks are given back. */
+export async function commitWritten(
+  services: GatewayServices,
+  written: WrittenObject,
+  target: { bucketId: number; key: string; etag: string; attributes: ObjectAttributes; ifNoneMatch?: '*'; ifMatch?: string },
+): Promise<ObjectRecord> {
+  try {
+    return await services.store.commitKey({
+      ...target,
+      objectId: written.objectId,
+      size: written.size,
+      blocks: written.blocks,
+      inlineData: written.inlineData,
+    });
+  } catch (error) {
+    await services.store.abortOpenKey(written.objectId).catch(() => undefined);
+    throw error;
+  }
 }

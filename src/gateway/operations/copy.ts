@@ -8,6 +8,7 @@ import { isoDate, sendXml } from '../respond.js';
 import { safeDecode } from '../../auth/uri-encode.js';
 import { attributesFromRequest, tagsFromHeader, type StoredAttributes } from '../object-attributes.js';
 import { writeConditions } from './put.js';
+import { commitWritten } from '../upload.js';
 import { requireBucket } from './common.js';
 
 export interface CopySource {
@@ -105,23 +106,7 @@ async function copyObject(ctx: RequestContext<'CopyObject'>, services: GatewaySe
   if (written.digests.checksum && sourceAttributes.checksum) {
     attributes.checksum = { algorithm: sourceAttributes.checksum.algorithm, value: written.digests.checksum, type: 'FULL_OBJECT' };
   }
-  let committed: ObjectRecord;
-  try {
-    committed = await services.store.commitKey({
-      objectId: written.objectId,
-      bucketId: target.id,
-      key: ctx.op.key,
-      size: written.size,
-      etag,
-      attributes,
-      blocks: written.blocks,
-      inlineData: written.inlineData,
-      ...conditions,
-    });
-  } catch (error) {
-    await services.store.abortOpenKey(written.objectId).catch(() => undefined);
-    throw error;
-  }
+  const committed = await commitWritten(services, written, { bucketId: target.id, key: ctx.op.key, etag, attributes, ...conditions });
   sendXml(ctx.res, 200, 'CopyObjectResult', { LastModified: isoDate(committed.modifiedAt), ETag: `"${etag}"` });
 }
 

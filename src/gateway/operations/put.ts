@@ -4,7 +4,7 @@ import type { GatewayServices, HandlerTable, RequestContext } from '../context.j
 import { header } from '../context.js';
 import { sendEmpty } from '../respond.js';
 import { attributesFromRequest, tagsFromHeader } from '../object-attributes.js';
-import { receiveBody } from '../upload.js';
+import { commitWritten, receiveBody } from '../upload.js';
 import { s3Error } from '../errors.js';
 import { requireBucket } from './common.js';
 
@@ -27,22 +27,13 @@ async function putObject(ctx: RequestContext<'PutObject'>, services: GatewayServ
     kind: 'put',
     maxSize: services.config.maxPutSize,
   });
-  try {
-    await services.store.commitKey({
-      objectId: written.objectId,
-      bucketId: bucket.id,
-      key: ctx.op.key,
-      size: written.size,
-      etag: md5,
-      attributes: { ...attributes, ...(tags ? { tags } : {}), ...(checksum ? { checksum } : {}) },
-      blocks: written.blocks,
-      inlineData: written.inlineData,
-      ...conditions,
-    });
-  } catch (error) {
-    await services.store.abortOpenKey(written.objectId).catch(() => undefined);
-    throw error;
-  }
+  await commitWritten(services, written, {
+    bucketId: bucket.id,
+    key: ctx.op.key,
+    etag: md5,
+    attributes: { ...attributes, ...(tags ? { tags } : {}), ...(checksum ? { checksum } : {}) },
+    ...conditions,
+  });
   const headers: Record<string, string> = { ETag: `"${md5}"` };
   if (checksum) headers[`x-amz-checksum-${checksum.algorithm}`] = checksum.value;
   sendEmpty(ctx.res, 200, headers);
