@@ -2,7 +2,7 @@
 // Each statement helper runs inside the caller's transaction, on its connection.
 import pg from 'pg';
 import type { CustomTypesConfig, PoolClient, QueryResultRow } from 'pg';
-import { newCanonicalId, prefixUpperBound, sameEtag } from './shared.js';
+import { newCanonicalId, prefixUpperBound } from './shared.js';
 import {
   MetadataError,
   type AccessKey,
@@ -10,7 +10,6 @@ import {
   type BlockRef,
   type Bucket,
   type BucketLayout,
-  type CommitKeyInput,
   type ObjectAttributes,
   type ObjectRecord,
   type OpenKey,
@@ -274,17 +273,6 @@ export class Where {
 
 export function limitOf(limit: number): number {
   return Math.max(0, Math.trunc(limit));
-}
-
-export function checkPreconditions(input: Pick<CommitKeyInput, 'key' | 'ifNoneMatch' | 'ifMatch'>, current: ObjectRow | undefined): void {
-  if (input.ifNoneMatch === '*' && current) {
-    throw new MetadataError('PreconditionFailed', `${input.key} already exists`);
-  }
-  if (input.ifMatch !== undefined) {
-    // AWS answers If-Match on a missing key with 404 NoSuchKey, not 412.
-    if (!current) throw new MetadataError('NoSuchKey', `${input.key} does not exist`);
-    if (!sameEtag(input.ifMatch, current.etag)) throw new MetadataError('PreconditionFailed', `${input.key} has another ETag`);
-  }
 }
 
 export function toUser(r: UserRow): User {

@@ -29,7 +29,6 @@ import {
   type BucketRow,
   bucketRow,
   checkAllocated,
-  checkPreconditions,
   currentVersion,
   type DatanodeRow,
   dropOpenKey,
@@ -66,7 +65,7 @@ import {
   userWithKeys,
   Where,
 } from './postgres-statements.js';
-import { containerIdOf, newAccessKeyId, newObjectId, newSecretAccessKey } from './shared.js';
+import { checkPreconditions, containerIdOf, newAccessKeyId, newObjectId, newSecretAccessKey } from './shared.js';
 import {
   MetadataError,
   type BlockDeletion,

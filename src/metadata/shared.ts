@@ -1,6 +1,7 @@
 // Pieces every MetadataStore implementation needs to agree on (SQLite now, PostgreSQL
 // later): identifier formats, the block-to-container rule, key-range and ETag helpers.
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { MetadataError, type CommitKeyInput } from './store.js';
 
 const UPPER_ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -60,4 +61,16 @@ export function prefixUpperBound(prefix: string): string | undefined {
 export function sameEtag(condition: string, etag: string): boolean {
   const bare = (s: string) => s.trim().replace(/^"(.*)"$/, '$1');
   return condition.trim() === '*' || bare(condition) === bare(etag);
+}
+
+/** If-None-Match / If-Match of a commit, judged against the key's current version (both stores). */
+export function checkPreconditions(input: Pick<CommitKeyInput, 'key' | 'ifNoneMatch' | 'ifMatch'>, current: { etag: string } | undefined): void {
+  if (input.ifNoneMatch === '*' && current) {
+    throw new MetadataError('PreconditionFailed', `${input.key} already exists`);
+  }
+  if (input.ifMatch !== undefined) {
+    // AWS answers If-Match on a missing key with 404 NoSuchKey, not 412.
+    if (!current) throw new MetadataError('NoSuchKey', `${input.key} does not exist`);
+    if (!sameEtag(input.ifMatch, current.etag)) throw new MetadataError('PreconditionFailed', `${input.key} has another ETag`);
+  }
 }

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { migrateSqlite } from './migrations.js';
-import { containerIdOf, newAccessKeyId, newCanonicalId, newObjectId, newSecretAccessKey, prefixUpperBound, sameEtag } from './shared.js';
+import { checkPreconditions, containerIdOf, newAccessKeyId, newCanonicalId, newObjectId, newSecretAccessKey, prefixUpperBound } from './shared.js';
 import {
   MetadataError,
   type AccessKey,
@@ -862,17 +862,6 @@ export class SqliteMetadataStore implements MetadataStore {
 
   private run(sql: string, ...params: unknown[]): Database.RunResult {
     return this.statement(sql).run(...params);
-  }
-}
-
-function checkPreconditions(input: Pick<CommitKeyInput, 'key' | 'ifNoneMatch' | 'ifMatch'>, current: ObjectRow | undefined): void {
-  if (input.ifNoneMatch === '*' && current) {
-    throw new MetadataError('PreconditionFailed', `${input.key} already exists`);
-  }
-  if (input.ifMatch !== undefined) {
-    // AWS answers If-Match on a missing key with 404 NoSuchKey, not 412.
-    if (!current) throw new MetadataError('NoSuchKey', `${input.key} does not exist`);
-    if (!sameEtag(input.ifMatch, current.etag)) throw new MetadataError('PreconditionFailed', `${input.key} has another ETag`);
   }
 }
 
