@@ -24,7 +24,9 @@ function blockFiles(dataDir: string, datanode?: number): string[] {
   return files;
 }
 
-const diskBytes = (dataDir: string): number => blockFiles(dataDir).reduce((sum, f) => sum + statSync(f).size, 0);
+/** Size of a file, 0 when the purge removed it between listing and looking. */
+const sizeOf = (file: string): number => statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+const diskBytes = (dataDir: string, datanode?: number): number => blockFiles(dataDir, datanode).reduce((sum, f) => sum + sizeOf(f), 0);
 
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -184,7 +186,7 @@ t.test('3 replicas: a datanode killed during an upload is excluded and the uploa
   const size = 96 * 1024 * 1024;
   const pattern = randomBytes(1 << 20);
   const upload = send(server, 'PUT', await presignedPath(server, 'PUT', 'failover', 'big'), { 'content-length': String(size) }, patternBody(size, pattern));
-  await waitFor('a third of the upload on datanode 2', () => blockFiles(server.dataDir, 2).reduce((n, f) => n + statSync(f).size, 0) > 32 * 1024 * 1024, 60_000);
+  await waitFor('a third of the upload on datanode 2', () => diskBytes(server.dataDir, 2) > 32 * 1024 * 1024, 60_000);
   process.kill(pids['2']!, 'SIGKILL');
   const res = await upload;
   t.equal(res.status, 200, `upload succeeded: ${res.body.toString()}`);
