@@ -308,19 +308,9 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async listObjects(bucketId: number, query: ListObjectsQuery): Promise<ObjectSummary[]> {
-    // Prefix as a key range (not LIKE, which is case-insensitive and has wildcards), so the
-    // primary key index serves it and the order stays byte order.
     const where = ['bucket_id = ?'];
     const params: unknown[] = [bucketId];
-    if (query.prefix) {
-      where.push('name >= ?');
-      params.push(query.prefix);
-      const upper = prefixUpperBound(query.prefix);
-      if (upper !== undefined) {
-        where.push('name < ?');
-        params.push(upper);
-      }
-    }
+    if (query.prefix) whereKeyHasPrefix(where, params, query.prefix);
     if (query.after !== undefined) {
       where.push('name > ?');
       params.push(query.after);
@@ -402,15 +392,7 @@ export class SqliteMetadataStore implements MetadataStore {
   async listMultipartUploads(bucketId: number, query: ListMultipartUploadsQuery): Promise<MultipartUpload[]> {
     const where = ["bucket_id = ?", "kind = 'multipart'"];
     const params: unknown[] = [bucketId];
-    if (query.prefix) {
-      where.push('name >= ?');
-      params.push(query.prefix);
-      const upper = prefixUpperBound(query.prefix);
-      if (upper !== undefined) {
-        where.push('name < ?');
-        params.push(upper);
-      }
-    }
+    if (query.prefix) whereKeyHasPrefix(where, params, query.prefix);
     if (query.keyMarker !== undefined) {
       if (query.uploadIdMarker !== undefined) {
         where.push('(name > ? OR (name = ? AND object_id > ?))');
@@ -862,6 +844,20 @@ export class SqliteMetadataStore implements MetadataStore {
 
   private run(sql: string, ...params: unknown[]): Database.RunResult {
     return this.statement(sql).run(...params);
+  }
+}
+
+/**
+ * Prefix as a key range (not LIKE, which is case-insensitive and has wildcards), so the
+ * primary key index serves it and the order stays byte order.
+ */
+function whereKeyHasPrefix(where: string[], params: unknown[], prefix: string): void {
+  where.push('name >= ?');
+  params.push(prefix);
+  const upper = prefixUpperBound(prefix);
+  if (upper !== undefined) {
+    where.push('name < ?');
+    params.push(upper);
   }
 }
 
