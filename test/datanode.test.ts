@@ -12,6 +12,8 @@ import { status } from '@grpc/grpc-js';
 import { firstBadSlice, sliceChecksums } from '../src/hashing/checksums.js';
 import { DatanodeClient, type BlockPiece, type BlockRef } from '../src/datanode/client.js';
 import { startDatanodeServer, type DatanodeServer } from '../src/datanode/server.js';
+import { copyBytes, encodeChunk } from '../src/datanode/chunk-encoding.js';
+import { datanodeService, type WriteBlockRequest } from '../src/datanode/proto.js';
 
 const BPC = 512;
 const MiB = 1024 * 1024;
@@ -48,6 +50,34 @@ async function putBlock(client: DatanodeClient, block: BlockRef, data: Buffer, c
   await Promise.all(acks);
   await writer.commit(data.length);
 }
+
+t.test('a hand-encoded chunk decodes with protobufjs to the same fields', async (t) => {
+  const decode = (bytes: Buffer) => datanodeService.WriteBlock!.requestDeserialize(bytes) as WriteBlockRequest;
+  const cases = [
+    { containerId: 0, localId: 0, offset: 0, length: 0 },
+    { containerId: 1, localId: 127, offset: 128, length: 13 },
+    { containerId: 2 ** 40 + 5, localId: 2 ** 53 - 1, offset: 2 ** 33 + 7, length: 3 * BPC + 100 },
+  ];
+  for (const c of cases) {
+    // Shared memory at an unaligned offset: the word-wise copy must fall back cleanly.
+    const shared = new Uint8Array(new SharedArrayBuffer(c.length + 3), 3, c.length);
+    shared.set(randomBytes(c.length));
+    const checksums = sums(shared);
+    const request = decode(encodeChunk({ containerId: c.containerId, localId: c.localId }, c.offset, shared, checksums).bytes);
+    t.equal(request.body, 'chunk');
+    t.same(request.chunk?.block, { containerId: c.containerId, localId: c.localId });
+    t.equal(request.chunk?.offset, c.offset);
+    t.same(request.chunk?.checksums, checksums);
+    t.ok(request.chunk?.data.equals(shared), `data of ${c.length} bytes intact`);
+  }
+  const source = new Uint8Array(new SharedArrayBuffer(1027));
+  source.set(randomBytes(1027));
+  for (const [from, at] of [[0, 0], [0, 8], [8, 16], [1, 3], [0, 5]] as const) {
+    const target = new Uint8Array(1100);
+    copyBytes(source.subarray(from), target, at);
+    t.ok(Buffer.from(target.subarray(at, at + 1027 - from)).equals(source.subarray(from)), `copyBytes from ${from} to ${at}`);
+  }
+});
 
 async function getRange(client: DatanodeClient, block: BlockRef, offset: number, length: number): Promise<{ pieces: BlockPiece[]; data: Buffer }> {
   const pieces: BlockPiece[] = [];

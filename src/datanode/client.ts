@@ -8,9 +8,10 @@ import {
   type DatanodeStub,
   type DeleteBlocksResponse,
   type InfoResponse,
-  type WriteBlockRequest,
+  type WriteBlockSend,
   type WriteBlockResponse,
 } from './proto.js';
+import { encodeChunk, type EncodedChunk } from './chunk-encoding.js';
 
 export interface BlockRef {
   containerId: number;
@@ -170,7 +171,7 @@ export class BlockWriter {
   private done = false;
 
   constructor(
-    private readonly call: grpc.ClientDuplexStream<WriteBlockRequest, WriteBlockResponse>,
+    private readonly call: grpc.ClientDuplexStream<WriteBlockSend, WriteBlockResponse>,
     private readonly block: BlockRef,
     private readonly address: string,
   ) {
@@ -185,7 +186,12 @@ export class BlockWriter {
 
   /** Resolves when the datanode verified and wrote this chunk. */
   writeChunk(offset: number, data: Uint8Array, checksums: Checksums): Promise<void> {
-    return this.send({ chunk: { block: this.block, offset, data: data as Buffer, checksums } }, offset, data.length, false);
+    return this.writeEncoded(encodeChunk(this.block, offset, data, checksums));
+  }
+
+  /** writeChunk for a chunk encoded once for every replica of the block (encodeChunk with this block). */
+  writeEncoded(chunk: EncodedChunk): Promise<void> {
+    return this.send(chunk, chunk.offset, chunk.length, false);
   }
 
   /** Resolves once the block is durable on the datanode; then ends the stream. */
@@ -200,7 +206,7 @@ export class BlockWriter {
     this.call.cancel();
   }
 
-  private send(message: WriteBlockRequest, offset: number, length: number, isCommit: boolean): Promise<void> {
+  private send(message: WriteBlockSend, offset: number, length: number, isCommit: boolean): Promise<void> {
     if (this.failure) return quiet(Promise.reject(this.failure));
     if (this.done || this.commitPending) {
       return quiet(Promise.reject(new DatanodeError(`datanode ${this.address} WriteBlock: block already committed`, grpc.status.FAILED_PRECONDITION, 'committed')));

@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
+import { EncodedChunk } from './chunk-encoding.js';
 
 const packageDefinition = protoLoader.loadSync(fileURLToPath(new URL('./datanode.proto', import.meta.url)), {
   keepCase: false,
@@ -14,6 +15,11 @@ const packageDefinition = protoLoader.loadSync(fileURLToPath(new URL('./datanode
 });
 
 export const datanodeService = packageDefinition['s3g.datanode.Datanode'] as grpc.ServiceDefinition;
+
+// Chunks arrive serialised already (chunk-encoding.ts); commits still go through protobufjs.
+const writeBlock = datanodeService.WriteBlock!;
+const protobufSerialize = writeBlock.requestSerialize;
+writeBlock.requestSerialize = (message: unknown) => (message instanceof EncodedChunk ? message.bytes : protobufSerialize(message));
 
 /** 4 MiB chunks plus framing exceed grpc's 4 MiB default message limit. */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -46,7 +52,7 @@ export interface CommitBlock {
   length: number;
 }
 
-/** Sent as `{ chunk }` or `{ commit }`; received with `body` naming the field set. */
+/** Received with `body` naming the field set. */
 export type WriteBlockRequest =
   | { body?: 'chunk'; chunk: WriteChunk; commit?: undefined }
   | { body?: 'commit'; commit: CommitBlock; chunk?: undefined };
@@ -59,6 +65,9 @@ export interface ChunkAck {
 export interface CommitAck {
   length: number;
 }
+
+/** What a client sends: chunks serialised by encodeChunk, the commit as an object. */
+export type WriteBlockSend = EncodedChunk | { commit: CommitBlock };
 
 export type WriteBlockResponse =
   | { body?: 'chunkAck'; chunkAck: ChunkAck; commitAck?: undefined }
@@ -116,7 +125,7 @@ export interface DatanodeHandlers extends grpc.UntypedServiceImplementation {
 
 /** The generated client, typed. */
 export interface DatanodeStub extends grpc.Client {
-  WriteBlock(options?: grpc.CallOptions): grpc.ClientDuplexStream<WriteBlockRequest, WriteBlockResponse>;
+  WriteBlock(options?: grpc.CallOptions): grpc.ClientDuplexStream<WriteBlockSend, WriteBlockResponse>;
   ReadBlock(request: ReadBlockRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<ReadBlockResponse>;
   GetBlockInfo(
     request: BlockInfoRequest,

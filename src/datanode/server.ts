@@ -1,6 +1,7 @@
 // The Datanode gRPC service over a BlockStore. Every failure becomes a gRPC status with a
 // message; nothing a client sends (or stops sending) can crash the process.
 import * as grpc from '@grpc/grpc-js';
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { BlockStore, BlockWriter, StoreError, blockKey, type BlockKey } from './block-store.js';
 import {
   datanodeService,
@@ -36,6 +37,25 @@ const serverOptions = {
   'grpc.keepalive_timeout_ms': 10_000,
 } satisfies grpc.ServerOptions;
 
+/** What a datanode lets a gateway send ahead of its acks, per stream and per connection. */
+const RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024;
+
+/**
+ * grpc-js has no server option for HTTP/2 flow control, so every connection to a datanode
+ * keeps the 64 KiB default window, and chunk uploads run at one window per round trip. The
+ * sessions are widened as they open, through grpc-js's (untyped) map of its HTTP/2 servers.
+ */
+function widenReceiveWindows(server: grpc.Server): void {
+  const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
+  if (!(http2Servers instanceof Map)) throw new Error('grpc-js no longer keeps http2Servers: revisit widenReceiveWindows');
+  for (const http2Server of http2Servers.keys()) {
+    http2Server.on('session', (session: ServerHttp2Session) => {
+      session.setLocalWindowSize(RECEIVE_WINDOW_BYTES);
+      session.settings({ initialWindowSize: RECEIVE_WINDOW_BYTES });
+    });
+  }
+}
+
 export async function startDatanodeServer(opts: DatanodeServerOptions): Promise<DatanodeServer> {
   const store = await BlockStore.open(opts.dir);
   const server = new grpc.Server(serverOptions);
@@ -50,6 +70,7 @@ export async function startDatanodeServer(opts: DatanodeServerOptions): Promise<
     await store.close();
     throw err;
   }
+  widenReceiveWindows(server);
   let closing: Promise<void> | undefined;
   return {
     port,

@@ -6,7 +6,8 @@
 import type { BlockRef, MetadataStore, OpenKeyKind } from '../metadata/store.js';
 import type { ChunkHashes, HashPool, HashSession, DigestOptions, Digests } from '../hashing/pool.js';
 import type { BlockWriter } from '../datanode/client.js';
-import type { ChunkBufferPool } from './chunk-buffers.js';
+import { copyBytes, encodeChunkAt } from '../datanode/chunk-encoding.js';
+import type { ChunkBuffer, ChunkBufferPool } from './chunk-buffers.js';
 import type { Placement } from './placement.js';
 import { log } from '../common/log.js';
 
@@ -103,7 +104,7 @@ class WriteRun {
 
   async execute(): Promise<WrittenObject> {
     const { chunkSize } = this.config;
-    let buffer: Uint8Array | undefined;
+    let buffer: ChunkBuffer | undefined;
     let filled = 0;
     let size = 0;
     try {
@@ -114,7 +115,7 @@ class WriteRun {
         while (at < piece.length) {
           buffer ??= await this.buffers.acquire();
           const n = Math.min(chunkSize - filled, piece.length - at);
-          buffer.set(piece.subarray(at, at + n), filled);
+          buffer.data.set(piece.subarray(at, at + n), filled);
           filled += n;
           at += n;
           if (filled === chunkSize) {
@@ -131,14 +132,13 @@ class WriteRun {
       buffer = undefined;
       if (!this.session && filled > 0 && filled <= (this.input.inlineUpTo ?? 0)) {
         // Small enough to live in the metadata row: no block, no datanode round trip.
-        const inlineData = Buffer.from(last!.subarray(0, filled));
+        const inlineData = Buffer.from(last!.data.subarray(0, filled));
         this.buffers.release(last!);
         digests = (await this.pool.whole(inlineData, this.digestOptions())).digests;
         return { objectId: this.objectId, size, digests, blocks: [], inlineData };
       } else if (!this.session) {
         // The whole body fits in one chunk: one pool round trip for checksums and digests.
-        const data = last ? last.subarray(0, filled) : new Uint8Array(0);
-        const whole = this.pool.whole(data, this.digestOptions());
+        const whole = this.pool.whole(last ? shareChunk(last, filled) : new Uint8Array(0), this.digestOptions());
         if (last && filled > 0) this.enqueue(last, filled, whole.then(({ crc32c }) => ({ crc32c, released: Promise.resolve() })));
         else if (last) this.buffers.release(last);
         digests = (await whole).digests;
@@ -167,9 +167,9 @@ class WriteRun {
   }
 
   /** Hashes a chunk in the request's session and queues it; waits while too many chunks are in flight. */
-  private async dispatch(buffer: Uint8Array, length: number): Promise<void> {
+  private async dispatch(buffer: ChunkBuffer, length: number): Promise<void> {
     this.session ??= this.pool.session(this.digestOptions());
-    this.enqueue(buffer, length, this.session.update(buffer.subarray(0, length)));
+    this.enqueue(buffer, length, this.session.update(shareChunk(buffer, length)));
     while (this.inFlight >= this.config.maxBuffersPerRequest && !this.failure) {
       await new Promise<void>((resolve) => (this.wakeReader = resolve));
     }
@@ -181,7 +181,7 @@ class WriteRun {
    * goes back to the pool exactly once: when every replica acknowledged it (or failed) and the
    * hashing worker is done reading it, or at once if the upload failed before it was sent.
    */
-  private enqueue(buffer: Uint8Array, length: number, hashes: Promise<ChunkHashes>): void {
+  private enqueue(buffer: ChunkBuffer, length: number, hashes: Promise<ChunkHashes>): void {
     this.inFlight++;
     this.chain = this.chain.then(async () => {
       let delivered: Promise<unknown> = Promise.resolve();
@@ -189,7 +189,7 @@ class WriteRun {
         const { crc32c, released } = await hashes;
         delivered = released;
         if (this.failure) return;
-        delivered = Promise.all([released, ...(await this.sendToReplicas(buffer.subarray(0, length), crc32c))]);
+        delivered = Promise.all([released, ...(await this.sendToReplicas(buffer, length, crc32c))]);
       } catch (error) {
         this.fail(error);
       } finally {
@@ -203,17 +203,15 @@ class WriteRun {
   }
 
   /** Hands a chunk to gRPC for every replica of the current block; resolves to the acks. */
-  private async sendToReplicas(data: Uint8Array, crc32c: number[]): Promise<Promise<void>[]> {
+  private async sendToReplicas(buffer: ChunkBuffer, length: number, crc32c: number[]): Promise<Promise<void>[]> {
     const current = this.block;
     // A block that lost a replica is closed where it is; the rest of the object goes to a new pipeline.
-    if (current && (current.failed.size > 0 || current.length + data.length > this.config.blockSize)) this.closeBlock();
+    if (current && (current.failed.size > 0 || current.length + length > this.config.blockSize)) this.closeBlock();
     const block = this.block ?? (await this.openBlock());
     const offset = block.length;
-    block.length += data.length;
-    const checksums = { bytesPerChecksum: this.config.bytesPerChecksum, crc32c };
-    return block.writers.map((writer, i) =>
-      writer.writeChunk(offset, data, checksums).catch((error: unknown) => this.replicaFailed(block, i, error)),
-    );
+    block.length += length;
+    const chunk = encodeChunkAt(buffer.message, buffer.headroom, length, block.ref, offset, { bytesPerChecksum: this.config.bytesPerChecksum, crc32c });
+    return block.writers.map((writer, i) => writer.writeEncoded(chunk).catch((error: unknown) => this.replicaFailed(block, i, error)));
   }
 
   private async openBlock(): Promise<OpenBlock> {
@@ -260,4 +258,11 @@ class WriteRun {
     this.failure ??= error;
     this.wakeReader?.();
   }
+}
+
+/** The chunk's first `length` bytes, copied whole and aligned into its shared buffer for the hashing workers. */
+function shareChunk(buffer: ChunkBuffer, length: number): Uint8Array {
+  const shared = buffer.shared.subarray(0, length);
+  copyBytes(buffer.data.subarray(0, length), shared, 0);
+  return shared;
 }

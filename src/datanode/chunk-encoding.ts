@@ -1,0 +1,102 @@
+// WriteBlockRequest{chunk} serialised by hand. protobufjs would copy every chunk into a new
+// message, once per replica; here the fields are written into room left in front of the
+// data (protobuf accepts any field order, so the data can come last), and the same bytes go
+// to every replica. grpc-js still adds its 5-byte frame with one copy of its own.
+import type { BlockId, ChunkChecksums } from './proto.js';
+
+/** A WriteBlockRequest{chunk} already serialised: the WriteBlock serializer passes it through. */
+export class EncodedChunk {
+  constructor(
+    readonly bytes: Buffer,
+    /** Block offset and length of the chunk's data, which the datanode's ack repeats. */
+    readonly offset: number,
+    readonly length: number,
+  ) {}
+}
+
+// Field tags (field number << 3 | wire type) of datanode.proto.
+const REQUEST_CHUNK = (1 << 3) | 2;
+const CHUNK_BLOCK = (1 << 3) | 2;
+const CHUNK_OFFSET = (2 << 3) | 0;
+const CHUNK_DATA = (3 << 3) | 2;
+const CHUNK_CHECKSUMS = (4 << 3) | 2;
+const BLOCK_CONTAINER = (1 << 3) | 0;
+const BLOCK_LOCAL = (2 << 3) | 0;
+const CHECKSUMS_BYTES_PER = (1 << 3) | 0;
+const CHECKSUMS_CRC = (2 << 3) | 2;
+
+/** Longest varint of a 64-bit field, and of a uint32 or a length. */
+const MAX_VARINT64 = 10;
+const MAX_VARINT32 = 5;
+
+/**
+ * Bytes the fields can take in front of `chunkSize` bytes of data checksummed every
+ * `bytesPerChecksum`, rounded up to 8 so that data placed after them stays 8-byte aligned.
+ */
+export function chunkHeadroom(chunkSize: number, bytesPerChecksum: number): number {
+  const crcs = Math.ceil(chunkSize / bytesPerChecksum) * MAX_VARINT32;
+  const fields = 1 + MAX_VARINT32 + (2 + 2 * (1 + MAX_VARINT64)) + (1 + MAX_VARINT64) + (1 + MAX_VARINT32 + 1 + MAX_VARINT32 + 1 + MAX_VARINT32) + 1 + MAX_VARINT32;
+  return Math.ceil((fields + crcs) / 8) * 8;
+}
+
+/**
+ * Serialises a chunk whose `length` data bytes already sit at `dataStart` in `buffer`,
+ * writing the fields just in front of them (at least chunkHeadroom bytes must be free there).
+ */
+export function encodeChunkAt(buffer: Buffer, dataStart: number, length: number, block: BlockId, offset: number, checksums: ChunkChecksums): EncodedChunk {
+  const blockBody = [BLOCK_CONTAINER, ...varint(block.containerId), BLOCK_LOCAL, ...varint(block.localId)];
+  const crcs = checksums.crc32c.flatMap(varint);
+  const checksumBody = [CHECKSUMS_BYTES_PER, ...varint(checksums.bytesPerChecksum), CHECKSUMS_CRC, ...varint(crcs.length), ...crcs];
+  const chunkHead = [
+    CHUNK_BLOCK,
+    ...varint(blockBody.length),
+    ...blockBody,
+    CHUNK_OFFSET,
+    ...varint(offset),
+    CHUNK_CHECKSUMS,
+    ...varint(checksumBody.length),
+    ...checksumBody,
+    CHUNK_DATA,
+    ...varint(length),
+  ];
+  const head = [REQUEST_CHUNK, ...varint(chunkHead.length + length), ...chunkHead];
+  if (head.length > dataStart) throw new RangeError(`chunk fields need ${head.length} bytes in front of the data, ${dataStart} free`);
+  const start = dataStart - head.length;
+  buffer.set(head, start);
+  return new EncodedChunk(buffer.subarray(start, dataStart + length), offset, length);
+}
+
+/** encodeChunkAt for data that lives elsewhere: one copy into a new message. */
+export function encodeChunk(block: BlockId, offset: number, data: Uint8Array, checksums: ChunkChecksums): EncodedChunk {
+  const headroom = chunkHeadroom(data.length, checksums.bytesPerChecksum);
+  const buffer = Buffer.allocUnsafeSlow(headroom + data.length);
+  copyBytes(data, buffer, headroom);
+  return encodeChunkAt(buffer, headroom, data.length, block, offset, checksums);
+}
+
+/** Protobuf base-128 varint of a non-negative safe integer (uint64 fields hold up to 2^53 here). */
+function varint(value: number): number[] {
+  const out: number[] = [];
+  let rest = value;
+  while (rest >= 0x80) {
+    out.push((rest % 0x80) | 0x80);
+    rest = Math.floor(rest / 0x80);
+  }
+  out.push(rest);
+  return out;
+}
+
+/**
+ * target.set(source, at), but eight bytes at a time when both ends are 8-byte aligned: V8
+ * copies to and from SharedArrayBuffer memory element by element (about 1.5 GB/s here
+ * against 20+ GB/s for ordinary memory), so 8-byte elements make it several times faster.
+ */
+export function copyBytes(source: Uint8Array, target: Uint8Array, at: number): void {
+  const words = Math.floor(source.length / 8);
+  if (words > 0 && source.byteOffset % 8 === 0 && (target.byteOffset + at) % 8 === 0) {
+    new BigUint64Array(target.buffer, target.byteOffset + at, words).set(new BigUint64Array(source.buffer, source.byteOffset, words));
+    target.set(source.subarray(words * 8), at + words * 8);
+  } else {
+    target.set(source, at);
+  }
+}
