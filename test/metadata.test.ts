@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { openMetadataStore } from '../src/metadata/open.js';
 import { SqliteMetadataStore } from '../src/metadata/sqlite.js';
 import { PostgresMetadataStore } from '../src/metadata/postgres.js';
+import { newObjectId } from '../src/metadata/shared.js';
 import { postgresMigrations } from '../src/metadata/postgres-migrations.js';
 import { postgresUnavailable, startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { migrateSqlite, sqliteMigrations } from '../src/metadata/migrations.js';
@@ -307,6 +308,26 @@ function metadataSuite(factory: StoreFactory): void {
       t.equal(empty.size, 0);
     });
 
+    t.test('an object without blocks commits under a fresh id without an open key', async (t) => {
+      const { store, bucket } = await withBucket(t);
+      const objectId = newObjectId();
+      const inlineData = Buffer.from('small body');
+      const base = { bucketId: bucket.id, etag: 'e', attributes: {}, blocks: [] };
+      const record = await store.commitKey({ ...base, objectId, key: 'inline', size: inlineData.length, inlineData });
+      t.equal(record.objectId, objectId);
+      t.same((await store.getObject(bucket.id, 'inline'))?.inlineData, inlineData, 'inline bytes stored');
+      await expectCode(t, store.commitKey({ ...base, objectId, key: 'inline', size: 0 }), 'NoSuchUpload', 'the same id again, same key');
+      await expectCode(t, store.commitKey({ ...base, objectId, key: 'other', size: 0 }), 'NoSuchUpload', 'the same id again, other key');
+      const unopened = newObjectId();
+      await expectCode(
+        t,
+        store.commitKey({ ...base, objectId: unopened, key: 'blocks', size: 5, blocks: [{ containerId: 1, localId: 1, length: 5 }] }),
+        'NoSuchUpload',
+        'blocks under an id never opened',
+      );
+      t.equal(await store.getObject(bucket.id, 'other'), undefined);
+    });
+
     t.test('allocated blocks left out of the commit go to the deletion log', async (t) => {
       const { store, bucket } = await withBucket(t);
       const open = await store.openKey({ bucketId: bucket.id, key: 'k', kind: 'put' });
@@ -358,9 +379,11 @@ function metadataSuite(factory: StoreFactory): void {
 
     t.test('commitKey of an unknown or aborted object is NoSuchUpload', async (t) => {
       const { store, bucket } = await withBucket(t);
-      const base = { bucketId: bucket.id, key: 'k', size: 0, etag: 'e', attributes: {}, blocks: [] };
-      await expectCode(t, store.commitKey({ ...base, objectId: 'never-opened' }), 'NoSuchUpload', 'unknown object');
+      // With blocks: a commit without blocks needs no open key (see the test above).
       const open = await store.openKey({ bucketId: bucket.id, key: 'k', kind: 'put' });
+      const block = await store.allocateBlock(open.objectId, ['dn1']);
+      const base = { bucketId: bucket.id, key: 'k', size: 1, etag: 'e', attributes: {}, blocks: [{ ...block, length: 1 }] };
+      await expectCode(t, store.commitKey({ ...base, objectId: 'never-opened' }), 'NoSuchUpload', 'unknown object');
       await store.abortOpenKey(open.objectId);
       await expectCode(t, store.commitKey({ ...base, objectId: open.objectId }), 'NoSuchUpload', 'aborted object');
       await expectCode(t, store.commitKey({ ...base, bucketId: bucket.id + 1000, objectId: open.objectId }), 'NoSuchBucket', 'unknown bucket');

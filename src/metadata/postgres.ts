@@ -65,7 +65,7 @@ import {
   userWithKeys,
   Where,
 } from './postgres-statements.js';
-import { checkPreconditions, containerIdOf, newAccessKeyId, newObjectId, newSecretAccessKey } from './shared.js';
+import { checkPreconditions, containerIdOf, mayCommit, newAccessKeyId, newObjectId, newSecretAccessKey } from './shared.js';
 import {
   MetadataError,
   type BlockDeletion,
@@ -281,9 +281,8 @@ export class PostgresMetadataStore implements MetadataStore {
     return this.write(async (c) => {
       await requireBucket(c, input.bucketId);
       const open = await openKeyRow(c, input.objectId, 'FOR UPDATE');
-      if (!open || open.bucket_id !== input.bucketId || open.name !== input.key) {
-        throw new MetadataError('NoSuchUpload', `no open key ${input.objectId} for ${input.key}`);
-      }
+      const committed = !open && (await c.query('SELECT 1 FROM objects WHERE object_id = $1', [input.objectId])).rows.length > 0;
+      if (!mayCommit(open, input, committed)) throw new MetadataError('NoSuchUpload', `no open key ${input.objectId} for ${input.key}`);
       const current = await currentVersion(c, input.bucketId, input.key);
       checkPreconditions(input, current);
       await checkAllocated(c, `commitKey ${input.key}`, input.objectId, input.blocks);

@@ -34,6 +34,17 @@ export function newCanonicalId(): string {
   return randomBytes(32).toString('hex');
 }
 
+/**
+ * Whether commitKey may commit `input`, given the open key row of its object id and (when
+ * there is none) whether an object already holds that id. A commit without blocks (an
+ * object kept inline, or empty) needs no open key: nothing was written that a purge could
+ * have reclaimed meanwhile, so the gateway skips openKey for it; its id must be fresh.
+ */
+export function mayCommit(open: { bucket_id: number; name: string } | undefined, input: CommitKeyInput, idCommitted: boolean): boolean {
+  if (open) return open.bucket_id === input.bucketId && open.name === input.key;
+  return input.blocks.length === 0 && !idCommitted;
+}
+
 /** Opaque, URL-safe; doubles as the S3 UploadId of a multipart upload. */
 export function newObjectId(): string {
   return randomUUID().replace(/-/g, '');

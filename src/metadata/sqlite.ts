@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { migrateSqlite } from './migrations.js';
-import { checkPreconditions, containerIdOf, newAccessKeyId, newCanonicalId, newObjectId, newSecretAccessKey, prefixUpperBound } from './shared.js';
+import { checkPreconditions, containerIdOf, mayCommit, newAccessKeyId, newCanonicalId, newObjectId, newSecretAccessKey, prefixUpperBound } from './shared.js';
 import {
   MetadataError,
   type AccessKey,
@@ -241,9 +241,8 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.write(() => {
       this.requireBucket(input.bucketId);
       const open = this.openKeyRow(input.objectId);
-      if (!open || open.bucket_id !== input.bucketId || open.name !== input.key) {
-        throw new MetadataError('NoSuchUpload', `no open key ${input.objectId} for ${input.key}`);
-      }
+      const committed = !open && this.get('SELECT 1 FROM objects WHERE object_id = ?', input.objectId) !== undefined;
+      if (!mayCommit(open, input, committed)) throw new MetadataError('NoSuchUpload', `no open key ${input.objectId} for ${input.key}`);
       const current = this.objectRow(input.bucketId, input.key);
       checkPreconditions(input, current);
 

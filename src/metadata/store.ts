@@ -265,7 +265,12 @@ export interface MetadataStore {
   getOpenKey(objectId: string): Promise<OpenKey | undefined>;
   /** Records a new block of objectId on these datanodes before any byte is written; refreshes the open key. */
   allocateBlock(objectId: string, replicas: string[]): Promise<BlockRef>;
-  /** Makes the object visible and removes its open key; the replaced version's blocks go to the deleted-block log. Throws NoSuchBucket, NoSuchUpload, PreconditionFailed, NoSuchKey (ifMatch on a missing key). */
+  /**
+   * Makes the object visible and removes its open key; the replaced version's blocks go to the
+   * deleted-block log. An object without blocks (inline or empty) may commit under a fresh
+   * objectId that was never opened. Throws NoSuchBucket, NoSuchUpload, PreconditionFailed,
+   * NoSuchKey (ifMatch on a missing key).
+   */
   commitKey(input: CommitKeyInput): Promise<ObjectRecord>;
   /**
    * A replica failed while its block was written: it no longer counts as a copy, and whatever

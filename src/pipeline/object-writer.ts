@@ -10,6 +10,7 @@ import { copyBytes, encodeChunkAt } from '../datanode/chunk-encoding.js';
 import type { ChunkBuffer, ChunkBufferPool } from './chunk-buffers.js';
 import type { Placement } from './placement.js';
 import { log } from '../common/log.js';
+import { newObjectId } from '../metadata/shared.js';
 
 export interface StorageConfig {
   chunkSize: number;
@@ -62,15 +63,13 @@ export class ObjectWriter {
     private readonly config: StorageConfig,
   ) {}
 
-  /** Writes the whole source; on any failure the open key is aborted and the error rethrown. */
+  /** Writes the whole source; on any failure the open key (if any) is aborted and the error rethrown. */
   async write(input: WriteInput): Promise<WrittenObject> {
-    const open = await this.store.openKey({ bucketId: input.bucketId, key: input.key, kind: input.kind });
-    const run = new WriteRun(this.store, this.pool, this.placement, this.buffers, this.config, open.objectId, input);
+    const run = new WriteRun(this.store, this.pool, this.placement, this.buffers, this.config, input);
     try {
       return await run.execute();
     } catch (error) {
-      run.abort();
-      await this.store.abortOpenKey(open.objectId).catch(() => undefined);
+      await run.abort();
       throw error;
     }
   }
@@ -91,6 +90,7 @@ class WriteRun {
   private inFlight = 0;
   private wakeReader: (() => void) | undefined;
   private failure: unknown;
+  private opened: Promise<string> | undefined;
 
   constructor(
     private readonly store: MetadataStore,
@@ -98,9 +98,21 @@ class WriteRun {
     private readonly placement: Placement,
     private readonly buffers: ChunkBufferPool,
     private readonly config: StorageConfig,
-    private readonly objectId: string,
     private readonly input: WriteInput,
   ) {}
+
+  /**
+   * The open key, taken with the first block: a PUT kept inline (or empty) writes nothing
+   * a purge would have to find, so it commits under a fresh id and costs one transaction.
+   */
+  private openKey(): Promise<string> {
+    this.opened ??= this.store.openKey({ bucketId: this.input.bucketId, key: this.input.key, kind: this.input.kind }).then((open) => open.objectId);
+    return this.opened;
+  }
+
+  private objectId(): Promise<string> {
+    return this.input.kind === 'put' && !this.opened ? Promise.resolve(newObjectId()) : this.openKey();
+  }
 
   async execute(): Promise<WrittenObject> {
     const { chunkSize } = this.config;
@@ -135,7 +147,7 @@ class WriteRun {
         const inlineData = Buffer.from(last!.data.subarray(0, filled));
         this.buffers.release(last!);
         digests = (await this.pool.whole(inlineData, this.digestOptions())).digests;
-        return { objectId: this.objectId, size, digests, blocks: [], inlineData };
+        return { objectId: await this.objectId(), size, digests, blocks: [], inlineData };
       } else if (!this.session) {
         // The whole body fits in one chunk: one pool round trip for checksums and digests.
         const whole = this.pool.whole(last ? shareChunk(last, filled) : new Uint8Array(0), this.digestOptions());
@@ -151,15 +163,16 @@ class WriteRun {
       if (this.failure) throw this.failure;
       if (this.block) this.closeBlock();
       await Promise.all(this.commits);
-      return { objectId: this.objectId, size, digests, blocks: this.blocks };
+      return { objectId: await this.objectId(), size, digests, blocks: this.blocks };
     } finally {
       if (buffer) this.buffers.release(buffer);
     }
   }
 
-  abort(): void {
+  async abort(): Promise<void> {
     this.session?.abort();
     for (const writer of this.allWriters) writer.abort();
+    if (this.opened) await this.opened.then((objectId) => this.store.abortOpenKey(objectId)).catch(() => undefined);
   }
 
   private digestOptions(): DigestOptions {
@@ -216,7 +229,7 @@ class WriteRun {
 
   private async openBlock(): Promise<OpenBlock> {
     const replicas = this.placement.choose(this.config.replication, this.excluded);
-    const ref = await this.store.allocateBlock(this.objectId, replicas);
+    const ref = await this.store.allocateBlock(await this.openKey(), replicas);
     const writers = replicas.map((id) => this.placement.client(id).openBlockWriter(ref));
     this.allWriters.push(...writers);
     this.block = { ref, replicas, writers, failed: new Set(), length: 0 };
