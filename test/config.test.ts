@@ -42,6 +42,7 @@ t.test('defaults', async (t) => {
     blockSize: 256 * 1024 ** 2,
     bytesPerChecksum: 16 * 1024,
     inlineThreshold: 64 * 1024,
+    uploadBuffers: 8,
     purgeInterval: 30,
     replicationInterval: 30,
     openKeyTimeout: 3600,

@@ -99,7 +99,7 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
     {
       store,
       pool,
-      writer: new ObjectWriter(store, pool, placement, new ChunkBufferPool(storage.chunkSize, storage.bytesPerChecksum), storage),
+      writer: new ObjectWriter(store, pool, placement, new ChunkBufferPool(storage.chunkSize, storage.bytesPerChecksum, config.uploadBuffers), storage),
       reader: new ObjectReader(pool, placement, {
         onFailover: (block, datanodeId, error) =>
           log('warn', 'replica read failed; trying the next', { block: `${block.containerId}/${block.localId}`, datanodeId, error: String(error) }),

@@ -29,7 +29,7 @@ export class ChunkBufferPool {
   constructor(
     readonly chunkSize: number,
     bytesPerChecksum: number,
-    readonly maxBuffers = 64,
+    readonly maxBuffers: number,
   ) {
     this.headroom = chunkHeadroom(chunkSize, bytesPerChecksum);
   }
