@@ -16,14 +16,12 @@ import {
   type OpenKey,
   type OpenKeyKind,
   type PartRecord,
-  type Tenant,
   type User,
   type UserWithKeys,
 } from './store.js';
 
 export interface UserRow { name: string; canonical_id: string; display_name: string; admin: boolean; tenant: string | null; created_at: number }
 export interface KeyRow { access_key_id: string; secret: string; kek_id: string | null; user_name: string; created_at: number }
-export interface TenantRow { name: string; created_at: number }
 export interface BucketRow { id: number; volume: string; name: string; owner: string; layout: BucketLayout; created_at: number }
 export interface ObjectRow { bucket_id: number; name: string; object_id: string; size: number; etag: string; modified_at: number; attributes: string; inline_data?: Buffer | null }
 export interface OpenKeyRow { object_id: string; bucket_id: number; name: string; kind: OpenKeyKind; created_at: number; attributes: string | null }
@@ -290,10 +288,6 @@ export function toUser(r: UserRow): User {
   const user: User = { name: r.name, canonicalId: r.canonical_id, displayName: r.display_name, admin: r.admin, createdAt: r.created_at };
   if (r.tenant !== null) user.tenant = r.tenant;
   return user;
-}
-
-export function toTenant(r: TenantRow): Tenant {
-  return { name: r.name, volume: r.name, createdAt: r.created_at };
 }
 
 export function toAccessKey(r: KeyRow, secrets: SecretBox | undefined): AccessKey {

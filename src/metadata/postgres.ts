@@ -61,16 +61,14 @@ import {
   toObjectRecord,
   toOpenKey,
   toPart,
-  toTenant,
   toUser,
-  type TenantRow,
   uploadRow,
   type UserRow,
   userRow,
   userWithKeys,
   Where,
 } from './postgres-statements.js';
-import { checkPreconditions, containerIdOf, newAccessKeyId, newObjectId, newSecretAccessKey } from './shared.js';
+import { checkPreconditions, containerIdOf, newAccessKeyId, newObjectId, newSecretAccessKey, toTenant, type TenantRow } from './shared.js';
 import {
   MetadataError,
   type AccessKey,
@@ -173,7 +171,6 @@ export class PostgresMetadataStore implements MetadataStore {
   // ---- users and access keys ----
 
   async createUser(input: { name: string; admin?: boolean; tenant?: string; accessKeyId?: string; secretAccessKey?: string }): Promise<UserWithKeys> {
-    requireSecretBox(this.secrets);
     return this.write(async (c) => {
       if (await userRow(c, input.name)) throw new MetadataError('UserAlreadyExists', `user ${input.name} already exists`);
       if (input.tenant !== undefined && !(await one(c, 'SELECT 1 FROM tenants WHERE name = $1', [input.tenant]))) {
@@ -221,7 +218,6 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async createAccessKey(userName: string): Promise<AccessKey> {
-    requireSecretBox(this.secrets);
     return this.write(async (c) => {
       if (!(await userRow(c, userName))) throw new MetadataError('NoSuchUser', `user ${userName} does not exist`);
       const accessKeyId = newAccessKeyId();

@@ -13,7 +13,17 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { migrateSqlite } from './migrations.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
-import { checkPreconditions, containerIdOf, newAccessKeyId, newCanonicalId, newObjectId, newSecretAccessKey, prefixUpperBound } from './shared.js';
+import {
+  checkPreconditions,
+  containerIdOf,
+  newAccessKeyId,
+  newCanonicalId,
+  newObjectId,
+  newSecretAccessKey,
+  prefixUpperBound,
+  toTenant,
+  type TenantRow,
+} from './shared.js';
 import {
   MetadataError,
   type AccessKey,
@@ -56,7 +66,6 @@ export interface SqliteMetadataStoreOptions {
 
 interface UserRow { name: string; canonical_id: string; display_name: string; admin: number; tenant: string | null; created_at: number }
 interface KeyRow { access_key_id: string; secret: string; kek_id: string | null; user_name: string; created_at: number }
-interface TenantRow { name: string; created_at: number }
 interface BucketRow { id: number; volume: string; name: string; owner: string; layout: BucketLayout; created_at: number }
 interface ObjectRow { bucket_id: number; name: string; object_id: string; size: number; etag: string; modified_at: number; attributes: string; inline_data: Buffer | null }
 interface OpenKeyRow { object_id: string; bucket_id: number; name: string; kind: OpenKeyKind; created_at: number; attributes: string | null }
@@ -138,7 +147,6 @@ export class SqliteMetadataStore implements MetadataStore {
   // ---- users and access keys ----
 
   async createUser(input: { name: string; admin?: boolean; tenant?: string; accessKeyId?: string; secretAccessKey?: string }): Promise<UserWithKeys> {
-    requireSecretBox(this.secrets);
     return this.write(() => {
       if (this.userRow(input.name)) throw new MetadataError('UserAlreadyExists', `user ${input.name} already exists`);
       if (input.tenant !== undefined && !this.get('SELECT 1 FROM tenants WHERE name = ?', input.tenant)) {
@@ -185,7 +193,6 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async createAccessKey(userName: string): Promise<AccessKey> {
-    requireSecretBox(this.secrets);
     return this.write(() => {
       if (!this.userRow(userName)) throw new MetadataError('NoSuchUser', `user ${userName} does not exist`);
       const accessKeyId = newAccessKeyId();
@@ -954,10 +961,6 @@ function toUser(r: UserRow): User {
   const user: User = { name: r.name, canonicalId: r.canonical_id, displayName: r.display_name, admin: Boolean(r.admin), createdAt: r.created_at };
   if (r.tenant !== null) user.tenant = r.tenant;
   return user;
-}
-
-function toTenant(r: TenantRow): Tenant {
-  return { name: r.name, volume: r.name, createdAt: r.created_at };
 }
 
 function toBucket(r: BucketRow): Bucket {
