@@ -123,6 +123,22 @@ const hostile: Record<string, () => Promise<RawResponse>> = {
       { method: 'PUT', path: `/soak/${'k'.repeat(1025)}` },
       { method: 'PUT', path: '/soak/no-length', headers: { 'transfer-encoding': 'chunked' }, body: Buffer.from('') },
     ])),
+  'invalid tagging, metadata and part lists': () =>
+    signedRequest(server, pick<RawRequest>([
+      withBody({ method: 'PUT', path: '/soak/ranged', query: { tagging: '' } }, `${bomb}<Tagging><TagSet><Tag><Key>&b;</Key><Value>v</Value></Tag></TagSet></Tagging>`),
+      withBody({ method: 'PUT', path: '/soak/ranged', query: { tagging: '' } }, `<Tagging><TagSet>${'<Tag><Key>k</Key><Value>v</Value></Tag>'.repeat(11)}</TagSet></Tagging>`),
+      withBody({ method: 'PUT', path: '/soak/ranged', query: { tagging: '' } }, '<Tagging><TagSet><Tag><Key></Key></Tag></TagSet></Tagging>'),
+      withBody({ method: 'PUT', path: '/soak/tagged' }, 'x', { 'x-amz-tagging': '%%%=&&&' }),
+      withBody({ method: 'PUT', path: '/soak/tagged' }, 'x', { 'x-amz-meta-big': 'm'.repeat(3000) }),
+      withBody({ method: 'POST', path: '/soak/mp', query: { uploadId } }, '<CompleteMultipartUpload><Part><PartNumber>0</PartNumber><ETag>"x"</ETag></Part></CompleteMultipartUpload>'),
+      withBody({ method: 'POST', path: '/soak/mp', query: { uploadId } }, '<CompleteMultipartUpload><Part><PartNumber>abc</PartNumber><ETag>"x"</ETag></Part></CompleteMultipartUpload>'),
+      withBody({ method: 'POST', path: '/soak/mp', query: { uploadId } }, '<CompleteMultipartUpload><Part><PartNumber>2</PartNumber><ETag>"x"</ETag></Part><Part><PartNumber>1</PartNumber><ETag>"y"</ETag></Part></CompleteMultipartUpload>'),
+      withBody({ method: 'POST', path: '/soak/mp', query: { uploadId: 'no-such-upload' } }, '<CompleteMultipartUpload></CompleteMultipartUpload>'),
+      { method: 'PUT', path: '/soak/mp', query: { partNumber: '1', uploadId }, headers: { 'x-amz-copy-source': '/soak/ranged', 'x-amz-copy-source-range': pick(['bytes=5-1', 'bytes=0-99999', 'bits=0-1', 'bytes=-5']) } },
+      { method: 'GET', path: '/soak', query: { uploads: '', 'max-uploads': 'many' } },
+      { method: 'GET', path: '/soak/mp', query: { uploadId, 'part-number-marker': '-3' } },
+      { method: 'GET', path: '/soak/ranged', query: { [`response-${pick(['content-type', 'cache-control', 'content-disposition'])}`]: pick(['x\r\ninjected: 1', 'nul\u0000', 'snow\u2603']) } },
+    ])),
   'bad signatures': () => {
     const credentials = pick([{ accessKeyId: 'AKIANOTAKEYATALL0000', secretAccessKey: 'whatever' }, { accessKeyId: 'AKIAS3GTESTADMIN0001', secretAccessKey: 'wrong-secret' }]);
     return signedRequest(server, { method: pick(['GET', 'PUT', 'DELETE']), path: '/soak/ranged' }, signer(credentials));
