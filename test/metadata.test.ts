@@ -1289,7 +1289,7 @@ t.test('openMetadataStore', async (t) => {
   await t.rejects(openMetadataStore(''), /empty/);
 });
 
-t.test('SQLite pragmas: WAL, synchronous FULL, foreign keys', async (t) => {
+t.test('SQLite pragmas: WAL, synchronous FULL, foreign keys, secure delete', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 's3g-pragma-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const store = new SqliteMetadataStore(join(dir, 's3g.db'), { secrets });
@@ -1299,6 +1299,7 @@ t.test('SQLite pragmas: WAL, synchronous FULL, foreign keys', async (t) => {
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
   t.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL');
   t.equal(db.pragma('foreign_keys', { simple: true }), 1);
+  t.equal(db.pragma('secure_delete', { simple: true }), 2, 'FAST: freed space in pages zeroed (no old secret lingers)');
   t.ok(Number(db.pragma('busy_timeout', { simple: true })) > 0);
   await store.close();
 });
