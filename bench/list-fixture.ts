@@ -11,6 +11,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { openMetadataStore } from '../src/metadata/open.js';
+import { loadSecretBox } from '../src/cli/kek.js';
 import { newObjectId } from '../src/metadata/shared.js';
 import type { BenchConfig } from './config.js';
 import { S3G_CREDENTIALS } from './s3g-server.js';
@@ -24,7 +25,9 @@ export function metadataPath(dataDir: string): string {
 }
 
 export async function populateListBucket(config: BenchConfig, dataDir: string): Promise<void> {
-  const store = await openMetadataStore(`sqlite:${metadataPath(dataDir)}`);
+  // The KEK `s3g serve` will find in the data directory, so that it can open the admin's secret.
+  const secrets = loadSecretBox({ defaultFile: join(dataDir, 'kek'), createDefault: true });
+  const store = await openMetadataStore(`sqlite:${metadataPath(dataDir)}`, secrets);
   const viaApi = Math.min(config.list.keys, Math.ceil(config.list.keys / config.list.directories));
   let bucketId: number;
   try {

@@ -28,6 +28,9 @@ start() {
 
   export S3G_ACCESS_KEY=${S3G_ACCESS_KEY:-s3gcluster}
   export S3G_SECRET_KEY=${S3G_SECRET_KEY:-s3gcluster-secret}
+  # One key-encryption key for every gateway (and admin: --kek-file $dir/kek).
+  (umask 077 && head -c 32 /dev/urandom | base64 >"$dir/kek")
+  export S3G_KEK_FILE=$dir/kek
   for i in 1 2 3; do
     bin/s3g datanode --meta "$meta" --data "$dir/datanode$i" --port $((9880 + i)) --admin-port $((9890 + i)) >"$dir/datanode$i.log" 2>&1 &
     echo "datanode$i $!" >>"$dir/pids"
@@ -41,7 +44,8 @@ start() {
   echo "metadata:  $meta"
   for i in 1 2 3; do echo "datanode$i: 127.0.0.1:$((9880 + i))"; done
   for i in 1 2; do echo "gateway$i:  http://127.0.0.1:$((9868 + 10 * i))  (admin http://127.0.0.1:$((9869 + 10 * i)))"; done
-  echo "keys:      $S3G_ACCESS_KEY / $S3G_SECRET_KEY"
+  echo "keys:      $S3G_ACCESS_KEY / $S3G_SECRET_KEY (KEK: $dir/kek)"
+  echo "admin:     bin/s3g admin --meta $meta --kek-file $dir/kek …"
   echo "logs:      $dir/*.log; stop with: make cluster-stop"
 }
 

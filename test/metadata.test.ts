@@ -3,7 +3,8 @@
 // fresh, empty database; `open()` gives another store instance on that same database
 // (reopen, concurrency) and `query()` lets a test look at the tables directly.
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,15 +18,20 @@ import { postgresMigrations } from '../src/metadata/postgres-migrations.js';
 import { postgresUnavailable, startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { migrateSqlite, sqliteMigrations } from '../src/metadata/migrations.js';
 import { containerIdOf, prefixUpperBound } from '../src/metadata/shared.js';
+import { SecretBox } from '../src/metadata/secret-box.js';
 import { MetadataError, type BlockRef, type Bucket, type MetadataErrorCode, type MetadataStore, type OpenKey, type PartChecksum } from '../src/metadata/store.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
+/** The key-encryption key of every store in this file. */
+const testKek = randomBytes(32);
+const secrets = new SecretBox([testKek]);
+
 interface StoreFixture {
   /** openMetadataStore(url) reaches this database (used from worker threads). */
   url: string;
-  /** A new, migrated store instance on this database; closed by the suite. */
-  open(): Promise<MetadataStore>;
+  /** A new, migrated store instance on this database (sealing secrets with `box`, default the file's KEK); closed by the suite. */
+  open(box?: SecretBox): Promise<MetadataStore>;
   /** Runs parameterless SQL against the database, for white-box checks. */
   query(sql: string): Promise<Record<string, unknown>[]>;
   cleanup(): Promise<void>;
@@ -43,7 +49,7 @@ const sqliteFactory: StoreFactory = {
     const path = join(dir, 'meta', 's3g.db');
     return {
       url: `sqlite:${path}`,
-      open: () => openMetadataStore(`sqlite:${path}`),
+      open: (box = secrets) => openMetadataStore(`sqlite:${path}`, box),
       async query(sql) {
         const db = new Database(path, { readonly: true });
         try {
@@ -71,7 +77,7 @@ const postgresFactory: StoreFactory = {
     const url = await server.createDatabase();
     return {
       url,
-      open: () => openMetadataStore(url),
+      open: (box = secrets) => openMetadataStore(url, box),
       query: (sql) => server.query(url, sql),
       cleanup: () => server.dropDatabase(url),
     };
@@ -96,8 +102,8 @@ function metadataSuite(factory: StoreFactory): void {
     async function setup(t: Test) {
       const fixture = await factory.create();
       const opened: MetadataStore[] = [];
-      const open = async () => {
-        const s = await fixture.open();
+      const open = async (box?: SecretBox) => {
+        const s = await fixture.open(box);
         opened.push(s);
         return s;
       };
@@ -158,7 +164,7 @@ function metadataSuite(factory: StoreFactory): void {
 
       const bob = await store.createUser({ name: 'bob', admin: true, accessKeyId: 'BOBKEY', secretAccessKey: 'bobsecret' });
       t.equal(bob.admin, true);
-      t.same(bob.accessKeys, [{ accessKeyId: 'BOBKEY', secretAccessKey: 'bobsecret', userName: 'bob' }], 'given key is used');
+      t.match(bob.accessKeys, [{ accessKeyId: 'BOBKEY', secretAccessKey: 'bobsecret', userName: 'bob', createdAt: Number }], 'given key is used');
       t.not(bob.canonicalId, user.canonicalId, 'canonical ids differ');
 
       t.same(await store.getUser('alice'), user, 'getUser returns the same user');
@@ -195,6 +201,82 @@ function metadataSuite(factory: StoreFactory): void {
       t.equal(found?.secretAccessKey, key.secretAccessKey);
       t.same(found?.user, { name: 'alice', canonicalId: user.canonicalId, displayName: 'alice', admin: false, createdAt: user.createdAt });
       t.equal(await store.lookupAccessKey('AKIANOTAKEY000000000'), undefined);
+    });
+
+    t.test('tenants: each has a volume of its name and its own users', async (t) => {
+      const { store, fixture } = await setup(t);
+      const acme = await store.createTenant('acme');
+      t.match(acme, { name: 'acme', volume: 'acme', createdAt: Number });
+      await store.createTenant('globex');
+      await expectCode(t, store.createTenant('acme'), 'TenantAlreadyExists', 'duplicate tenant');
+      await expectCode(t, store.createTenant('s3v'), 'TenantAlreadyExists', 'the s3v volume is taken');
+      t.same(await store.getTenant('acme'), acme);
+      t.equal(await store.getTenant('nobody'), undefined);
+      t.same((await store.listTenants()).map((x) => x.name), ['acme', 'globex']);
+      t.same((await fixture.query('SELECT name FROM volumes ORDER BY name')).map((r) => r.name), ['acme', 'globex', 's3v'], 'a volume per tenant');
+
+      const wile = await store.createUser({ name: 'wile', tenant: 'acme' });
+      t.equal(wile.tenant, 'acme');
+      const plain = await store.createUser({ name: 'plain' });
+      t.equal(plain.tenant, undefined, 'no tenant: volume s3v');
+      await expectCode(t, store.createUser({ name: 'ghost', tenant: 'nobody' }), 'NoSuchTenant', 'unknown tenant');
+      t.equal(await store.getUser('ghost'), undefined);
+      t.equal((await store.lookupAccessKey(wile.accessKeys[0]!.accessKeyId))?.user.tenant, 'acme', 'a key lookup tells the tenant');
+      t.same((await store.listUsers('acme')).map((u) => u.name), ['wile']);
+      t.same((await store.listUsers('globex')).map((u) => u.name), []);
+      t.same((await store.listUsers()).map((u) => u.name), ['plain', 'wile']);
+
+      await store.createBucket({ volume: 'acme', name: 'shared-name', owner: 'wile' });
+      t.equal(await store.bucketExists('shared-name'), true, 'bucketExists looks in every volume');
+      t.equal(await store.bucketExists('no-such-name'), false);
+      await store.createBucket({ volume: 's3v', name: 'shared-name', owner: 'plain' });
+      t.same((await store.listBuckets('acme')).map((b) => b.owner), ['wile'], 'names are unique per volume');
+    });
+
+    t.test('access keys: create, revoke, seen at once by another instance', async (t) => {
+      const { store, open } = await setup(t);
+      const other = await open();
+      const alice = await store.createUser({ name: 'alice' });
+      const second = await store.createAccessKey('alice');
+      t.match(second, { accessKeyId: /^[A-Z0-9]{20}$/, userName: 'alice', createdAt: Number });
+      t.equal(second.secretAccessKey.length, 40);
+      t.same((await store.getUser('alice'))!.accessKeys.map((k) => k.accessKeyId).sort(), [alice.accessKeys[0]!.accessKeyId, second.accessKeyId].sort());
+      await expectCode(t, store.createAccessKey('nobody'), 'NoSuchUser', 'key for an unknown user');
+
+      t.equal((await other.lookupAccessKey(second.accessKeyId))?.secretAccessKey, second.secretAccessKey);
+      await store.revokeAccessKey(second.accessKeyId);
+      t.equal(await other.lookupAccessKey(second.accessKeyId), undefined, 'revoked: another instance no longer finds it');
+      t.ok(await other.lookupAccessKey(alice.accessKeys[0]!.accessKeyId), 'the other key still works');
+      await expectCode(t, store.revokeAccessKey(second.accessKeyId), 'NoSuchAccessKey', 'revoke twice');
+    });
+
+    t.test('secrets are sealed at rest; rekey moves them to a new KEK', async (t) => {
+      const { store, fixture, open } = await setup(t);
+      const alice = await store.createUser({ name: 'alice' });
+      await store.ensureUser({ name: 'admin', admin: true, accessKeyId: 'ADMINKEY', secretAccessKey: 'bootstrap-secret-0123' });
+      const plaintexts = [alice.accessKeys[0]!.secretAccessKey, 'bootstrap-secret-0123'];
+      const rows = await fixture.query('SELECT access_key_id, secret, kek_id FROM access_keys');
+      t.equal(rows.length, 2);
+      for (const row of rows) {
+        t.equal(row.kek_id, secrets.currentKekId, `${String(row.access_key_id)}: tagged with the KEK id`);
+        for (const plain of plaintexts) t.notMatch(String(row.secret), plain, 'no plaintext secret in the table');
+      }
+
+      const unknown = await open(new SecretBox([randomBytes(32)]));
+      const refusal = await unknown.lookupAccessKey('ADMINKEY').then(() => '', (e: Error) => e.message);
+      t.match(refusal, /not configured/, 'a KEK not in the ring opens nothing');
+      t.notMatch(refusal, 'bootstrap-secret', 'errors never carry the secret');
+
+      const nextKek = randomBytes(32);
+      const next = new SecretBox([nextKek]);
+      const both = await open(SecretBox.parse(`${nextKek.toString('base64')}\n${testKek.toString('hex')}`, 'test ring'));
+      t.equal((await both.lookupAccessKey('ADMINKEY'))?.secretAccessKey, 'bootstrap-secret-0123', 'the previous KEK still opens old secrets');
+      t.same(await both.rekeySecrets(), { resealed: 2, total: 2 });
+      t.same(await both.rekeySecrets(), { resealed: 0, total: 2 }, 'a second rekey has nothing to do');
+      t.same((await fixture.query('SELECT DISTINCT kek_id FROM access_keys')).map((r) => r.kek_id), [next.currentKekId]);
+      const onlyNew = await open(next);
+      t.equal((await onlyNew.lookupAccessKey('ADMINKEY'))?.secretAccessKey, 'bootstrap-secret-0123', 'after rekey the new KEK alone suffices');
+      await t.rejects(store.lookupAccessKey('ADMINKEY'), /not configured/, 'the old KEK alone no longer does');
     });
 
     t.test('buckets: create, duplicates, list, delete', async (t) => {
@@ -1139,7 +1221,7 @@ t.test('PostgreSQL: URLs, concurrent migrations, large ids', { skip: postgresSki
   });
 
   // Gateways starting at once on an empty database: each migration is applied exactly once.
-  const results = await Promise.allSettled([url, url.replace(/^postgres:/, 'postgresql:'), url, url].map((u) => openMetadataStore(u)));
+  const results = await Promise.allSettled([url, url.replace(/^postgres:/, 'postgresql:'), url, url].map((u) => openMetadataStore(u, secrets)));
   const opened = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   stores.push(...opened);
   t.same(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), [], 'every gateway starts');
@@ -1166,13 +1248,13 @@ t.test('PostgreSQL: URLs, concurrent migrations, large ids', { skip: postgresSki
   t.equal(record.size, 2 ** 40, 'sizes past 2^32');
 
   await server.query(url, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)");
-  await t.rejects(openMetadataStore(url), /newer than this s3g supports/, 'a database from a newer s3g is refused');
+  await t.rejects(openMetadataStore(url, secrets), /newer than this s3g supports/, 'a database from a newer s3g is refused');
 });
 
 t.test('PostgreSQL: conditional commits racing from several gateways', { skip: postgresSkip }, async (t) => {
   const server = await postgresServer();
   const url = await server.createDatabase();
-  const stores = await Promise.all([1, 2, 3, 4].map(() => openMetadataStore(url)));
+  const stores = await Promise.all([1, 2, 3, 4].map(() => openMetadataStore(url, secrets)));
   t.teardown(async () => {
     for (const s of stores) await s.close();
     await server.dropDatabase(url);
@@ -1211,17 +1293,17 @@ t.test('openMetadataStore', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 's3g-open-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
 
-  const viaScheme = await openMetadataStore(`sqlite:${join(dir, 'a', 'meta', 's3g.db')}`);
+  const viaScheme = await openMetadataStore(`sqlite:${join(dir, 'a', 'meta', 's3g.db')}`, secrets);
   t.ok(viaScheme instanceof SqliteMetadataStore, 'sqlite:PATH, parent directories created');
   await viaScheme.createUser({ name: 'u' });
   await viaScheme.close();
   await viaScheme.close(); // closing twice is harmless
 
-  const viaPath = await openMetadataStore(join(dir, 'a', 'meta', 's3g.db'));
+  const viaPath = await openMetadataStore(join(dir, 'a', 'meta', 's3g.db'), secrets);
   t.ok(await viaPath.getUser('u'), 'a bare path opens the same file');
   await viaPath.close();
 
-  const viaTripleSlash = await openMetadataStore(`sqlite://${join(dir, 'a', 'meta', 's3g.db')}`);
+  const viaTripleSlash = await openMetadataStore(`sqlite://${join(dir, 'a', 'meta', 's3g.db')}`, secrets);
   t.ok(await viaTripleSlash.getUser('u'), 'sqlite:///abs/path names the same file');
   await viaTripleSlash.close();
 
@@ -1230,16 +1312,17 @@ t.test('openMetadataStore', async (t) => {
   await t.rejects(openMetadataStore(''), /empty/);
 });
 
-t.test('SQLite pragmas: WAL, synchronous FULL, foreign keys', async (t) => {
+t.test('SQLite pragmas: WAL, synchronous FULL, foreign keys, secure delete', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 's3g-pragma-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const store = new SqliteMetadataStore(join(dir, 's3g.db'));
+  const store = new SqliteMetadataStore(join(dir, 's3g.db'), { secrets });
   await store.migrate();
   // Reach the connection the store uses; pragmas are per connection.
   const db = (store as unknown as { db: Database.Database }).db;
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
   t.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL');
   t.equal(db.pragma('foreign_keys', { simple: true }), 1);
+  t.equal(db.pragma('secure_delete', { simple: true }), 2, 'FAST: freed space in pages zeroed (no old secret lingers)');
   t.ok(Number(db.pragma('busy_timeout', { simple: true })) > 0);
   await store.close();
 });
@@ -1248,7 +1331,7 @@ t.test('SQLite group commit: concurrent writes share one transaction', async (t)
   const dir = await mkdtemp(join(tmpdir(), 's3g-group-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 's3g.db');
-  const store = new SqliteMetadataStore(path);
+  const store = new SqliteMetadataStore(path, { secrets });
   await store.migrate();
   const db = (store as unknown as { db: Database.Database }).db;
   const transaction = db.transaction.bind(db);
@@ -1268,7 +1351,7 @@ t.test('SQLite group commit: concurrent writes share one transaction', async (t)
   await store.close();
   t.equal((await late).name, 'late');
   await t.rejects(store.createUser({ name: 'after' }), /closed/);
-  const again = await openMetadataStore(path);
+  const again = await openMetadataStore(path, secrets);
   t.same((await again.listUsers()).map((u) => u.name), ['late', 'u1', 'u2', 'u3', 'u4', 'u5']);
   await again.close();
 });
@@ -1287,7 +1370,7 @@ t.test('migration 2 upgrades a version-1 database in place', async (t) => {
   t.throws(() => db.prepare("INSERT INTO open_keys (object_id, bucket_id, name, kind, created_at, updated_at) VALUES ('p', ?, 'k', 'part', 1, 1)").run(bucketId), /CHECK/, "version 1 has no 'part' kind");
   db.close();
 
-  const store = await openMetadataStore(path);
+  const store = await openMetadataStore(path, secrets);
   t.teardown(() => store.close());
   t.same(await store.getOpenKey('up1'), { objectId: 'up1', bucketId, key: 'big', kind: 'multipart', createdAt: 5 }, 'open keys kept across the rebuild');
   t.same(await store.getOpenKey('put1'), { objectId: 'put1', bucketId, key: 'small', kind: 'put', createdAt: 7 });
@@ -1298,15 +1381,44 @@ t.test('migration 2 upgrades a version-1 database in place', async (t) => {
   t.same((await store.listParts('up1', { limit: 10 })).map((p) => p.partNumber), [1], 'a version-1 upload takes parts');
 });
 
+t.test('SQLite: plaintext secrets of an older database are sealed on open; the file holds none', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 's3g-seal-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 's3g.db');
+  const db = new Database(path);
+  migrateSqlite(db, sqliteMigrations.filter((m) => m.version <= 4));
+  db.prepare("INSERT INTO users (name, canonical_id, display_name, admin, created_at) VALUES ('old', 'c', 'old', 0, 1)").run();
+  db.prepare("INSERT INTO access_keys (access_key_id, secret, user_name, created_at) VALUES ('OLDKEY', 'legacy-plaintext-secret', 'old', 1)").run();
+  db.close();
+
+  const withoutKek = await openMetadataStore(path);
+  await t.rejects(withoutKek.lookupAccessKey('OLDKEY'), /no key-encryption key/, 'a store without a KEK reads no secret');
+  await withoutKek.close();
+  const store = await openMetadataStore(path, secrets);
+  t.equal((await store.lookupAccessKey('OLDKEY'))?.secretAccessKey, 'legacy-plaintext-secret');
+  const fresh = await store.createUser({ name: 'fresh' });
+  await store.close();
+
+  const raw = new Database(path, { readonly: true });
+  const row = raw.prepare("SELECT secret, kek_id FROM access_keys WHERE access_key_id = 'OLDKEY'").get() as { secret: string; kek_id: string };
+  raw.close();
+  t.equal(row.kek_id, secrets.currentKekId, 'sealed with the current KEK');
+  // Every byte on disk: the database, and its WAL and shared memory if any are left.
+  const files = (await readdir(dir)).map((f) => join(dir, f));
+  const bytes = Buffer.concat(await Promise.all(files.map((f) => readFile(f))));
+  t.equal(bytes.indexOf('legacy-plaintext-secret'), -1, 'the old plaintext is gone from the files');
+  t.equal(bytes.indexOf(fresh.accessKeys[0]!.secretAccessKey), -1, 'a new secret never reaches the files');
+});
+
 t.test('a database from a newer s3g is refused', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 's3g-newer-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 's3g.db');
-  await (await openMetadataStore(path)).close();
+  await (await openMetadataStore(path, secrets)).close();
   const db = new Database(path);
   db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)").run();
   db.close();
-  await t.rejects(openMetadataStore(path), /newer than this s3g supports/);
+  await t.rejects(openMetadataStore(path, secrets), /newer than this s3g supports/);
 });
 
 t.test('helpers', async (t) => {

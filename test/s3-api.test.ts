@@ -220,6 +220,10 @@ t.test('response overrides, stored headers, user metadata limit', async (t) => {
   const overridden = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'headers', ResponseContentType: 'application/x-override', ResponseContentDisposition: 'attachment; filename="a.txt"', ResponseCacheControl: 'no-cache' }));
   t.same([overridden.ContentType, overridden.ContentDisposition, overridden.CacheControl], ['application/x-override', 'attachment; filename="a.txt"', 'no-cache']);
   t.same(await s3Failure(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'meta', Body: 'x', Metadata: { big: 'v'.repeat(2100) } }))), { code: 'MetadataTooLarge', status: 400 });
+  // An override that is no valid header value (here a header injection) is the client's mistake, not a 500.
+  const injected = await signedRequest(server, { method: 'GET', path: `/${bucket}/headers`, query: { 'response-content-type': 'text/plain\r\nSet-Cookie: x=1' } });
+  t.same([injected.status, errorCode(injected)], [400, 'InvalidArgument']);
+  t.notOk(injected.headers['set-cookie']);
 });
 
 t.test('x-amz-checksum-* validated, stored, returned only for whole-object reads', async (t) => {
@@ -280,6 +284,8 @@ t.test('object tagging: x-amz-tagging on PUT, ?tagging PUT/GET/DELETE, tag count
   t.equal(await text((await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'tagged' }))).Body), 'x', 'data untouched by tagging');
   await s3.send(new DeleteObjectTaggingCommand({ Bucket: bucket, Key: 'tagged' }));
   t.same((await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: 'tagged' }))).TagSet ?? [], []);
+  const brokenEscape = await signedRequest(server, { method: 'PUT', path: `/${bucket}/badly-tagged`, body: Buffer.from('x'), headers: { 'content-length': '1', 'x-amz-tagging': 'a=%zz' } });
+  t.same([brokenEscape.status, errorCode(brokenEscape)], [400, 'InvalidArgument'], 'a broken escape in x-amz-tagging');
   const eleven = Array.from({ length: 11 }, (_, i) => ({ Key: `k${i}`, Value: 'v' }));
   t.same(await s3Failure(s3.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: 'tagged', Tagging: { TagSet: eleven } }))), { code: 'BadRequest', status: 400 });
   t.same(await s3Failure(s3.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: 'tagged', Tagging: { TagSet: [{ Key: 'k'.repeat(129), Value: 'v' }] } }))), { code: 'InvalidTag', status: 400 });

@@ -4,7 +4,8 @@
 //   GET  /metrics      Prometheus metrics
 //   GET  /             the admin page; GET /api/status is the JSON it polls (and `s3g admin status` prints)
 //   POST /api/purge    starts a purge pass now (`s3g admin purge`)
-//   GET  /stats        event-loop delay and memory as JSON, for benchmarks; `?reset=1` starts a new window
+//   GET  /stats        event-loop delay and memory as JSON, for benchmarks; `?reset=1` starts a new window,
+//                      `?gc=1` collects garbage first (node --expose-gc)
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Readiness } from '../observability/health.js';
@@ -40,6 +41,8 @@ export async function startAdminServer(host: string, port: number, endpoints: Ad
 
   const stats = (url: URL): unknown => {
     const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
+    // ?gc=1: a full collection first (node started with --expose-gc), so heapUsed is what is live.
+    if (url.searchParams.has('gc')) (globalThis as { gc?: () => void }).gc?.();
     const memory = process.memoryUsage();
     const result = {
       eventLoopDelayMs: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) },

@@ -1,15 +1,17 @@
-// s3g admin: users against the metadata store (--data DIR or --meta URL); the cluster view,
-// purges and imports against a running server (its admin port, its S3 port).
+// s3g admin: tenants, users and access keys against the metadata store (--data DIR or
+// --meta URL); the cluster view, purges and imports against a running server (its admin
+// port, its S3 port).
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openMetadataStore } from '../metadata/open.js';
-import type { UserWithKeys } from '../metadata/store.js';
+import type { MetadataStore, UserWithKeys } from '../metadata/store.js';
 import { loadConfig } from '../observability/config.js';
 import { adminPurge, adminStatus } from './admin-status.js';
 import { importFolder } from './admin-import.js';
 import { S3Client, type Credentials } from './s3-client.js';
 import { parseSize } from './sizes.js';
+import { loadSecretBox } from './kek.js';
 
 const USAGE = `usage: s3g admin [options] <command>
 
@@ -19,14 +21,24 @@ commands:
   purge                             run a purge pass now and follow its progress
   import DIR s3://BUCKET[/PREFIX]   upload a local folder (the bucket is created if missing), showing
                                     objects, bytes, rate and ETA
-  user create NAME [--admin]        create a user with a new access key
-  user info NAME                    show a user and its access keys
-  user list                         list users
+  tenant create NAME                create a tenant and its volume (named NAME)
+  tenant info NAME                  show a tenant, its users and buckets
+  tenant list                       list tenants
+  user create NAME [--tenant T] [--admin]
+                                    create a user with a new access key (its buckets live in
+                                    T's volume, else in s3v); the secret is shown only here
+  user info NAME                    show a user and its access key ids
+  user list [--tenant T]            list users (of one tenant)
+  key create USER                   a new access key for USER; the secret is shown only here
+  key list USER                     USER's access key ids
+  key revoke ACCESS_KEY_ID          delete an access key: it stops working at once on every gateway
+  key rekey                         re-seal every secret with the current KEK (after a rotation)
   datanode list                     registered datanodes with address, capacity, used bytes and state
   datanode dead ID                  declare a datanode dead: re-replication copies its blocks elsewhere
 
 options:
-  --data DIR | --meta URL     the metadata store (user commands; default ./data)
+  --data DIR | --meta URL     the metadata store (tenant, user, key, datanode commands; default ./data)
+  --kek-file FILE             key-encryption keys, current first (or S3G_KEK; with --data, default DIR/kek)
   --admin-url URL             a server's admin port (status, purge); default http://HOST:ADMIN-PORT
   --endpoint URL              S3 endpoint (import); default http://HOST:PORT
   --config FILE               where HOST, PORT and ADMIN-PORT come from (also S3G_CONFIG, S3G_HOST, …)
@@ -43,19 +55,104 @@ export function metadataUrl(values: { data?: string; meta?: string }): string {
   return values.meta ?? `sqlite:${join(values.data ?? './data', 'meta', 's3g.db')}`;
 }
 
-function printUser(user: UserWithKeys, json: boolean): void {
+function print(json: boolean, view: unknown, text: string): void {
+  process.stdout.write(json ? JSON.stringify(view, null, 2) + '\n' : text + '\n');
+}
+
+function fields(view: Record<string, unknown>): string {
+  return Object.entries(view).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k}: ${String(v)}`).join('\n');
+}
+
+/** A user as `user create` (with the new secret) or `user info` (key ids only) shows it. */
+function printUser(user: UserWithKeys, json: boolean, withSecret: boolean): void {
   const key = user.accessKeys[0];
   const view = {
     name: user.name,
     displayName: user.displayName,
     canonicalId: user.canonicalId,
     admin: user.admin,
+    tenant: user.tenant,
+    volume: user.tenant ?? 's3v',
     accessKeyId: key?.accessKeyId,
-    secretAccessKey: key?.secretAccessKey,
-    accessKeys: user.accessKeys.map((k) => ({ accessKeyId: k.accessKeyId, secretAccessKey: k.secretAccessKey })),
+    ...(withSecret ? { secretAccessKey: key?.secretAccessKey } : {}),
+    accessKeys: user.accessKeys.map((k) => ({ accessKeyId: k.accessKeyId, createdAt: k.createdAt })),
   };
-  if (json) process.stdout.write(JSON.stringify(view, null, 2) + '\n');
-  else process.stdout.write(Object.entries(view).filter(([k]) => k !== 'accessKeys').map(([k, v]) => `${k}: ${String(v)}`).join('\n') + '\n');
+  print(json, view, fields(view));
+}
+
+const TENANT_NAME = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
+
+/** tenant, user and key commands; undefined when the command is none of them. */
+async function manageIdentities(store: MetadataStore, positionals: string[], values: { json: boolean; admin: boolean; tenant?: string }): Promise<number | undefined> {
+  const [group, action, name] = positionals;
+  const json = values.json;
+  if (group === 'tenant' && action === 'create' && name) {
+    if (!TENANT_NAME.test(name)) throw new Error(`tenant name '${name}': 3 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen`);
+    const tenant = await store.createTenant(name);
+    print(json, tenant, `tenant ${tenant.name} created (volume ${tenant.volume})`);
+    return 0;
+  }
+  if (group === 'tenant' && action === 'info' && name) {
+    const tenant = await store.getTenant(name);
+    if (!tenant) throw new Error(`no tenant '${name}'`);
+    const view = {
+      ...tenant,
+      users: (await store.listUsers(name)).map((u) => u.name),
+      buckets: (await store.listBuckets(tenant.volume)).map((b) => b.name),
+    };
+    print(json, view, `${fields(view)}\nusers: ${view.users.join(' ')}\nbuckets: ${view.buckets.join(' ')}`);
+    return 0;
+  }
+  if (group === 'tenant' && action === 'list') {
+    const tenants = await store.listTenants();
+    print(json, tenants, tenants.map((t) => t.name).join('\n'));
+    return 0;
+  }
+  if (group === 'user' && action === 'create' && name) {
+    printUser(await store.createUser({ name, admin: values.admin, tenant: values.tenant }), json, true);
+    return 0;
+  }
+  if (group === 'user' && action === 'info' && name) {
+    const user = await store.getUser(name);
+    if (!user) throw new Error(`no user '${name}'`);
+    printUser(user, json, false);
+    return 0;
+  }
+  if (group === 'user' && action === 'list') {
+    const users = await store.listUsers(values.tenant);
+    print(json, users, users.map((u) => u.name).join('\n'));
+    return 0;
+  }
+  if (group === 'key' && action === 'create' && name) {
+    const key = await store.createAccessKey(name);
+    print(json, key, fields({ ...key }));
+    return 0;
+  }
+  if (group === 'key' && action === 'list' && name) {
+    const user = await store.getUser(name);
+    if (!user) throw new Error(`no user '${name}'`);
+    const keys = user.accessKeys.map((k) => ({ accessKeyId: k.accessKeyId, createdAt: k.createdAt }));
+    print(json, keys, keys.map((k) => `${k.accessKeyId}  created ${new Date(k.createdAt).toISOString()}`).join('\n'));
+    return 0;
+  }
+  if (group === 'key' && action === 'revoke' && name) {
+    await store.revokeAccessKey(name);
+    print(json, { accessKeyId: name, revoked: true }, `access key ${name} revoked`);
+    return 0;
+  }
+  if (group === 'key' && action === 'rekey') {
+    const { resealed, total } = await store.rekeySecrets();
+    print(json, { resealed, total }, `${resealed} of ${total} secrets re-sealed with the current KEK`);
+    return 0;
+  }
+  return undefined;
+}
+
+/** The metadata store of --data / --meta, with the KEKs of S3G_KEK, --kek-file (or the config's kek-file), or DIR/kek. */
+async function openAdminStore(values: { data?: string; meta?: string; config?: string; 'kek-file'?: string }): Promise<MetadataStore> {
+  const { kekFile } = loadConfig({ file: values.config, flags: { 'kek-file': values['kek-file'] } });
+  const secrets = loadSecretBox({ kekFile, defaultFile: values.meta ? undefined : join(values.data ?? './data', 'kek') });
+  return openMetadataStore(metadataUrl(values), secrets);
 }
 
 export async function admin(argv: string[]): Promise<number> {
@@ -67,6 +164,8 @@ export async function admin(argv: string[]): Promise<number> {
       meta: { type: 'string' },
       json: { type: 'boolean', default: false },
       admin: { type: 'boolean', default: false },
+      tenant: { type: 'string' },
+      'kek-file': { type: 'string' },
       'admin-url': { type: 'string' },
       endpoint: { type: 'string' },
       config: { type: 'string' },
@@ -105,26 +204,10 @@ export async function admin(argv: string[]): Promise<number> {
       json: values.json,
     });
   }
-  const store = await openMetadataStore(metadataUrl(values));
+  const store = await openAdminStore(values);
   try {
-    if (group === 'user' && action === 'create' && name) {
-      printUser(await store.createUser({ name, admin: values.admin }), values.json);
-      return 0;
-    }
-    if (group === 'user' && action === 'info' && name) {
-      const user = await store.getUser(name);
-      if (!user) {
-        process.stderr.write(`s3g admin: no user '${name}'\n`);
-        return 1;
-      }
-      printUser(user, values.json);
-      return 0;
-    }
-    if (group === 'user' && action === 'list') {
-      const users = await store.listUsers();
-      process.stdout.write(values.json ? JSON.stringify(users, null, 2) + '\n' : users.map((u) => u.name).join('\n') + '\n');
-      return 0;
-    }
+    const done = await manageIdentities(store, positionals, values);
+    if (done !== undefined) return done;
     if (group === 'datanode' && action === 'list') {
       const datanodes = await store.listDatanodes();
       process.stdout.write(
@@ -146,14 +229,14 @@ export async function admin(argv: string[]): Promise<number> {
   }
 }
 
-async function importCredentials(values: { data?: string; meta?: string }): Promise<Credentials> {
+async function importCredentials(values: { data?: string; meta?: string; config?: string; 'kek-file'?: string }): Promise<Credentials> {
   const env = process.env;
   if (env.S3G_ACCESS_KEY && env.S3G_SECRET_KEY) return { accessKeyId: env.S3G_ACCESS_KEY, secretAccessKey: env.S3G_SECRET_KEY };
   if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) return { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY };
   const url = metadataUrl(values);
   // Never create a metadata database just to look for a key in it.
   if (values.meta || existsSync(url.slice('sqlite:'.length))) {
-    const store = await openMetadataStore(url);
+    const store = await openAdminStore(values);
     try {
       const key = (await store.getUser('admin'))?.accessKeys[0];
       if (key) return key;

@@ -5,19 +5,23 @@ import { openMetadataStore } from '../metadata/open.js';
 import { Placement } from '../pipeline/placement.js';
 import { bootstrapAdmin, runGateway, serverConfig } from './gateway-runtime.js';
 import { optionsUsage } from '../observability/config.js';
+import { loadSecretBox } from './kek.js';
 
 const USAGE = `usage: s3g gateway --meta URL [--config FILE] [options]
 
   --config FILE               YAML or JSON file of the options below (or S3G_CONFIG)
 ${optionsUsage()}
 The datanodes are those registered in the metadata store (s3g datanode --meta URL …).
+Key-encryption keys of secrets at rest: S3G_KEK or --kek-file (required; the same on every gateway).
 `;
 
 export async function gateway(argv: string[]): Promise<number> {
   const config = serverConfig(argv, USAGE);
   if (!config) return 0;
   if (!config.meta) throw new Error('s3g gateway needs --meta URL (sqlite:PATH or postgres://…)');
-  const store = await openMetadataStore(config.meta);
+  const secrets = loadSecretBox({ kekFile: config.kekFile });
+  if (!secrets) throw new Error('s3g gateway needs key-encryption keys: S3G_KEK or --kek-file FILE (see README, Secrets at rest)');
+  const store = await openMetadataStore(config.meta, secrets);
   const adminUser = await bootstrapAdmin(store);
   const placement = new Placement(store);
   await placement.refresh();

@@ -6,6 +6,7 @@ import { Placement } from '../pipeline/placement.js';
 import { LocalDatanodes } from './local-datanodes.js';
 import { bootstrapAdmin, runGateway, serverConfig } from './gateway-runtime.js';
 import { optionsUsage } from '../observability/config.js';
+import { loadSecretBox } from './kek.js';
 
 const USAGE = `usage: s3g serve [--config FILE] [options]
 
@@ -13,6 +14,7 @@ const USAGE = `usage: s3g serve [--config FILE] [options]
 ${optionsUsage()}
 Precedence: config file < environment (S3G_PORT, S3G_ADMIN_PORT, …) < flags.
 Credentials of the bootstrap admin: S3G_ACCESS_KEY / S3G_SECRET_KEY.
+Key-encryption keys of secrets at rest: S3G_KEK, else --kek-file, else DATA/kek (created if missing).
 `;
 
 export async function serve(argv: string[]): Promise<number> {
@@ -22,7 +24,8 @@ export async function serve(argv: string[]): Promise<number> {
 
   const dataDir = resolve(config.data);
   mkdirSync(join(dataDir, 'meta'), { recursive: true });
-  const store = await openMetadataStore(config.meta ?? `sqlite:${join(dataDir, 'meta', 's3g.db')}`);
+  const secrets = loadSecretBox({ kekFile: config.kekFile, defaultFile: join(dataDir, 'kek'), createDefault: true })!;
+  const store = await openMetadataStore(config.meta ?? `sqlite:${join(dataDir, 'meta', 's3g.db')}`, secrets);
   const adminUser = await bootstrapAdmin(store);
   const placement = new Placement(store);
   const datanodes = new LocalDatanodes(dataDir, config.datanodes, store, placement);

@@ -32,11 +32,17 @@ export function validateTags(tags: [string, string][]): Record<string, string> {
   return out;
 }
 
-/** The x-amz-tagging header: a URL-encoded query string. */
+/** The x-amz-tagging header: a URL-encoded query string (URLSearchParams would pass a broken escape through as text). */
 export function tagsFromHeader(value: string | undefined): Record<string, string> | undefined {
   if (value === undefined) return undefined;
+  if (/%(?![0-9A-Fa-f]{2})/.test(value)) {
+    throw s3Error('InvalidArgument', "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates.", { ArgumentName: 'x-amz-tagging' });
+  }
   return validateTags([...new URLSearchParams(value)]);
 }
+
+/** What node accepts in a header value (its own check): an override outside it would be a 500. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 export function attributesFromRequest(headers: Map<string, string[]>): StoredAttributes {
   const stored: Record<string, string> = {};
@@ -76,7 +82,9 @@ export function attributeHeaders(attributes: ObjectAttributes, query?: URLSearch
   if (query) {
     for (const name of STORED_HEADERS) {
       const override = query.get(`response-${name}`);
-      if (override !== null) out[name] = override;
+      if (override === null) continue;
+      if (!HEADER_VALUE.test(override)) throw s3Error('InvalidArgument', `response-${name} is not a valid header value`, { ArgumentName: `response-${name}` });
+      out[name] = override;
     }
   }
   return out;

@@ -66,10 +66,8 @@ export function createGateway(services: GatewayServices, observe?: RequestObserv
   server.on('checkContinue', accept(true));
   // A malformed request line or header block: a clean 400, never a crash.
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-    if (socket.writable && !socket.writableEnded) {
-      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    } else socket.destroy();
+    if (socket.writable && !socket.writableEnded) socket.end(parserRefusal(error));
+    else socket.destroy();
   });
   return {
     server,
@@ -88,6 +86,19 @@ export function createGateway(services: GatewayServices, observe?: RequestObserv
       await closed;
     },
   };
+}
+
+/** The whole answer, with an S3 error document, to bytes node's HTTP parser refused (no request object exists). */
+function parserRefusal(error: NodeJS.ErrnoException): string {
+  const [status, code, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? ['431 Request Header Fields Too Large', 'RequestHeaderSectionTooLarge', 'Your request header section exceeds the maximum allowed size.']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['408 Request Timeout', 'RequestTimeout', 'Your socket connection to the server was not read from or written to within the timeout period.']
+        : ['400 Bad Request', 'BadRequest', 'An error occurred when parsing the HTTP request.'];
+  const requestId = randomBytes(8).toString('hex').toUpperCase();
+  const body = xmlDocument('Error', { Code: code, Message: message, RequestId: requestId }, false);
+  return `HTTP/1.1 ${status}\r\nx-amz-request-id: ${requestId}\r\nContent-Type: application/xml\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
 /** An S3 error sent before the request is handled at all; the connection is not reused. */

@@ -178,6 +178,25 @@ export const sqliteMigrations: readonly Migration[] = [
     // NULL for objects kept in blocks.
     sql: 'ALTER TABLE objects ADD COLUMN inline_data BLOB;',
   },
+  {
+    version: 5,
+    name: 'tenants and sealed secrets',
+    sql: `
+      -- Tenants, as in Ozone's S3 multi-tenancy: each owns the volume of its name, where its
+      -- users' buckets live (users without a tenant use s3v).
+      CREATE TABLE tenants (
+        name        TEXT PRIMARY KEY REFERENCES volumes(name),
+        created_at  BIGINT NOT NULL
+      );
+      ALTER TABLE users ADD COLUMN tenant TEXT REFERENCES tenants(name);
+      CREATE INDEX users_by_tenant ON users(tenant);
+      -- The KEK that sealed secret (AES-256-GCM); NULL for a plaintext secret written
+      -- before, sealed as soon as a store with a KEK opens the database.
+      ALTER TABLE access_keys ADD COLUMN kek_id TEXT;
+      -- Is a bucket name taken in another volume (AccessDenied rather than NoSuchBucket)?
+      CREATE INDEX buckets_by_name ON buckets(name);
+    `,
+  },
 ];
 
 /** Applies the migrations not yet recorded. Safe to run concurrently from several processes. */

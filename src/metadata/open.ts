@@ -1,11 +1,13 @@
 // Opens the metadata store named by a URL (`sqlite:PATH`, a bare path, or
 // `postgres://user@host:port/db`) and brings its schema up to date.
 import { PostgresMetadataStore } from './postgres.js';
+import type { SecretBox } from './secret-box.js';
 import { SqliteMetadataStore } from './sqlite.js';
 import type { MetadataStore } from './store.js';
 
-export async function openMetadataStore(url: string): Promise<MetadataStore> {
-  const store = createStore(url);
+/** `secrets` seals and opens secret access keys; without it the store serves everything else. */
+export async function openMetadataStore(url: string, secrets?: SecretBox): Promise<MetadataStore> {
+  const store = createStore(url, secrets);
   try {
     await store.migrate();
   } catch (err) {
@@ -15,20 +17,20 @@ export async function openMetadataStore(url: string): Promise<MetadataStore> {
   return store;
 }
 
-function createStore(url: string): MetadataStore {
+function createStore(url: string, secrets: SecretBox | undefined): MetadataStore {
   if (url.startsWith('sqlite:')) {
     // sqlite:/abs/path, sqlite:rel/path and sqlite:///abs/path all name a file.
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
     if (!path) throw new Error(`metadata URL ${url} names no file`);
-    return new SqliteMetadataStore(path);
+    return new SqliteMetadataStore(path, { secrets });
   }
   // postgres:// and postgresql:// (also CockroachDB and YugabyteDB), parsed by pg itself.
-  if (/^postgres(ql)?:\/\//.test(url)) return new PostgresMetadataStore(url);
+  if (/^postgres(ql)?:\/\//.test(url)) return new PostgresMetadataStore(url, { secrets });
   // Anything else with a scheme is a mistake; a plain path (not a Windows drive) is SQLite.
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url);
   if (scheme && !/^[a-z]:[\\/]/i.test(url)) {
     throw new Error(`metadata URL ${url}: unknown scheme '${scheme[1]}:' (expected sqlite:PATH or postgres://…)`);
   }
   if (!url) throw new Error('metadata URL is empty');
-  return new SqliteMetadataStore(url);
+  return new SqliteMetadataStore(url, { secrets });
 }

@@ -162,6 +162,21 @@ export const postgresMigrations: readonly Migration[] = [
     // NULL for objects kept in blocks.
     sql: 'ALTER TABLE objects ADD COLUMN inline_data BYTEA;',
   },
+  {
+    version: 5,
+    name: 'tenants and sealed secrets',
+    sql: `
+      CREATE TABLE tenants (
+        name        TEXT COLLATE "C" PRIMARY KEY REFERENCES volumes(name),
+        created_at  BIGINT NOT NULL
+      );
+      ALTER TABLE users ADD COLUMN tenant TEXT COLLATE "C" REFERENCES tenants(name);
+      CREATE INDEX users_by_tenant ON users(tenant);
+      -- NULL: a plaintext secret from before, sealed as soon as a store with a KEK opens the database.
+      ALTER TABLE access_keys ADD COLUMN kek_id TEXT;
+      CREATE INDEX buckets_by_name ON buckets(name);
+    `,
+  },
 ];
 
 /** Which server speaks the protocol: only CockroachDB needs a different spelling. */

@@ -3,6 +3,7 @@
 import pg from 'pg';
 import type { CustomTypesConfig, PoolClient, QueryResultRow } from 'pg';
 import { newCanonicalId, prefixUpperBound } from './shared.js';
+import { requireSecretBox, type SecretBox } from './secret-box.js';
 import {
   MetadataError,
   type AccessKey,
@@ -19,8 +20,8 @@ import {
   type UserWithKeys,
 } from './store.js';
 
-export interface UserRow { name: string; canonical_id: string; display_name: string; admin: boolean; created_at: number }
-export interface KeyRow { access_key_id: string; secret: string; user_name: string }
+export interface UserRow { name: string; canonical_id: string; display_name: string; admin: boolean; tenant: string | null; created_at: number }
+export interface KeyRow { access_key_id: string; secret: string; kek_id: string | null; user_name: string; created_at: number }
 export interface BucketRow { id: number; volume: string; name: string; owner: string; layout: BucketLayout; created_at: number }
 export interface ObjectRow { bucket_id: number; name: string; object_id: string; size: number; etag: string; modified_at: number; attributes: string; inline_data?: Buffer | null }
 export interface OpenKeyRow { object_id: string; bucket_id: number; name: string; kind: OpenKeyKind; created_at: number; attributes: string | null }
@@ -107,25 +108,33 @@ export async function lockBlock(c: PoolClient, localId: number): Promise<boolean
   return (await one(c, 'SELECT 1 FROM blocks WHERE local_id = $1 FOR UPDATE', [localId])) !== undefined;
 }
 
-export async function userWithKeys(c: PoolClient, name: string): Promise<UserWithKeys | undefined> {
+export async function userWithKeys(c: PoolClient, name: string, secrets: SecretBox | undefined): Promise<UserWithKeys | undefined> {
   const user = await userRow(c, name);
   if (!user) return undefined;
-  const { rows } = await c.query<KeyRow>(
-    'SELECT access_key_id, secret, user_name FROM access_keys WHERE user_name = $1 ORDER BY created_at, access_key_id', [name],
-  );
-  return { ...toUser(user), accessKeys: rows.map(toAccessKey) };
+  const { rows } = await c.query<KeyRow>('SELECT * FROM access_keys WHERE user_name = $1 ORDER BY created_at, access_key_id', [name]);
+  return { ...toUser(user), accessKeys: rows.map((r) => toAccessKey(r, secrets)) };
 }
 
-export async function insertUser(c: PoolClient, name: string, admin: boolean): Promise<void> {
+export async function insertUser(c: PoolClient, name: string, admin: boolean, tenant?: string): Promise<void> {
   await c.query(
-    'INSERT INTO users (name, canonical_id, display_name, admin, created_at) VALUES ($1, $2, $3, $4, $5)',
-    [name, newCanonicalId(), name, admin, Date.now()],
+    'INSERT INTO users (name, canonical_id, display_name, admin, tenant, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+    [name, newCanonicalId(), name, admin, tenant ?? null, Date.now()],
   );
 }
 
-export async function insertAccessKey(c: PoolClient, userName: string, accessKeyId: string, secret: string): Promise<void> {
+export async function insertAccessKey(c: PoolClient, userName: string, accessKeyId: string, secret: string, secrets: SecretBox | undefined): Promise<void> {
   if (await one(c, 'SELECT 1 FROM access_keys WHERE access_key_id = $1', [accessKeyId])) throw new Error(`access key ${accessKeyId} already exists`);
-  await c.query('INSERT INTO access_keys (access_key_id, secret, user_name, created_at) VALUES ($1, $2, $3, $4)', [accessKeyId, secret, userName, Date.now()]);
+  const sealed = requireSecretBox(secrets).seal(accessKeyId, secret);
+  await c.query(
+    'INSERT INTO access_keys (access_key_id, secret, kek_id, user_name, created_at) VALUES ($1, $2, $3, $4, $5)',
+    [accessKeyId, sealed.secret, sealed.kekId, userName, Date.now()],
+  );
+}
+
+/** Seals the secret with the current KEK and stores it in place of what the row held. */
+export async function storeSecret(c: PoolClient, accessKeyId: string, secret: string, secrets: SecretBox | undefined): Promise<void> {
+  const sealed = requireSecretBox(secrets).seal(accessKeyId, secret);
+  await c.query('UPDATE access_keys SET secret = $1, kek_id = $2 WHERE access_key_id = $3', [sealed.secret, sealed.kekId, accessKeyId]);
 }
 
 /** The replicas of a block, in preference order, in one statement. */
@@ -276,11 +285,14 @@ export function limitOf(limit: number): number {
 }
 
 export function toUser(r: UserRow): User {
-  return { name: r.name, canonicalId: r.canonical_id, displayName: r.display_name, admin: r.admin, createdAt: r.created_at };
+  const user: User = { name: r.name, canonicalId: r.canonical_id, displayName: r.display_name, admin: r.admin, createdAt: r.created_at };
+  if (r.tenant !== null) user.tenant = r.tenant;
+  return user;
 }
 
-export function toAccessKey(r: KeyRow): AccessKey {
-  return { accessKeyId: r.access_key_id, secretAccessKey: r.secret, userName: r.user_name };
+export function toAccessKey(r: KeyRow, secrets: SecretBox | undefined): AccessKey {
+  const secretAccessKey = requireSecretBox(secrets).open(r.access_key_id, { kekId: r.kek_id, secret: r.secret });
+  return { accessKeyId: r.access_key_id, secretAccessKey, userName: r.user_name, createdAt: r.created_at };
 }
 
 export function toBucket(r: BucketRow): Bucket {

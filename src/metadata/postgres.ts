@@ -24,6 +24,7 @@ import pg from 'pg';
 import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migratePostgres } from './postgres-migrations.js';
+import { requireSecretBox, type SecretBox } from './secret-box.js';
 import {
   type BlockReplicaRow,
   type BucketRow,
@@ -54,6 +55,8 @@ import {
   putVersion,
   requireBucket,
   retireBlocks,
+  storeSecret,
+  toAccessKey,
   toBucket,
   toObjectRecord,
   toOpenKey,
@@ -65,9 +68,10 @@ import {
   userWithKeys,
   Where,
 } from './postgres-statements.js';
-import { checkPreconditions, containerIdOf, mayCommit, newAccessKeyId, newObjectId, newSecretAccessKey } from './shared.js';
+import { checkPreconditions, containerIdOf, mayCommit, newAccessKeyId, newObjectId, newSecretAccessKey, toTenant, type TenantRow } from './shared.js';
 import {
   MetadataError,
+  type AccessKey,
   type BlockDeletion,
   type BlockRef,
   type Bucket,
@@ -89,6 +93,7 @@ import {
   type PartRecord,
   type PartWithBlocks,
   type StoreUsage,
+  type Tenant,
   type UnderReplicatedBlock,
   type User,
   type UserWithKeys,
@@ -103,6 +108,8 @@ export interface PostgresMetadataStoreOptions {
   maxAttempts?: number;
   /** Isolation of write transactions; see the top of this file. */
   isolation?: 'read committed' | 'serializable';
+  /** Seals and opens secret access keys; without it, any method touching a secret throws. */
+  secrets?: SecretBox;
 }
 
 const EXPIRE_BATCH = 256;
@@ -114,6 +121,7 @@ export class PostgresMetadataStore implements MetadataStore {
   private readonly deadAfterMs: number;
   private readonly maxAttempts: number;
   private readonly begin: string;
+  private readonly secrets: SecretBox | undefined;
   private closed = false;
 
   constructor(url: string, options: PostgresMetadataStoreOptions = {}) {
@@ -124,11 +132,13 @@ export class PostgresMetadataStore implements MetadataStore {
     this.deadAfterMs = options.datanodeDeadAfterMs ?? 60_000;
     this.maxAttempts = options.maxAttempts ?? 30;
     this.begin = `BEGIN ISOLATION LEVEL ${(options.isolation ?? 'read committed').toUpperCase()}`;
+    this.secrets = options.secrets;
   }
 
   async migrate(): Promise<void> {
     await migratePostgres((fn) => this.write(fn));
     await this.statement('INSERT INTO volumes (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', ['s3v', Date.now()]);
+    if (this.secrets) await this.reseal('kek_id IS NULL', []);
   }
 
   async close(): Promise<void> {
@@ -138,14 +148,37 @@ export class PostgresMetadataStore implements MetadataStore {
     await this.pool.end();
   }
 
+  // ---- tenants ----
+
+  async createTenant(name: string): Promise<Tenant> {
+    return this.write(async (c) => {
+      if (await one(c, 'SELECT 1 FROM volumes WHERE name = $1', [name])) throw new MetadataError('TenantAlreadyExists', `tenant or volume ${name} already exists`);
+      const now = Date.now();
+      await c.query('INSERT INTO volumes (name, created_at) VALUES ($1, $2)', [name, now]);
+      return toTenant((await one<TenantRow>(c, 'INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING *', [name, now]))!);
+    });
+  }
+
+  async getTenant(name: string): Promise<Tenant | undefined> {
+    const [row] = await this.select<TenantRow>('SELECT * FROM tenants WHERE name = $1', [name]);
+    return row && toTenant(row);
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    return (await this.select<TenantRow>('SELECT * FROM tenants ORDER BY name')).map(toTenant);
+  }
+
   // ---- users and access keys ----
 
-  async createUser(input: { name: string; admin?: boolean; accessKeyId?: string; secretAccessKey?: string }): Promise<UserWithKeys> {
+  async createUser(input: { name: string; admin?: boolean; tenant?: string; accessKeyId?: string; secretAccessKey?: string }): Promise<UserWithKeys> {
     return this.write(async (c) => {
       if (await userRow(c, input.name)) throw new MetadataError('UserAlreadyExists', `user ${input.name} already exists`);
-      await insertUser(c, input.name, input.admin ?? false);
-      await insertAccessKey(c, input.name, input.accessKeyId ?? newAccessKeyId(), input.secretAccessKey ?? newSecretAccessKey());
-      return (await userWithKeys(c, input.name))!;
+      if (input.tenant !== undefined && !(await one(c, 'SELECT 1 FROM tenants WHERE name = $1', [input.tenant]))) {
+        throw new MetadataError('NoSuchTenant', `tenant ${input.tenant} does not exist`);
+      }
+      await insertUser(c, input.name, input.admin ?? false, input.tenant);
+      await insertAccessKey(c, input.name, input.accessKeyId ?? newAccessKeyId(), input.secretAccessKey ?? newSecretAccessKey(), this.secrets);
+      return (await userWithKeys(c, input.name, this.secrets))!;
     });
   }
 
@@ -155,30 +188,65 @@ export class PostgresMetadataStore implements MetadataStore {
       const user = await userRow(c, input.name);
       if (!user) await insertUser(c, input.name, input.admin);
       else if (user.admin !== input.admin) await c.query('UPDATE users SET admin = $1 WHERE name = $2', [input.admin, input.name]);
-      const key = await one<KeyRow>(c, 'SELECT access_key_id, secret, user_name FROM access_keys WHERE access_key_id = $1', [input.accessKeyId]);
-      if (!key) await insertAccessKey(c, input.name, input.accessKeyId, input.secretAccessKey);
+      const key = await one<KeyRow>(c, 'SELECT * FROM access_keys WHERE access_key_id = $1', [input.accessKeyId]);
+      if (!key) await insertAccessKey(c, input.name, input.accessKeyId, input.secretAccessKey, this.secrets);
       else if (key.user_name !== input.name) throw new Error(`access key ${input.accessKeyId} belongs to another user`);
-      else if (key.secret !== input.secretAccessKey) {
-        await c.query('UPDATE access_keys SET secret = $1 WHERE access_key_id = $2', [input.secretAccessKey, input.accessKeyId]);
+      else if (toAccessKey(key, this.secrets).secretAccessKey !== input.secretAccessKey) {
+        await storeSecret(c, input.accessKeyId, input.secretAccessKey, this.secrets);
       }
-      return (await userWithKeys(c, input.name))!;
+      return (await userWithKeys(c, input.name, this.secrets))!;
     });
   }
 
   async getUser(name: string): Promise<UserWithKeys | undefined> {
-    return this.read((c) => userWithKeys(c, name));
+    return this.read((c) => userWithKeys(c, name, this.secrets));
   }
 
-  async listUsers(): Promise<User[]> {
-    return (await this.select<UserRow>('SELECT * FROM users ORDER BY name')).map(toUser);
+  async listUsers(tenant?: string): Promise<User[]> {
+    const rows = tenant === undefined
+      ? await this.select<UserRow>('SELECT * FROM users ORDER BY name')
+      : await this.select<UserRow>('SELECT * FROM users WHERE tenant = $1 ORDER BY name', [tenant]);
+    return rows.map(toUser);
   }
 
   async lookupAccessKey(accessKeyId: string): Promise<{ user: User; secretAccessKey: string } | undefined> {
-    const [row] = await this.select<UserRow & { secret: string }>(
-      'SELECT u.*, k.secret FROM access_keys k JOIN users u ON u.name = k.user_name WHERE k.access_key_id = $1',
+    const [row] = await this.select<UserRow & { secret: string; kek_id: string | null }>(
+      'SELECT u.*, k.secret, k.kek_id FROM access_keys k JOIN users u ON u.name = k.user_name WHERE k.access_key_id = $1',
       [accessKeyId],
     );
-    return row && { user: toUser(row), secretAccessKey: row.secret };
+    return row && { user: toUser(row), secretAccessKey: requireSecretBox(this.secrets).open(accessKeyId, { kekId: row.kek_id, secret: row.secret }) };
+  }
+
+  async createAccessKey(userName: string): Promise<AccessKey> {
+    return this.write(async (c) => {
+      if (!(await userRow(c, userName))) throw new MetadataError('NoSuchUser', `user ${userName} does not exist`);
+      const accessKeyId = newAccessKeyId();
+      await insertAccessKey(c, userName, accessKeyId, newSecretAccessKey(), this.secrets);
+      return toAccessKey((await one<KeyRow>(c, 'SELECT * FROM access_keys WHERE access_key_id = $1', [accessKeyId]))!, this.secrets);
+    });
+  }
+
+  async revokeAccessKey(accessKeyId: string): Promise<void> {
+    await this.write(async (c) => {
+      const deleted = await c.query('DELETE FROM access_keys WHERE access_key_id = $1', [accessKeyId]);
+      if (deleted.rowCount === 0) throw new MetadataError('NoSuchAccessKey', `access key ${accessKeyId} does not exist`);
+    });
+  }
+
+  async rekeySecrets(): Promise<{ resealed: number; total: number }> {
+    const current = requireSecretBox(this.secrets).currentKekId;
+    const resealed = await this.reseal('kek_id IS NULL OR kek_id <> $1', [current]);
+    const [row] = await this.select<{ n: number }>('SELECT CAST(COUNT(*) AS BIGINT) AS n FROM access_keys');
+    return { resealed, total: row!.n };
+  }
+
+  /** Seals again, with the current KEK, the secrets of the rows matching `where`; returns how many. */
+  private reseal(where: string, params: Params): Promise<number> {
+    return this.write(async (c) => {
+      const { rows } = await c.query<KeyRow>(`SELECT * FROM access_keys WHERE ${where} FOR UPDATE`, params as unknown[]);
+      for (const row of rows) await storeSecret(c, row.access_key_id, toAccessKey(row, this.secrets).secretAccessKey, this.secrets);
+      return rows.length;
+    });
   }
 
   // ---- volumes and buckets ----
@@ -206,6 +274,10 @@ export class PostgresMetadataStore implements MetadataStore {
   async getBucket(volume: string, name: string): Promise<Bucket | undefined> {
     const [row] = await this.select<BucketRow>('SELECT * FROM buckets WHERE volume = $1 AND name = $2', [volume, name]);
     return row && toBucket(row);
+  }
+
+  async bucketExists(name: string): Promise<boolean> {
+    return (await this.select('SELECT 1 FROM buckets WHERE name = $1 LIMIT 1', [name])).length > 0;
   }
 
   async listBuckets(volume: string, owner?: string): Promise<Bucket[]> {

@@ -1,10 +1,18 @@
 // Pieces every MetadataStore implementation needs to agree on (SQLite now, PostgreSQL
 // later): identifier formats, the block-to-container rule, key-range and ETag helpers.
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
-import { MetadataError, type CommitKeyInput } from './store.js';
+import { MetadataError, type CommitKeyInput, type Tenant } from './store.js';
 
 const UPPER_ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** A row of the tenants table (both stores). */
+export interface TenantRow { name: string; created_at: number }
+
+/** A tenant's volume is named after it, as Ozone names a tenant's volume by default. */
+export function toTenant(r: TenantRow): Tenant {
+  return { name: r.name, volume: r.name, createdAt: r.created_at };
+}
 
 /** Blocks per container: a datanode directory never holds more files than this. */
 export const BLOCKS_PER_CONTAINER = 1024;

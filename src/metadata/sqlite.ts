@@ -12,7 +12,19 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { migrateSqlite } from './migrations.js';
-import { checkPreconditions, containerIdOf, mayCommit, newAccessKeyId, newCanonicalId, newObjectId, newSecretAccessKey, prefixUpperBound } from './shared.js';
+import { requireSecretBox, type SecretBox } from './secret-box.js';
+import {
+  checkPreconditions,
+  containerIdOf,
+  mayCommit,
+  newAccessKeyId,
+  newCanonicalId,
+  newObjectId,
+  newSecretAccessKey,
+  prefixUpperBound,
+  toTenant,
+  type TenantRow,
+} from './shared.js';
 import {
   MetadataError,
   type AccessKey,
@@ -39,6 +51,7 @@ import {
   type PartRecord,
   type PartWithBlocks,
   type StoreUsage,
+  type Tenant,
   type User,
   type UserWithKeys,
 } from './store.js';
@@ -48,10 +61,12 @@ export interface SqliteMetadataStoreOptions {
   busyTimeoutMs?: number;
   /** A datanode without a heartbeat for this long is listed as 'dead'. */
   datanodeDeadAfterMs?: number;
+  /** Seals and opens secret access keys; without it, any method touching a secret throws. */
+  secrets?: SecretBox;
 }
 
-interface UserRow { name: string; canonical_id: string; display_name: string; admin: number; created_at: number }
-interface KeyRow { access_key_id: string; secret: string; user_name: string }
+interface UserRow { name: string; canonical_id: string; display_name: string; admin: number; tenant: string | null; created_at: number }
+interface KeyRow { access_key_id: string; secret: string; kek_id: string | null; user_name: string; created_at: number }
 interface BucketRow { id: number; volume: string; name: string; owner: string; layout: BucketLayout; created_at: number }
 interface ObjectRow { bucket_id: number; name: string; object_id: string; size: number; etag: string; modified_at: number; attributes: string; inline_data: Buffer | null }
 interface OpenKeyRow { object_id: string; bucket_id: number; name: string; kind: OpenKeyKind; created_at: number; attributes: string | null }
@@ -77,6 +92,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly deadAfterMs: number;
+  private readonly secrets: SecretBox | undefined;
   private queue: PendingWrite[] = [];
   private flushScheduled = false;
 
@@ -86,17 +102,21 @@ export class SqliteMetadataStore implements MetadataStore {
     if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
     this.db = new Database(this.path, { timeout: options.busyTimeoutMs ?? 10_000 });
     this.deadAfterMs = options.datanodeDeadAfterMs ?? 60_000;
+    this.secrets = options.secrets;
     this.db.pragma('journal_mode = WAL');
     // FULL: in WAL mode NORMAL may lose the last commits on power loss, and a commit
     // acknowledged to an S3 client must survive.
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
+    // Freed space inside pages is zeroed, so a replaced (plaintext or old-KEK) secret leaves no trace there.
+    this.db.pragma('secure_delete = FAST');
     this.db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 10_000)}`);
   }
 
   async migrate(): Promise<void> {
     migrateSqlite(this.db);
     this.run('INSERT INTO volumes (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', 's3v', Date.now());
+    if (this.secrets) await this.reseal('kek_id IS NULL');
   }
 
   async close(): Promise<void> {
@@ -105,12 +125,35 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.close();
   }
 
+  // ---- tenants ----
+
+  async createTenant(name: string): Promise<Tenant> {
+    return this.write(() => {
+      if (this.get('SELECT 1 FROM volumes WHERE name = ?', name)) throw new MetadataError('TenantAlreadyExists', `tenant or volume ${name} already exists`);
+      const now = Date.now();
+      this.run('INSERT INTO volumes (name, created_at) VALUES (?, ?)', name, now);
+      return toTenant(this.get<TenantRow>('INSERT INTO tenants (name, created_at) VALUES (?, ?) RETURNING *', name, now)!);
+    });
+  }
+
+  async getTenant(name: string): Promise<Tenant | undefined> {
+    const row = this.get<TenantRow>('SELECT * FROM tenants WHERE name = ?', name);
+    return row && toTenant(row);
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    return this.all<TenantRow>('SELECT * FROM tenants ORDER BY name').map(toTenant);
+  }
+
   // ---- users and access keys ----
 
-  async createUser(input: { name: string; admin?: boolean; accessKeyId?: string; secretAccessKey?: string }): Promise<UserWithKeys> {
+  async createUser(input: { name: string; admin?: boolean; tenant?: string; accessKeyId?: string; secretAccessKey?: string }): Promise<UserWithKeys> {
     return this.write(() => {
       if (this.userRow(input.name)) throw new MetadataError('UserAlreadyExists', `user ${input.name} already exists`);
-      this.insertUser(input.name, input.admin ?? false);
+      if (input.tenant !== undefined && !this.get('SELECT 1 FROM tenants WHERE name = ?', input.tenant)) {
+        throw new MetadataError('NoSuchTenant', `tenant ${input.tenant} does not exist`);
+      }
+      this.insertUser(input.name, input.admin ?? false, input.tenant);
       this.insertAccessKey(input.name, input.accessKeyId ?? newAccessKeyId(), input.secretAccessKey ?? newSecretAccessKey());
       return this.userWithKeys(input.name)!;
     });
@@ -123,10 +166,10 @@ export class SqliteMetadataStore implements MetadataStore {
       const user = this.userRow(input.name);
       if (!user) this.insertUser(input.name, input.admin);
       else if (Boolean(user.admin) !== input.admin) this.run('UPDATE users SET admin = ? WHERE name = ?', input.admin ? 1 : 0, input.name);
-      const key = this.get<KeyRow>('SELECT access_key_id, secret, user_name FROM access_keys WHERE access_key_id = ?', input.accessKeyId);
+      const key = this.get<KeyRow>('SELECT * FROM access_keys WHERE access_key_id = ?', input.accessKeyId);
       if (!key) this.insertAccessKey(input.name, input.accessKeyId, input.secretAccessKey);
       else if (key.user_name !== input.name) throw new Error(`access key ${input.accessKeyId} belongs to another user`);
-      else if (key.secret !== input.secretAccessKey) this.run('UPDATE access_keys SET secret = ? WHERE access_key_id = ?', input.secretAccessKey, input.accessKeyId);
+      else if (this.toAccessKey(key).secretAccessKey !== input.secretAccessKey) this.storeSecret(input.accessKeyId, input.secretAccessKey);
       return this.userWithKeys(input.name)!;
     });
   }
@@ -135,16 +178,43 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.read(() => this.userWithKeys(name));
   }
 
-  async listUsers(): Promise<User[]> {
-    return this.all<UserRow>('SELECT * FROM users ORDER BY name').map(toUser);
+  async listUsers(tenant?: string): Promise<User[]> {
+    const rows = tenant === undefined
+      ? this.all<UserRow>('SELECT * FROM users ORDER BY name')
+      : this.all<UserRow>('SELECT * FROM users WHERE tenant = ? ORDER BY name', tenant);
+    return rows.map(toUser);
   }
 
   async lookupAccessKey(accessKeyId: string): Promise<{ user: User; secretAccessKey: string } | undefined> {
-    const row = this.get<UserRow & { secret: string }>(
-      'SELECT u.*, k.secret FROM access_keys k JOIN users u ON u.name = k.user_name WHERE k.access_key_id = ?',
+    const row = this.get<UserRow & { secret: string; kek_id: string | null }>(
+      'SELECT u.*, k.secret, k.kek_id FROM access_keys k JOIN users u ON u.name = k.user_name WHERE k.access_key_id = ?',
       accessKeyId,
     );
-    return row && { user: toUser(row), secretAccessKey: row.secret };
+    return row && { user: toUser(row), secretAccessKey: requireSecretBox(this.secrets).open(accessKeyId, { kekId: row.kek_id, secret: row.secret }) };
+  }
+
+  async createAccessKey(userName: string): Promise<AccessKey> {
+    return this.write(() => {
+      if (!this.userRow(userName)) throw new MetadataError('NoSuchUser', `user ${userName} does not exist`);
+      const accessKeyId = newAccessKeyId();
+      this.insertAccessKey(userName, accessKeyId, newSecretAccessKey());
+      return this.toAccessKey(this.get<KeyRow>('SELECT * FROM access_keys WHERE access_key_id = ?', accessKeyId)!);
+    });
+  }
+
+  async revokeAccessKey(accessKeyId: string): Promise<void> {
+    await this.write(() => {
+      if (this.run('DELETE FROM access_keys WHERE access_key_id = ?', accessKeyId).changes === 0) {
+        throw new MetadataError('NoSuchAccessKey', `access key ${accessKeyId} does not exist`);
+      }
+    });
+  }
+
+  async rekeySecrets(): Promise<{ resealed: number; total: number }> {
+    const current = requireSecretBox(this.secrets).currentKekId;
+    const resealed = await this.reseal('kek_id IS NULL OR kek_id <> ?', current);
+    const total = this.get<{ n: number }>('SELECT COUNT(*) AS n FROM access_keys')!.n;
+    return { resealed, total };
   }
 
   // ---- volumes and buckets ----
@@ -171,6 +241,10 @@ export class SqliteMetadataStore implements MetadataStore {
   async getBucket(volume: string, name: string): Promise<Bucket | undefined> {
     const row = this.bucketRow(volume, name);
     return row && toBucket(row);
+  }
+
+  async bucketExists(name: string): Promise<boolean> {
+    return this.get('SELECT 1 FROM buckets WHERE name = ? LIMIT 1', name) !== undefined;
   }
 
   async listBuckets(volume: string, owner?: string): Promise<Bucket[]> {
@@ -735,20 +809,43 @@ export class SqliteMetadataStore implements MetadataStore {
   private userWithKeys(name: string): UserWithKeys | undefined {
     const user = this.userRow(name);
     if (!user) return undefined;
-    const keys = this.all<KeyRow>('SELECT access_key_id, secret, user_name FROM access_keys WHERE user_name = ? ORDER BY created_at, access_key_id', name);
-    return { ...toUser(user), accessKeys: keys.map(toAccessKey) };
+    const keys = this.all<KeyRow>('SELECT * FROM access_keys WHERE user_name = ? ORDER BY created_at, access_key_id', name);
+    return { ...toUser(user), accessKeys: keys.map((k) => this.toAccessKey(k)) };
   }
 
-  private insertUser(name: string, admin: boolean): void {
+  private insertUser(name: string, admin: boolean, tenant?: string): void {
     this.run(
-      'INSERT INTO users (name, canonical_id, display_name, admin, created_at) VALUES (?, ?, ?, ?, ?)',
-      name, newCanonicalId(), name, admin ? 1 : 0, Date.now(),
+      'INSERT INTO users (name, canonical_id, display_name, admin, tenant, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      name, newCanonicalId(), name, admin ? 1 : 0, tenant ?? null, Date.now(),
     );
   }
 
   private insertAccessKey(userName: string, accessKeyId: string, secret: string): void {
     if (this.get('SELECT 1 FROM access_keys WHERE access_key_id = ?', accessKeyId)) throw new Error(`access key ${accessKeyId} already exists`);
-    this.run('INSERT INTO access_keys (access_key_id, secret, user_name, created_at) VALUES (?, ?, ?, ?)', accessKeyId, secret, userName, Date.now());
+    const sealed = requireSecretBox(this.secrets).seal(accessKeyId, secret);
+    this.run(
+      'INSERT INTO access_keys (access_key_id, secret, kek_id, user_name, created_at) VALUES (?, ?, ?, ?, ?)',
+      accessKeyId, sealed.secret, sealed.kekId, userName, Date.now(),
+    );
+  }
+
+  private storeSecret(accessKeyId: string, secret: string): void {
+    const sealed = requireSecretBox(this.secrets).seal(accessKeyId, secret);
+    this.run('UPDATE access_keys SET secret = ?, kek_id = ? WHERE access_key_id = ?', sealed.secret, sealed.kekId, accessKeyId);
+  }
+
+  /** Seals again, with the current KEK, the secrets of the rows matching `where`; returns how many. */
+  private reseal(where: string, ...params: unknown[]): Promise<number> {
+    return this.write(() => {
+      const rows = this.all<KeyRow>(`SELECT * FROM access_keys WHERE ${where}`, ...params);
+      for (const row of rows) this.storeSecret(row.access_key_id, this.toAccessKey(row).secretAccessKey);
+      return rows.length;
+    });
+  }
+
+  private toAccessKey(r: KeyRow): AccessKey {
+    const secretAccessKey = requireSecretBox(this.secrets).open(r.access_key_id, { kekId: r.kek_id, secret: r.secret });
+    return { accessKeyId: r.access_key_id, secretAccessKey, userName: r.user_name, createdAt: r.created_at };
   }
 
   private userRow(name: string): UserRow | undefined {
@@ -861,11 +958,9 @@ function whereKeyHasPrefix(where: string[], params: unknown[], prefix: string): 
 }
 
 function toUser(r: UserRow): User {
-  return { name: r.name, canonicalId: r.canonical_id, displayName: r.display_name, admin: Boolean(r.admin), createdAt: r.created_at };
-}
-
-function toAccessKey(r: KeyRow): AccessKey {
-  return { accessKeyId: r.access_key_id, secretAccessKey: r.secret, userName: r.user_name };
+  const user: User = { name: r.name, canonicalId: r.canonical_id, displayName: r.display_name, admin: Boolean(r.admin), createdAt: r.created_at };
+  if (r.tenant !== null) user.tenant = r.tenant;
+  return user;
 }
 
 function toBucket(r: BucketRow): Bucket {

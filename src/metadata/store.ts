@@ -8,6 +8,15 @@ export interface User {
   canonicalId: string;
   displayName: string;
   admin: boolean;
+  /** The tenant whose volume holds the user's buckets; absent: volume s3v. */
+  tenant?: string;
+  createdAt: number;
+}
+
+/** A tenant (Ozone's S3 multi-tenancy): its users' buckets live in the volume of its name. */
+export interface Tenant {
+  name: string;
+  volume: string;
   createdAt: number;
 }
 
@@ -15,6 +24,7 @@ export interface AccessKey {
   accessKeyId: string;
   secretAccessKey: string;
   userName: string;
+  createdAt: number;
 }
 
 export interface UserWithKeys extends User {
@@ -229,7 +239,10 @@ export type MetadataErrorCode =
   | 'NoSuchKey'
   | 'PreconditionFailed'
   | 'UserAlreadyExists'
-  | 'NoSuchUser';
+  | 'NoSuchUser'
+  | 'TenantAlreadyExists'
+  | 'NoSuchTenant'
+  | 'NoSuchAccessKey';
 
 /** A domain error the gateway maps to an S3 error; anything else is a server fault. */
 export class MetadataError extends Error {
@@ -240,22 +253,42 @@ export class MetadataError extends Error {
 }
 
 export interface MetadataStore {
-  /** Applies pending schema migrations and creates the `s3v` volume. Idempotent. */
+  /**
+   * Applies pending schema migrations and creates the `s3v` volume; with a KEK, seals any
+   * secret still stored in plaintext. Idempotent.
+   */
   migrate(): Promise<void>;
   close(): Promise<void>;
 
-  // Users and access keys.
-  /** Creates a user with one access key (generated unless given). Throws UserAlreadyExists. */
-  createUser(input: { name: string; admin?: boolean; accessKeyId?: string; secretAccessKey?: string }): Promise<UserWithKeys>;
+  // Tenants.
+  /** Creates a tenant and its volume (named after it). Throws TenantAlreadyExists (also for a taken volume name such as s3v). */
+  createTenant(name: string): Promise<Tenant>;
+  getTenant(name: string): Promise<Tenant | undefined>;
+  listTenants(): Promise<Tenant[]>;
+
+  // Users and access keys. Secrets are sealed with the store's KEK (SecretBox) at rest, and
+  // every method that reads or writes one throws without a KEK.
+  /** Creates a user with one access key (generated unless given). Throws UserAlreadyExists, NoSuchTenant. */
+  createUser(input: { name: string; admin?: boolean; tenant?: string; accessKeyId?: string; secretAccessKey?: string }): Promise<UserWithKeys>;
   /** Creates the user if missing and adds the access key if missing; used for the bootstrap admin. */
   ensureUser(input: { name: string; admin: boolean; accessKeyId: string; secretAccessKey: string }): Promise<UserWithKeys>;
   getUser(name: string): Promise<UserWithKeys | undefined>;
-  listUsers(): Promise<User[]>;
+  /** Every user, or the users of one tenant. */
+  listUsers(tenant?: string): Promise<User[]>;
+  /** Never cached by a gateway: a revoked key must stop working at once on all of them. */
   lookupAccessKey(accessKeyId: string): Promise<{ user: User; secretAccessKey: string } | undefined>;
+  /** A new generated access key for the user. Throws NoSuchUser. */
+  createAccessKey(userName: string): Promise<AccessKey>;
+  /** Deletes the access key. Throws NoSuchAccessKey. */
+  revokeAccessKey(accessKeyId: string): Promise<void>;
+  /** Re-seals every secret not sealed with the current KEK (plaintext ones included). */
+  rekeySecrets(): Promise<{ resealed: number; total: number }>;
 
   // Volumes and buckets.
   createBucket(input: { volume: string; name: string; owner: string; layout?: BucketLayout }): Promise<Bucket>;
   getBucket(volume: string, name: string): Promise<Bucket | undefined>;
+  /** Whether a bucket of this name exists in any volume. */
+  bucketExists(name: string): Promise<boolean>;
   listBuckets(volume: string, owner?: string): Promise<Bucket[]>;
   /** Throws NoSuchBucket, or BucketNotEmpty when it holds keys or unfinished multipart uploads. */
   deleteBucket(volume: string, name: string): Promise<void>;

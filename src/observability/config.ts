@@ -69,6 +69,7 @@ const fields = {
   idleTimeout: seconds().default(60),
   minBodyRate: integer(0).default(512),
   bodyRateWindow: seconds().default(20),
+  kekFile: z.string({ error: 'must be a file' }).min(1).optional(),
 };
 
 export type ConfigKey = keyof typeof fields;
@@ -122,6 +123,7 @@ export const OPTIONS: Record<ConfigKey, OptionDoc> = {
   idleTimeout: { arg: 'SECONDS', help: 'a silent connection is closed after this', shown: '60' },
   minBodyRate: { arg: 'BYTES', help: 'bytes per second a request body must keep up (0: no minimum)', shown: '512' },
   bodyRateWindow: { arg: 'SECONDS', help: 'window over which min-body-rate is measured', shown: '20' },
+  kekFile: { arg: 'FILE', help: 'key-encryption keys of secrets at rest, current first (S3G_KEK holds them directly)', shown: 'serve: `DATA/kek`, created if missing' },
 };
 
 export const CONFIG_KEYS = Object.keys(OPTIONS) as ConfigKey[];

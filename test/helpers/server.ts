@@ -10,6 +10,8 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const S3G = join(ROOT, 'bin', 's3g');
 export const ACCESS_KEY = 'AKIAS3GTESTADMIN0001';
 export const SECRET_KEY = 'test-secret-key-0123456789abcdefghijklmn';
+/** The key-encryption key of test gateways (`serve` makes its own, DATA/kek). */
+export const TEST_KEK = 'dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=';
 
 export interface ServerOptions {
   /** `serve` (default) or a cluster's `gateway`, which needs `--meta` in args. */
@@ -43,7 +45,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   const command = options.command ?? 'serve';
   const placeArgs = command === 'serve' ? ['--data', dataDir] : [];
   const proc = spawn(S3G, [command, ...placeArgs, '--port', '0', '--admin-port', '0', ...(options.args ?? [])], {
-    env: { ...process.env, S3G_ACCESS_KEY: ACCESS_KEY, S3G_SECRET_KEY: SECRET_KEY, ...options.env },
+    env: { ...process.env, S3G_ACCESS_KEY: ACCESS_KEY, S3G_SECRET_KEY: SECRET_KEY, ...(command === 'gateway' ? { S3G_KEK: TEST_KEK } : {}), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -3,15 +3,21 @@ import type { Bucket, User } from '../../metadata/store.js';
 import type { GatewayServices } from '../context.js';
 import { s3Error } from '../errors.js';
 
-/** Users outside a tenant keep their buckets in Ozone's `s3v` volume. */
-export function volumeOf(_user: User): string {
-  return 's3v';
+/** A tenant's users keep their buckets in the tenant's volume (named after it); everyone else in Ozone's `s3v`. */
+export function volumeOf(user: User): string {
+  return user.tenant ?? 's3v';
 }
 
+/**
+ * The bucket of that name in the user's volume. A user reaches no other volume: a name taken
+ * only in another one is 403 AccessDenied (as AWS answers for someone else's bucket), a name
+ * taken nowhere 404 NoSuchBucket.
+ */
 export async function requireBucket(services: GatewayServices, user: User, name: string): Promise<Bucket> {
   const bucket = await services.store.getBucket(volumeOf(user), name);
-  if (!bucket) throw s3Error('NoSuchBucket', undefined, { BucketName: name });
-  return bucket;
+  if (bucket) return bucket;
+  if (await services.store.bucketExists(name)) throw s3Error('AccessDenied', undefined, { BucketName: name });
+  throw s3Error('NoSuchBucket', undefined, { BucketName: name });
 }
 
 /** The <Owner> element of a user (canonical id and display name). */
