@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openMetadataStore } from '../metadata/open.js';
-import type { UserWithKeys } from '../metadata/store.js';
+import type { BucketLayout, MetadataStore, UserWithKeys } from '../metadata/store.js';
 import { loadConfig } from '../observability/config.js';
 import { adminPurge, adminStatus } from './admin-status.js';
 import { importFolder } from './admin-import.js';
@@ -22,6 +22,11 @@ commands:
   user create NAME [--admin]        create a user with a new access key
   user info NAME                    show a user and its access keys
   user list                         list users
+  bucket create NAME [--layout obs|fso] [--owner USER]
+                                    create a bucket (default layout obs, owner admin)
+  bucket list                       buckets with owner and layout
+  rename BUCKET/FROM BUCKET/TO      FSO buckets: move a directory (or a file) atomically, one
+                                    metadata write whatever the directory holds
   datanode list                     registered datanodes with address, capacity, used bytes and state
   datanode dead ID                  declare a datanode dead: re-replication copies its blocks elsewhere
 
@@ -73,6 +78,8 @@ export async function admin(argv: string[]): Promise<number> {
       concurrency: { type: 'string', default: '4' },
       'multipart-threshold': { type: 'string', default: '1GiB' },
       'part-size': { type: 'string', default: '64MiB' },
+      layout: { type: 'string', default: 'obs' },
+      owner: { type: 'string', default: 'admin' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -125,6 +132,19 @@ export async function admin(argv: string[]): Promise<number> {
       process.stdout.write(values.json ? JSON.stringify(users, null, 2) + '\n' : users.map((u) => u.name).join('\n') + '\n');
       return 0;
     }
+    if (group === 'bucket' && action === 'create' && name) {
+      const layout = values.layout.toUpperCase();
+      if (layout !== 'OBS' && layout !== 'FSO') throw new Error(`--layout must be obs or fso, got '${values.layout}'`);
+      const bucket = await store.createBucket({ volume: S3_VOLUME, name, owner: values.owner, layout: layout as BucketLayout });
+      process.stdout.write(values.json ? JSON.stringify(bucket) + '\n' : `bucket ${bucket.name} created (${bucket.layout}, owner ${bucket.owner})\n`);
+      return 0;
+    }
+    if (group === 'bucket' && action === 'list') {
+      const buckets = await store.listBuckets(S3_VOLUME);
+      process.stdout.write(values.json ? JSON.stringify(buckets, null, 2) + '\n' : buckets.map((b) => `${b.name}  ${b.layout}  ${b.owner}`).join('\n') + '\n');
+      return 0;
+    }
+    if (group === 'rename' && action && name) return rename(store, action, name, values.json);
     if (group === 'datanode' && action === 'list') {
       const datanodes = await store.listDatanodes();
       process.stdout.write(
@@ -144,6 +164,29 @@ export async function admin(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+/** Buckets created here live where S3 users without a tenant keep theirs. */
+const S3_VOLUME = 's3v';
+
+async function rename(store: MetadataStore, from: string, to: string, json: boolean): Promise<number> {
+  const [bucketName, source] = splitPath(from);
+  const [targetBucket, target] = splitPath(to);
+  if (targetBucket !== bucketName) throw new Error('rename stays within one bucket');
+  const bucket = await store.getBucket(S3_VOLUME, bucketName);
+  if (!bucket) throw new Error(`no bucket '${bucketName}'`);
+  const started = performance.now();
+  const moved = await store.rename(bucket.id, source, target);
+  const ms = performance.now() - started;
+  process.stdout.write(json ? JSON.stringify({ bucket: bucketName, from: source, to: target, moved, ms }) + '\n' : `renamed ${moved} ${from} to ${to} in ${ms.toFixed(1)} ms\n`);
+  return 0;
+}
+
+/** `bucket/a/b` → ['bucket', 'a/b']. */
+function splitPath(path: string): [string, string] {
+  const slash = path.indexOf('/');
+  if (slash <= 0 || slash === path.length - 1) throw new Error(`'${path}' is not BUCKET/PATH`);
+  return [path.slice(0, slash), path.slice(slash + 1)];
 }
 
 async function importCredentials(values: { data?: string; meta?: string }): Promise<Credentials> {

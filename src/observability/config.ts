@@ -68,6 +68,11 @@ const fields = {
   idleTimeout: seconds().default(60),
   minBodyRate: integer(0).default(512),
   bodyRateWindow: seconds().default(20),
+  defaultBucketLayout: z
+    .string({ error: 'must be OBS or FSO' })
+    .transform((s) => s.toUpperCase())
+    .pipe(z.enum(['OBS', 'FSO'], { error: 'must be OBS or FSO' }))
+    .default('OBS'),
 };
 
 export type ConfigKey = keyof typeof fields;
@@ -120,6 +125,7 @@ export const OPTIONS: Record<ConfigKey, OptionDoc> = {
   idleTimeout: { arg: 'SECONDS', help: 'a silent connection is closed after this', shown: '60' },
   minBodyRate: { arg: 'BYTES', help: 'bytes per second a request body must keep up (0: no minimum)', shown: '512' },
   bodyRateWindow: { arg: 'SECONDS', help: 'window over which min-body-rate is measured', shown: '20' },
+  defaultBucketLayout: { arg: 'OBS|FSO', help: 'layout of buckets created through S3 (CreateBucket)', shown: 'OBS' },
 };
 
 export const CONFIG_KEYS = Object.keys(OPTIONS) as ConfigKey[];
