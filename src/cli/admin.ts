@@ -144,7 +144,8 @@ export async function admin(argv: string[]): Promise<number> {
       process.stdout.write(values.json ? JSON.stringify(buckets, null, 2) + '\n' : buckets.map((b) => `${b.name}  ${b.layout}  ${b.owner}`).join('\n') + '\n');
       return 0;
     }
-    if (group === 'rename' && action && name) return rename(store, action, name, values.json);
+    // Awaited here: the store closes in finally.
+    if (group === 'rename' && action && name) return await rename(store, action, name, values.json);
     if (group === 'datanode' && action === 'list') {
       const datanodes = await store.listDatanodes();
       process.stdout.write(
