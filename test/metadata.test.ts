@@ -610,6 +610,22 @@ function metadataSuite(factory: StoreFactory): void {
       t.same(await listed(store, bucket, { prefix: 'b', after: 'c' }), [], 'after beyond the prefix');
     });
 
+    t.test('FSO: concurrent writers share directories; a file never lands in a removed one', async (t) => {
+      const { store, bucket, open, fixture } = await withBucket(t, 'FSO');
+      const other = await open();
+      const keys = Array.from({ length: 16 }, (_, i) => `shared/deep/k${String(i).padStart(2, '0')}`);
+      await Promise.all(keys.map((key, i) => put(i % 2 ? other : store, bucket, key, [1])));
+      t.same(await listed(store, bucket), keys, 'every key committed');
+      t.same((await fixture.query('SELECT name FROM directories ORDER BY name')).map((d) => d.name), ['deep/', 'shared/'], 'each directory once');
+      for (let round = 0; round < 8; round++) {
+        // Deleting the last file prunes r/ while another store commits into it.
+        await put(store, bucket, `r${round}/old`, [1]);
+        await Promise.all([store.deleteObject(bucket.id, `r${round}/old`), put(other, bucket, `r${round}/new`, [1])]);
+        t.match(await store.getObject(bucket.id, `r${round}/new`), { size: 1 }, `round ${round}: the new file is reachable`);
+        t.same(await listed(store, bucket, { prefix: `r${round}/` }), [`r${round}/new`], `round ${round}: and listed alone`);
+      }
+    });
+
     t.test('FSO: multipart completion creates the directories of its key', async (t) => {
       const { store, bucket } = await withBucket(t, 'FSO');
       const upload = await store.openKey({ bucketId: bucket.id, key: 'm//n/o', kind: 'multipart' });
