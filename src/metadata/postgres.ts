@@ -398,7 +398,8 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async listObjects(bucketId: number, query: ListObjectsQuery): Promise<ObjectSummary[]> {
-    if ((await this.layoutOf(bucketId)) === 'FSO') return listFsoObjects(this.namespaceReader(bucketId), query);
+    // FSO: a page is read from one snapshot, however many directories it walks.
+    if ((await this.layoutOf(bucketId)) === 'FSO') return this.read((c) => listFsoObjects(this.namespaceReader(c, bucketId), query));
     // Prefix as a key range (not LIKE, which has wildcards), so the primary key serves it;
     // the "C" collation of name makes both the range and ORDER BY byte order.
     const where = new Where(bucketId);
@@ -788,18 +789,15 @@ export class PostgresMetadataStore implements MetadataStore {
     return row !== undefined || leaf === '';
   }
 
-  private namespaceReader(bucketId: number): NamespaceReader {
+  private namespaceReader(c: PoolClient, bucketId: number): NamespaceReader {
     const range = (where: Where, lower: Bound, upper: string | undefined, wrap: (v: string) => string) => {
       where.add(`name ${lower.inclusive ? '>=' : '>'} ?`, wrap(lower.value));
       if (upper !== undefined) where.add('name < ?', wrap(upper));
     };
     return {
-      directory: async (parentId, name) => {
-        const [row] = await this.select<{ id: number }>('SELECT id FROM directories WHERE bucket_id = $1 AND parent_id = $2 AND name = $3', [bucketId, parentId, name]);
-        return row?.id;
-      },
+      directory: async (parentId, name) => (await childDirectory(c, bucketId, parentId, name))?.id,
       marker: async (id) => {
-        const [row] = await this.select<ObjectSummaryRow>(`SELECT ${SUMMARY_COLUMNS} FROM objects WHERE bucket_id = $1 AND name = $2`, [bucketId, internalName(id, '')]);
+        const row = await one<ObjectSummaryRow>(c, `SELECT ${SUMMARY_COLUMNS} FROM objects WHERE bucket_id = $1 AND name = $2`, [bucketId, internalName(id, '')]);
         return row && toSummary(row);
       },
       files: async (id, lower, upper, limit) => {
@@ -808,7 +806,7 @@ export class PostgresMetadataStore implements MetadataStore {
         const where = new Where(bucketId);
         where.add('name > ? AND name < ?', file(''), `${id}0`);
         range(where, lower, upper, file);
-        const rows = await this.select<ObjectSummaryRow>(
+        const { rows } = await c.query<ObjectSummaryRow>(
           `SELECT ${SUMMARY_COLUMNS} FROM objects WHERE ${where.sql()} ORDER BY name LIMIT ${where.param(limit)}`, where.params,
         );
         return rows.map(toSummary);
@@ -817,7 +815,7 @@ export class PostgresMetadataStore implements MetadataStore {
         const where = new Where(bucketId);
         where.add('parent_id = ?', id);
         range(where, lower, upper, (v) => v);
-        return this.select<DirectoryRow>(`SELECT id, name FROM directories WHERE ${where.sql()} ORDER BY name LIMIT ${where.param(limit)}`, where.params);
+        return (await c.query<DirectoryRow>(`SELECT id, name FROM directories WHERE ${where.sql()} ORDER BY name LIMIT ${where.param(limit)}`, where.params)).rows;
       },
     };
   }
