@@ -9,6 +9,8 @@ export interface BenchConfig {
   /** Peak RSS of the gateway while this many uploads of `size` run at once. */
   rss: { size: number; streams: number; deadlineMs: number };
   list: { keys: number; directories: number; pageSize: number; reps: number; budgetMs: number; requestTimeoutMs: number };
+  /** Keys in the directory renamed by the FSO rename workload. */
+  renameKeys: number;
 }
 
 export function benchConfig(quick: boolean): BenchConfig {
@@ -19,6 +21,7 @@ export function benchConfig(quick: boolean): BenchConfig {
         large: { size: 8 * MiB, streams: 4, deadlineMs: 20_000 },
         rss: { size: 8 * MiB, streams: 32, deadlineMs: 20_000 },
         list: { keys: 10_000, directories: 1000, pageSize: 1000, reps: 5, budgetMs: 3_000, requestTimeoutMs: 10_000 },
+        renameKeys: 1_000,
       }
     : {
         quick,
@@ -26,5 +29,6 @@ export function benchConfig(quick: boolean): BenchConfig {
         large: { size: 256 * MiB, streams: 4, deadlineMs: 180_000 },
         rss: { size: 256 * MiB, streams: 32, deadlineMs: 600_000 },
         list: { keys: 1_000_000, directories: 1000, pageSize: 1000, reps: 21, budgetMs: 60_000, requestTimeoutMs: 60_000 },
+        renameKeys: 100_000,
       };
 }

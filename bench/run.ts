@@ -15,18 +15,22 @@ import { parseArgs } from 'node:util';
 import { startBaseline } from './baselines.js';
 import { benchConfig, type BenchConfig } from './config.js';
 import { createBucket, type Endpoint } from './endpoint.js';
-import { populateListBucket } from './list-fixture.js';
+import { metadataPath, populateListBucket } from './list-fixture.js';
+import { openMetadataStore } from '../src/metadata/open.js';
 import { peerUnavailable, startPeer, tmpfsWithRoom, type PeerServer } from './peer.js';
 import { renderProfile, summariseProfile, type ProfileSummary } from './profile.js';
 import { ROOT, startS3g, tempDir, type S3gServer } from './s3g-server.js';
 import { evaluateTargets, render, type Environment, type Row } from './table.js';
 import {
   LIST_BUCKET,
+  directoryListWorkload,
   largeGetWorkload,
   largePutWorkload,
   listKeys,
   listWorkload,
+  renameWorkload,
   smallWorkload,
+  type ListFixture,
   type ListCase,
   type Measurement,
   type PutMode,
@@ -157,7 +161,7 @@ class Bench {
     try {
       let started = performance.now();
       log(`populating s3g metadata with ${config.list.keys} keys`);
-      await populateListBucket(config, dataDir);
+      await populateListBucket({ bucket: LIST_BUCKET, layout: 'OBS', keys: config.list.keys, directories: config.list.directories }, dataDir);
       this.notes.push(`list fixture: ${config.list.keys} keys written to s3g's metadata in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       const s3g = await servers.add(startS3g({ dataDir }));
       const tmpfs = tmpfsWithRoom(2 * config.list.keys);
@@ -166,12 +170,60 @@ class Bench {
         started = performance.now();
         log(`populating s3rver with ${config.list.keys} keys`);
         await createBucket(peer.endpoint, LIST_BUCKET);
-        peer.populate(LIST_BUCKET, listKeys(config));
+        peer.populate(LIST_BUCKET, listKeys(config.list));
         this.notes.push(
           `list fixture: ${config.list.keys} keys written to s3rver's directory${tmpfs ? ` (on ${tmpfs}, tmpfs)` : ''} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
         );
       }
       for (const workload of workloads) await this.compare(workload, s3g, { peer });
+    } finally {
+      await servers.stopAll();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * FSO against OBS: one directory of a bucket of config.list.keys keys against one of a bucket
+   * holding only that directory's worth, with delimiter '/'; and the rename of a directory of
+   * 1 key against one of config.renameKeys keys (FSO only). s3g only: s3rver has no layouts.
+   */
+  async directories(): Promise<void> {
+    const { config } = this;
+    const { keys, directories } = config.list;
+    const perDirectory = Math.ceil(keys / directories);
+    const listings: ListFixture[] = (['OBS', 'FSO'] as const).flatMap((layout) => [
+      { bucket: `dirs-${layout.toLowerCase()}-large`, layout, keys, directories },
+      { bucket: `dirs-${layout.toLowerCase()}-small`, layout, keys: perDirectory, directories: 1 },
+    ]);
+    const renames: ListFixture[] = [1, config.renameKeys].map((n) => ({ bucket: `rename-${n}`, layout: 'FSO', keys: n, directories: 1 }));
+    const dataDir = tempDir('s3g-bench-dirs-');
+    const rename = (fixture: ListFixture) => async (from: string, to: string) => {
+      // What `s3g admin rename` does: the store, beside the running gateway. Only the rename is timed.
+      const store = await openMetadataStore(`sqlite:${metadataPath(dataDir)}`);
+      try {
+        const bucket = await store.getBucket('s3v', fixture.bucket);
+        const started = performance.now();
+        await store.rename(bucket!.id, from, to);
+        return performance.now() - started;
+      } finally {
+        await store.close();
+      }
+    };
+    const workloads = [
+      ...listings.map((fixture) => ({ fixture, workload: directoryListWorkload(config, fixture) })),
+      ...renames.map((fixture) => ({ fixture, workload: renameWorkload(config, fixture, rename(fixture)) })),
+    ].filter(({ workload }) => this.selected(workload.id));
+    if (workloads.length === 0) return;
+    const servers = new Servers();
+    try {
+      for (const { fixture } of workloads) {
+        const started = performance.now();
+        log(`populating ${fixture.layout} bucket ${fixture.bucket} with ${fixture.keys} keys`);
+        await populateListBucket(fixture, dataDir);
+        this.notes.push(`${fixture.bucket}: ${fixture.keys} keys (${fixture.layout}) written to s3g's metadata in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      }
+      const s3g = await servers.add(startS3g({ dataDir }));
+      for (const { workload } of workloads) await this.compare(workload, s3g, {});
     } finally {
       await servers.stopAll();
       rmSync(dataDir, { recursive: true, force: true });
@@ -265,6 +317,7 @@ async function main(): Promise<void> {
   const bench = new Bench(config, values.only);
   await bench.objects();
   await bench.listing();
+  await bench.directories();
   env.loadAverage.end = loadavg()[0]!;
   const targets = evaluateTargets(bench.rows);
   const notes = [...bench.notes, `total bench time ${((performance.now() - started) / 1000).toFixed(0)} s`];

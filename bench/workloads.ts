@@ -3,7 +3,8 @@
 // runs against s3g, its baseline and the peer; only the endpoint (and so the signing)
 // differs.
 import { Readable } from 'node:stream';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { BucketLayout } from '../src/metadata/store.js';
 import { bodyDigests, patternSlices, smallBody } from './body.js';
 import type { BenchConfig } from './config.js';
 import { createBucket, objectPath, s3Client, signedHeaders, type Endpoint } from './endpoint.js';
@@ -177,29 +178,35 @@ export function largeGetWorkload(options: { size: number; streams: number; deadl
 
 // ---- ListObjectsV2 over a pre-populated bucket ----
 
-/** Key i of the listing fixture: `dirDDDD/fileFFFFFF`, spread evenly over the directories. */
-export function listKey(config: BenchConfig, index: number): string {
-  const perDirectory = Math.ceil(config.list.keys / config.list.directories);
+/** How a listing fixture's keys spread over its directories. */
+export interface KeySpread {
+  keys: number;
+  directories: number;
+}
+
+/** Key i of a listing fixture: `dirDDDD/fileFFFFFF`, spread evenly over the directories. */
+export function listKey(spread: KeySpread, index: number): string {
+  const perDirectory = Math.ceil(spread.keys / spread.directories);
   return `${listDirectory(Math.floor(index / perDirectory))}/file${String(index % perDirectory).padStart(6, '0')}`;
 }
 
-function listDirectory(index: number): string {
+export function listDirectory(index: number): string {
   return `dir${String(index).padStart(4, '0')}`;
 }
 
-export function* listKeys(config: BenchConfig): Generator<string> {
-  for (let i = 0; i < config.list.keys; i++) yield listKey(config, i);
+export function* listKeys(spread: KeySpread): Generator<string> {
+  for (let i = 0; i < spread.keys; i++) yield listKey(spread, i);
 }
 
 export type ListCase = 'first' | 'middle' | 'root-delimiter' | 'directory-delimiter';
 
 export function listWorkload(config: BenchConfig, listCase: ListCase): Workload {
-  const { keys, directories, pageSize, reps, budgetMs, requestTimeoutMs } = config.list;
+  const { keys, directories, pageSize } = config.list;
   const perDirectory = Math.ceil(keys / directories);
   const middle = Math.floor(keys / 2);
   const cases: Record<ListCase, { title: string; query: Record<string, string>; entries: number }> = {
     first: { title: 'first page', query: {}, entries: Math.min(pageSize, keys) },
-    middle: { title: 'middle page (start-after)', query: { 'start-after': listKey(config, middle) }, entries: Math.min(pageSize, keys - middle - 1) },
+    middle: { title: 'middle page (start-after)', query: { 'start-after': listKey(config.list, middle) }, entries: Math.min(pageSize, keys - middle - 1) },
     'root-delimiter': { title: "delimiter '/' at the root", query: { delimiter: '/' }, entries: Math.min(pageSize, directories) },
     'directory-delimiter': {
       title: "delimiter '/' in one directory",
@@ -208,29 +215,89 @@ export function listWorkload(config: BenchConfig, listCase: ListCase): Workload 
     },
   };
   const { title, entries } = cases[listCase];
-  const query: Record<string, string> = { 'list-type': '2', 'max-keys': String(pageSize), ...cases[listCase].query };
-  const pathAndQuery = `/${LIST_BUCKET}?${new URLSearchParams(query).toString()}`;
   return {
     id: `list-${listCase}`,
     title: `ListObjectsV2 ${pageSize} of ${keys.toLocaleString('en-US')}: ${title}`,
     unit: 'ms',
     async prepare(endpoint) {
+      return () => timedListing(config, endpoint, LIST_BUCKET, cases[listCase].query, entries);
+    },
+  };
+}
+
+/** The median time of one ListObjectsV2 page, repeated within the listing budget; each page must hold `entries`. */
+async function timedListing(config: BenchConfig, endpoint: Endpoint, bucket: string, extra: Record<string, string>, entries: number): Promise<Measurement> {
+  const { pageSize, reps, budgetMs, requestTimeoutMs } = config.list;
+  const query: Record<string, string> = { 'list-type': '2', 'max-keys': String(pageSize), ...extra };
+  const pathAndQuery = `/${bucket}?${new URLSearchParams(query).toString()}`;
+  const samples: number[] = [];
+  const deadline = performance.now() + budgetMs;
+  while (samples.length < reps && (samples.length === 0 || performance.now() < deadline)) {
+    const headers = await signedHeaders(endpoint, { method: 'GET', path: `/${bucket}`, query, payloadHash: EMPTY_SHA256 });
+    const started = performance.now();
+    const response = await exchange(endpoint.url, {
+      method: 'GET', path: pathAndQuery, headers, signal: AbortSignal.timeout(requestTimeoutMs), keepText: Infinity,
+    });
+    samples.push(performance.now() - started);
+    if (response.status !== 200) throw httpFailure(response);
+    const count = listedEntries(response.text);
+    if (count !== entries) throw new Error(`page listed ${count} entries, expected ${entries}`);
+  }
+  return median(samples);
+}
+
+function median(samples: number[]): Measurement {
+  samples.sort((a, b) => a - b);
+  return { value: samples[Math.floor(samples.length / 2)]!, note: `median of ${samples.length}` };
+}
+
+// ---- FSO and OBS: one directory of a large bucket, and a directory rename ----
+
+/** A bucket of `keys` empty objects `dirDDDD/fileFFFFFF` (list-fixture.ts). */
+export interface ListFixture extends KeySpread {
+  bucket: string;
+  layout: BucketLayout;
+}
+
+/** ListObjectsV2 of the middle directory of `fixture` with delimiter '/'. */
+export function directoryListWorkload(config: BenchConfig, fixture: ListFixture): Workload {
+  const perDirectory = Math.ceil(fixture.keys / fixture.directories);
+  return {
+    id: `fso-list-${fixture.layout.toLowerCase()}-${fixture.keys}`,
+    title: `${fixture.layout}: one directory of ${perDirectory.toLocaleString('en-US')} ('/' delimiter), bucket of ${fixture.keys.toLocaleString('en-US')} keys`,
+    unit: 'ms',
+    async prepare(endpoint) {
+      const query = { prefix: `${listDirectory(Math.floor(fixture.directories / 2))}/`, delimiter: '/' };
+      return () => timedListing(config, endpoint, fixture.bucket, query, Math.min(config.list.pageSize, perDirectory));
+    },
+  };
+}
+
+/**
+ * The median time (ms, as `rename` measures it) of moving the directory dir0000 of `fixture`
+ * back and forth, as `s3g admin rename` does, then a check through S3 that all its keys list
+ * under the new name.
+ */
+export function renameWorkload(config: BenchConfig, fixture: ListFixture, rename: (from: string, to: string) => Promise<number>): Workload {
+  return {
+    id: `fso-rename-${fixture.keys}`,
+    title: `FSO: admin rename of a directory of ${fixture.keys.toLocaleString('en-US')} keys`,
+    unit: 'ms',
+    async prepare(endpoint) {
       return async () => {
+        const names = [listDirectory(0), `renamed/${listDirectory(0)}`];
         const samples: number[] = [];
-        const deadline = performance.now() + budgetMs;
-        while (samples.length < reps && (samples.length === 0 || performance.now() < deadline)) {
-          const headers = await signedHeaders(endpoint, { method: 'GET', path: `/${LIST_BUCKET}`, query, payloadHash: EMPTY_SHA256 });
-          const started = performance.now();
-          const response = await exchange(endpoint.url, {
-            method: 'GET', path: pathAndQuery, headers, signal: AbortSignal.timeout(requestTimeoutMs), keepText: Infinity,
-          });
-          samples.push(performance.now() - started);
-          if (response.status !== 200) throw httpFailure(response);
-          const count = listedEntries(response.text);
-          if (count !== entries) throw new Error(`page listed ${count} entries, expected ${entries}`);
-        }
-        samples.sort((a, b) => a - b);
-        return { value: samples[Math.floor(samples.length / 2)]!, note: `median of ${samples.length}` };
+        for (let i = 0; i < config.list.reps; i++) samples.push(await rename(names[i % 2]!, names[(i + 1) % 2]!));
+        const current = names[config.list.reps % 2]!;
+        let listed = 0;
+        let token: string | undefined;
+        do {
+          const page = await s3Client(endpoint).send(new ListObjectsV2Command({ Bucket: fixture.bucket, Prefix: `${current}/`, ContinuationToken: token }));
+          listed += page.KeyCount ?? 0;
+          token = page.NextContinuationToken;
+        } while (token);
+        if (listed !== fixture.keys) throw new Error(`${listed} keys listed under ${current}/ after the renames, expected ${fixture.keys}`);
+        return { ...median(samples), note: `median of ${samples.length}; ${listed} keys listed under the new name` };
       };
     },
   };

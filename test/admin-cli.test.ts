@@ -69,6 +69,13 @@ t.test('tenants: create, list, info, users in them', async (t) => {
   t.match(await admin(['tenant', 'info', 'acme']), { name: 'acme', volume: 'acme', users: ['wile'], buckets: ['anvils'] });
   t.same(((await admin(['user', 'list', '--tenant', 'acme'])) as { name: string }[]).map((u) => u.name), ['wile']);
   t.match(await adminFailure(['tenant', 'info', 'nobody']), /no tenant 'nobody'/);
+
+  // An admin-made bucket lives in its owner's volume, where the owner's requests find it.
+  t.match(await admin(['bucket', 'create', 'crates', '--owner', 'wile', '--layout', 'fso']), { name: 'crates', volume: 'acme', owner: 'wile', layout: 'FSO' });
+  t.same(((await admin(['bucket', 'list', '--tenant', 'acme'])) as { name: string }[]).map((b) => b.name), ['anvils', 'crates']);
+  const head = await signedRequest(server, { method: 'HEAD', path: '/crates' }, signer({ accessKeyId: wile.accessKeyId!, secretAccessKey: wile.secretAccessKey! }));
+  t.equal(head.status, 200, 'the owner reaches it');
+  t.match(await adminFailure(['bucket', 'create', 'Bad_Bucket']), /not valid/, 'bucket names follow the S3 rules');
 });
 
 t.test('key create, list and revoke; a revoked key stops at once', async (t) => {

@@ -54,6 +54,7 @@ t.test('defaults', async (t) => {
     idleTimeout: 60,
     minBodyRate: 512,
     bodyRateWindow: 20,
+    defaultBucketLayout: 'OBS',
   });
 });
 
@@ -86,6 +87,8 @@ t.test('bad values name the option, the rule, the source and the value', async (
     `purge-interval: must be a number of seconds > 0 (config file ${yaml}: -1)`,
     `log-level: must be one of trace, debug, info, warn, error, fatal, silent (config file ${yaml}: "loud")`,
   ]);
+  t.same(problems(() => loadConfig({ env: { S3G_DEFAULT_BUCKET_LAYOUT: 'tree' } })), ['default-bucket-layout: must be OBS or FSO (environment S3G_DEFAULT_BUCKET_LAYOUT: "tree")']);
+  t.equal(loadConfig({ env: { S3G_DEFAULT_BUCKET_LAYOUT: 'fso' } }).defaultBucketLayout, 'FSO', 'the layout in either case');
   t.match(problems(() => loadConfig({ env: {}, flags: { replication: '3' } })), [/^replication: 3 needs at least as many datanodes \(datanodes is 1\)/]);
   t.match(problems(() => loadConfig({ env: {}, flags: { 'chunk-size': '5000', 'block-size': '10000', 'bytes-per-checksum': '3000' } })), [/^chunk-size: must be a multiple of bytes-per-checksum/]);
   t.match(problems(() => loadConfig({ env: {}, flags: { 'block-size': '6MiB' } })), [/^block-size: must be a multiple of chunk-size/]);

@@ -19,7 +19,7 @@ import { postgresUnavailable, startPostgres, type PostgresServer } from './helpe
 import { migrateSqlite, sqliteMigrations } from '../src/metadata/migrations.js';
 import { containerIdOf, prefixUpperBound } from '../src/metadata/shared.js';
 import { SecretBox } from '../src/metadata/secret-box.js';
-import { MetadataError, type BlockRef, type Bucket, type MetadataErrorCode, type MetadataStore, type OpenKey, type PartChecksum } from '../src/metadata/store.js';
+import { MetadataError, type BlockRef, type Bucket, type BucketLayout, type MetadataErrorCode, type MetadataStore, type OpenKey, type PartChecksum } from '../src/metadata/store.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -116,10 +116,10 @@ function metadataSuite(factory: StoreFactory): void {
     }
 
     /** A user and a bucket to write into. */
-    async function withBucket(t: Test) {
+    async function withBucket(t: Test, layout: BucketLayout = 'OBS') {
       const env = await setup(t);
       await env.store.createUser({ name: 'alice' });
-      const bucket = await env.store.createBucket({ volume: 's3v', name: 'photos', owner: 'alice' });
+      const bucket = await env.store.createBucket({ volume: 's3v', name: 'photos', owner: 'alice', layout });
       return { ...env, bucket };
     }
 
@@ -600,8 +600,8 @@ function metadataSuite(factory: StoreFactory): void {
       t.same(await store.pendingBlockDeletions(100), []);
     });
 
-    t.test('listObjects in UTF-8 byte order with prefix, after and limit', async (t) => {
-      const { store, bucket } = await withBucket(t);
+    for (const layout of ['OBS', 'FSO'] as const) t.test(`listObjects in UTF-8 byte order with prefix, after and limit (${layout})`, async (t) => {
+      const { store, bucket } = await withBucket(t, layout);
       const keys = ['b', 'a/b', 'é', 'Z', 'a', 'a/c', 'ab', 'a%', 'a_', '日本', '😀', '\u{ffff}', 'a/b/c'];
       for (const key of keys) await put(store, bucket, key, [1]);
       const other = await store.createBucket({ volume: 's3v', name: 'other', owner: 'alice' });
@@ -630,6 +630,118 @@ function metadataSuite(factory: StoreFactory): void {
       const [first] = await store.listObjects(bucket.id, { limit: 1 });
       t.same(Object.keys(first!).sort(), ['bucketId', 'etag', 'key', 'modifiedAt', 'objectId', 'size'], 'summaries carry no blocks or attributes');
       t.same((await store.listObjects(other.id, { limit: 10 })).map((o) => o.key), ['a'], 'buckets are separate');
+    });
+
+    // ---- FSO buckets ----
+
+    const listed = async (store: MetadataStore, bucket: Bucket, q: { prefix?: string; after?: string; limit?: number } = {}) =>
+      (await store.listObjects(bucket.id, { limit: 1000, ...q })).map((o) => o.key);
+
+    t.test('FSO: keys normalised, directories made on commit and gone with their last file', async (t) => {
+      const { store, bucket, fixture } = await withBucket(t, 'FSO');
+      const record = await put(store, bucket, '/a//b/c', [3]);
+      t.equal(record.key, '/a//b/c', 'the record names the key as asked');
+      t.match(await store.getObject(bucket.id, 'a/b/c'), { size: 3, objectId: record.objectId }, 'found under the normalised key');
+      t.same(await listed(store, bucket), ['a/b/c'], 'listed normalised; implicit directories are not keys');
+      const directories = await fixture.query('SELECT name FROM directories ORDER BY id');
+      t.same(directories.map((d) => d.name), ['a/', 'b/'], 'a/ and a/b/ are directory rows');
+      t.same((await fixture.query('SELECT name FROM objects')).map((o) => o.name), [`${Number((await fixture.query("SELECT id FROM directories WHERE name = 'b/'"))[0]!.id)}/c`], 'the file is named <parent id>/<leaf>');
+      for (const bad of ['a/./b', 'a/../b', '..', '/', '//']) {
+        await expectCode(t, put(store, bucket, bad, [1]), 'InvalidKey', `commit of ${bad}`);
+        await expectCode(t, store.getObject(bucket.id, bad), 'InvalidKey', `get of ${bad}`);
+      }
+      t.equal(await store.deleteObject(bucket.id, 'a/b/nope'), false, 'a missing file');
+      t.equal(await store.deleteObject(bucket.id, 'x/y'), false, 'a missing directory');
+      t.equal(await store.deleteObject(bucket.id, 'a//b/c'), true);
+      t.same(await fixture.query('SELECT name FROM directories'), [], 'implicit directories go with their last entry');
+      t.same(await listed(store, bucket, { prefix: 'a/' }), []);
+    });
+
+    t.test('FSO: directory markers, DirectoryNotEmpty, files and directories of one name', async (t) => {
+      const { store, bucket } = await withBucket(t, 'FSO');
+      const marker = await put(store, bucket, 'd/', []);
+      t.match(await store.getObject(bucket.id, 'd/'), { size: 0, etag: marker.etag }, 'a zero-byte PUT of d/ is an empty directory');
+      t.same(await listed(store, bucket), ['d/']);
+      await put(store, bucket, 'd/x', [1]);
+      await put(store, bucket, 'd', [2]);
+      await put(store, bucket, 'd/e/f', [1]);
+      t.same(await listed(store, bucket), ['d', 'd/', 'd/e/f', 'd/x'], 'a file d and a directory d/ coexist, in byte order');
+      await expectCode(t, store.deleteObject(bucket.id, 'd/'), 'DirectoryNotEmpty', 'a directory holding files');
+      await expectCode(t, store.deleteObject(bucket.id, 'd/e/'), 'DirectoryNotEmpty', 'an implicit directory holding a file');
+      t.equal(await store.deleteObject(bucket.id, 'd/x'), true);
+      t.equal(await store.deleteObject(bucket.id, 'd/e/f'), true);
+      t.same(await listed(store, bucket), ['d', 'd/'], 'an explicit directory stays when emptied');
+      t.equal(await store.deleteObject(bucket.id, 'd/'), true, 'an empty directory goes');
+      t.same(await listed(store, bucket), ['d']);
+      t.equal(await store.getObject(bucket.id, 'd/'), undefined);
+      const tagged = await put(store, bucket, 'm/', []);
+      t.equal(await store.setObjectAttributes(bucket.id, 'm/', tagged.objectId, { tags: { a: 'b' } }), true, 'a marker takes attributes');
+      t.same((await store.getObject(bucket.id, 'm/'))?.attributes, { tags: { a: 'b' } });
+    });
+
+    t.test('FSO: rename moves a directory with one row update', async (t) => {
+      const { store, bucket, fixture } = await withBucket(t, 'FSO');
+      for (const key of ['src/', 'src/a', 'src/sub/b', 'src/sub/c/d', 'keep/k', 'srcfile']) await put(store, bucket, key, key.endsWith('/') ? [] : [1]);
+      const objectNames = async () => (await fixture.query('SELECT name, object_id FROM objects ORDER BY object_id')).map((r) => `${String(r.name)} ${String(r.object_id)}`);
+      const before = await objectNames();
+      t.equal(await store.rename(bucket.id, 'src', 'dst/deep'), 'directory');
+      t.same(await objectNames(), before, 'no object row is rewritten');
+      t.same(await listed(store, bucket), ['dst/deep/', 'dst/deep/a', 'dst/deep/sub/b', 'dst/deep/sub/c/d', 'keep/k', 'srcfile']);
+      t.equal(await store.getObject(bucket.id, 'src/a'), undefined);
+      t.match(await store.getObject(bucket.id, 'dst/deep/sub/c/d'), { size: 1 });
+      await expectCode(t, store.rename(bucket.id, 'src', 'x'), 'NoSuchKey', 'a source that is gone');
+      await expectCode(t, store.rename(bucket.id, 'dst/deep', 'keep'), 'KeyAlreadyExists', 'onto an existing directory');
+      await expectCode(t, store.rename(bucket.id, 'dst', 'dst/deep/sub/x'), 'InvalidRequest', 'into itself');
+      await expectCode(t, store.rename(bucket.id, 'a/../b', 'c'), 'InvalidKey', 'a key that does not normalise');
+      t.equal(await store.rename(bucket.id, 'dst/deep/sub/', 'up'), 'directory', 'a trailing slash names the same directory');
+      t.equal(await store.rename(bucket.id, 'srcfile', 'files/renamed'), 'file', 'a file moves too');
+      await expectCode(t, store.rename(bucket.id, 'keep/k', 'files/renamed'), 'KeyAlreadyExists', 'onto an existing file');
+      t.same(await listed(store, bucket), ['dst/deep/', 'dst/deep/a', 'files/renamed', 'keep/k', 'up/b', 'up/c/d']);
+      const obs = await store.createBucket({ volume: 's3v', name: 'flat', owner: 'alice' });
+      await put(store, obs, 'a/b', [1]);
+      await expectCode(t, store.rename(obs.id, 'a', 'b'), 'InvalidRequest', 'an OBS bucket has no directories');
+    });
+
+    t.test('FSO: a listing position stays valid while the tree changes', async (t) => {
+      const { store, bucket } = await withBucket(t, 'FSO');
+      for (const key of ['a/1', 'b/x/1', 'b/x/2', 'b/y', 'c']) await put(store, bucket, key, [1]);
+      t.same(await listed(store, bucket, { limit: 2 }), ['a/1', 'b/x/1']);
+      await store.deleteObject(bucket.id, 'b/x/1');
+      await store.deleteObject(bucket.id, 'b/x/2');
+      t.same(await listed(store, bucket, { after: 'b/x/1' }), ['b/y', 'c'], 'after a directory that is gone');
+      await store.rename(bucket.id, 'b', 'z');
+      t.same(await listed(store, bucket, { after: 'b/y' }), ['c', 'z/y'], 'after a directory renamed away');
+      t.same(await listed(store, bucket, { prefix: 'z/', after: 'a' }), ['z/y'], 'after before the prefix');
+      t.same(await listed(store, bucket, { prefix: 'b', after: 'c' }), [], 'after beyond the prefix');
+    });
+
+    t.test('FSO: concurrent writers share directories; a file never lands in a removed one', async (t) => {
+      const { store, bucket, open, fixture } = await withBucket(t, 'FSO');
+      const other = await open();
+      const keys = Array.from({ length: 16 }, (_, i) => `shared/deep/k${String(i).padStart(2, '0')}`);
+      await Promise.all(keys.map((key, i) => put(i % 2 ? other : store, bucket, key, [1])));
+      t.same(await listed(store, bucket), keys, 'every key committed');
+      t.same((await fixture.query('SELECT name FROM directories ORDER BY name')).map((d) => d.name), ['deep/', 'shared/'], 'each directory once');
+      for (let round = 0; round < 8; round++) {
+        // Deleting the last file prunes r/ while another store commits into it.
+        await put(store, bucket, `r${round}/old`, [1]);
+        await Promise.all([store.deleteObject(bucket.id, `r${round}/old`), put(other, bucket, `r${round}/new`, [1])]);
+        t.match(await store.getObject(bucket.id, `r${round}/new`), { size: 1 }, `round ${round}: the new file is reachable`);
+        t.same(await listed(store, bucket, { prefix: `r${round}/` }), [`r${round}/new`], `round ${round}: and listed alone`);
+      }
+    });
+
+    t.test('FSO: multipart completion creates the directories of its key', async (t) => {
+      const { store, bucket } = await withBucket(t, 'FSO');
+      const upload = await store.openKey({ bucketId: bucket.id, key: 'm//n/o', kind: 'multipart' });
+      const { part } = await writePart(store, upload, 1, [5]);
+      await store.completeMultipartUpload({ uploadId: upload.objectId, bucketId: bucket.id, key: 'm//n/o', parts: [1], size: part.size, etag: 'mp-1', attributes: {} });
+      t.same(await listed(store, bucket), ['m/n/o']);
+      t.match(await store.getObject(bucket.id, 'm/n/o'), { size: 5, etag: 'mp-1', objectId: upload.objectId });
+      await expectCode(t, store.deleteBucket('s3v', 'photos'), 'BucketNotEmpty', 'a bucket with files');
+      await store.deleteObject(bucket.id, 'm/n/o');
+      await store.deleteBucket('s3v', 'photos');
+      t.equal(await store.getBucket('s3v', 'photos'), undefined, 'an emptied FSO bucket is deleted');
     });
 
     // ---- multipart uploads ----

@@ -25,7 +25,9 @@ import {
   DeleteObjectTaggingCommand,
 } from '@aws-sdk/client-s3';
 import { crc32 } from '@node-rs/crc32';
-import { disposeServer, startServer, ACCESS_KEY, SECRET_KEY } from './helpers/server.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { disposeServer, startServer, ACCESS_KEY, S3G, SECRET_KEY } from './helpers/server.js';
 import { s3Failure, sdkClient } from './helpers/clients.js';
 import { errorCode, presignedPath, send, signedRequest } from './helpers/raw.js';
 
@@ -34,6 +36,10 @@ t.teardown(() => disposeServer(server));
 const s3 = sdkClient(server);
 const bucket = 'api';
 await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+// The listing tests run on this FSO bucket too: the same keys must list the same.
+const fsoBucket = 'api-fso';
+await promisify(execFile)(S3G, ['admin', '--data', server.dataDir, 'bucket', 'create', fsoBucket, '--layout', 'fso']);
+const listingBuckets = [['OBS', bucket], ['FSO', fsoBucket]] as const;
 
 const text = async (body: { transformToString(): Promise<string> } | undefined): Promise<string> => (body ? body.transformToString() : '');
 
@@ -80,45 +86,47 @@ t.test('unknown sub-resources are 501, configuration probes answer as AWS does f
   t.same(await s3Failure(s3.send(new GetBucketPolicyCommand({ Bucket: 'missing-bucket' }))), { code: 'NoSuchBucket', status: 404 });
 });
 
-t.test('listings: prefix, delimiter, pagination, start-after, url encoding, v1 markers', async (t) => {
-  const keys = ['list/a', 'list/b/1', 'list/b/2', 'list/c d', 'list/é+&<x', 'list/z%25'];
-  for (const key of keys) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: key }));
-  const all = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/' }));
-  t.same(all.Contents?.map((o) => o.Key), [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
-  t.equal(all.KeyCount, keys.length);
-  const folded = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/', Delimiter: '/' }));
-  t.same(folded.CommonPrefixes?.map((p) => p.Prefix), ['list/b/']);
-  t.same(folded.Contents?.map((o) => o.Key), ['list/a', 'list/c d', 'list/z%25', 'list/é+&<x']);
-  const seen: string[] = [];
-  let token: string | undefined;
-  let pages = 0;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/', MaxKeys: 2, ContinuationToken: token }));
-    seen.push(...(page.Contents ?? []).map((o) => o.Key!));
-    token = page.NextContinuationToken;
-    t.equal(page.IsTruncated, token !== undefined);
-    pages++;
-  } while (token);
-  t.equal(pages, 3);
-  t.same(seen, all.Contents?.map((o) => o.Key));
-  const after = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/', StartAfter: 'list/b/2' }));
-  t.same(after.Contents?.map((o) => o.Key), ['list/c d', 'list/z%25', 'list/é+&<x']);
-  const encoded = await signedRequest(server, { method: 'GET', path: `/${bucket}`, query: { 'list-type': '2', prefix: 'list/', 'encoding-type': 'url' } });
-  t.match(encoded.body.toString(), /<Key>list%2Fc\+d<\/Key>/);
-  t.match(encoded.body.toString(), /<Key>list%2F%C3%A9%2B%26%3Cx<\/Key>/);
-  const owner = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/a', FetchOwner: true }));
-  t.equal(owner.Contents?.[0]?.Owner?.DisplayName, 'admin');
+for (const [layout, bucket] of listingBuckets) {
+  t.test(`listings (${layout}): prefix, delimiter, pagination, start-after, url encoding, v1 markers`, async (t) => {
+    const keys = ['list/a', 'list/b/1', 'list/b/2', 'list/c d', 'list/é+&<x', 'list/z%25'];
+    for (const key of keys) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: key }));
+    const all = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/' }));
+    t.same(all.Contents?.map((o) => o.Key), [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+    t.equal(all.KeyCount, keys.length);
+    const folded = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/', Delimiter: '/' }));
+    t.same(folded.CommonPrefixes?.map((p) => p.Prefix), ['list/b/']);
+    t.same(folded.Contents?.map((o) => o.Key), ['list/a', 'list/c d', 'list/z%25', 'list/é+&<x']);
+    const seen: string[] = [];
+    let token: string | undefined;
+    let pages = 0;
+    do {
+      const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/', MaxKeys: 2, ContinuationToken: token }));
+      seen.push(...(page.Contents ?? []).map((o) => o.Key!));
+      token = page.NextContinuationToken;
+      t.equal(page.IsTruncated, token !== undefined);
+      pages++;
+    } while (token);
+    t.equal(pages, 3);
+    t.same(seen, all.Contents?.map((o) => o.Key));
+    const after = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/', StartAfter: 'list/b/2' }));
+    t.same(after.Contents?.map((o) => o.Key), ['list/c d', 'list/z%25', 'list/é+&<x']);
+    const encoded = await signedRequest(server, { method: 'GET', path: `/${bucket}`, query: { 'list-type': '2', prefix: 'list/', 'encoding-type': 'url' } });
+    t.match(encoded.body.toString(), /<Key>list%2Fc\+d<\/Key>/);
+    t.match(encoded.body.toString(), /<Key>list%2F%C3%A9%2B%26%3Cx<\/Key>/);
+    const owner = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'list/a', FetchOwner: true }));
+    t.equal(owner.Contents?.[0]?.Owner?.DisplayName, 'admin');
 
-  const v1 = await s3.send(new ListObjectsCommand({ Bucket: bucket, Prefix: 'list/', Delimiter: '/', MaxKeys: 2 }));
-  t.equal(v1.IsTruncated, true);
-  t.equal(v1.NextMarker, 'list/b/');
-  const v1next = await s3.send(new ListObjectsCommand({ Bucket: bucket, Prefix: 'list/', Delimiter: '/', Marker: v1.NextMarker }));
-  t.same(v1next.Contents?.map((o) => o.Key), ['list/c d', 'list/z%25', 'list/é+&<x']);
-  const badToken = await signedRequest(server, { method: 'GET', path: `/${bucket}`, query: { 'list-type': '2', 'continuation-token': '!!' } });
-  t.same([badToken.status, errorCode(badToken)], [400, 'InvalidArgument']);
-  const badMax = await signedRequest(server, { method: 'GET', path: `/${bucket}`, query: { 'list-type': '2', 'max-keys': '-1' } });
-  t.same([badMax.status, errorCode(badMax)], [400, 'InvalidArgument']);
-});
+    const v1 = await s3.send(new ListObjectsCommand({ Bucket: bucket, Prefix: 'list/', Delimiter: '/', MaxKeys: 2 }));
+    t.equal(v1.IsTruncated, true);
+    t.equal(v1.NextMarker, 'list/b/');
+    const v1next = await s3.send(new ListObjectsCommand({ Bucket: bucket, Prefix: 'list/', Delimiter: '/', Marker: v1.NextMarker }));
+    t.same(v1next.Contents?.map((o) => o.Key), ['list/c d', 'list/z%25', 'list/é+&<x']);
+    const badToken = await signedRequest(server, { method: 'GET', path: `/${bucket}`, query: { 'list-type': '2', 'continuation-token': '!!' } });
+    t.same([badToken.status, errorCode(badToken)], [400, 'InvalidArgument']);
+    const badMax = await signedRequest(server, { method: 'GET', path: `/${bucket}`, query: { 'list-type': '2', 'max-keys': '-1' } });
+    t.same([badMax.status, errorCode(badMax)], [400, 'InvalidArgument']);
+  });
+}
 
 t.test('copy: COPY and REPLACE directives, onto itself, source conditions', async (t) => {
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'copy/src', Body: 'source body', ContentType: 'text/x-src', Metadata: { m: '1' } }));

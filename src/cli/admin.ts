@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openMetadataStore } from '../metadata/open.js';
 import type { MetadataStore, UserWithKeys } from '../metadata/store.js';
+import { manageBuckets } from './admin-buckets.js';
 import { loadConfig } from '../observability/config.js';
 import { adminPurge, adminStatus } from './admin-status.js';
 import { importFolder } from './admin-import.js';
@@ -33,6 +34,12 @@ commands:
   key list USER                     USER's access key ids
   key revoke ACCESS_KEY_ID          delete an access key: it stops working at once on every gateway
   key rekey                         re-seal every secret with the current KEK (after a rotation)
+  bucket create NAME [--layout obs|fso] [--owner USER]
+                                    create a bucket (default layout obs, owner admin)
+  bucket list [--tenant T]          buckets (of s3v or of tenant T) with layout and owner
+  rename BUCKET/FROM BUCKET/TO [--tenant T]
+                                    FSO buckets: move a directory (or a file) atomically, one
+                                    metadata write whatever the directory holds
   datanode list                     registered datanodes with address, capacity, used bytes and state
   datanode dead ID                  declare a datanode dead: re-replication copies its blocks elsewhere
 
@@ -172,6 +179,8 @@ export async function admin(argv: string[]): Promise<number> {
       concurrency: { type: 'string', default: '4' },
       'multipart-threshold': { type: 'string', default: '1GiB' },
       'part-size': { type: 'string', default: '64MiB' },
+      layout: { type: 'string', default: 'obs' },
+      owner: { type: 'string', default: 'admin' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -208,6 +217,8 @@ export async function admin(argv: string[]): Promise<number> {
   try {
     const done = await manageIdentities(store, positionals, values);
     if (done !== undefined) return done;
+    const bucketsDone = await manageBuckets(store, positionals, values);
+    if (bucketsDone !== undefined) return bucketsDone;
     if (group === 'datanode' && action === 'list') {
       const datanodes = await store.listDatanodes();
       process.stdout.write(

@@ -108,6 +108,7 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
         domains: config.domain,
         region: config.region,
         storage,
+        defaultBucketLayout: config.defaultBucketLayout,
         maxPutSize: 5 * 1024 ** 3,
         shutdownGraceMs: config.shutdownGrace * 1000,
         limits: {

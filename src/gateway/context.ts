@@ -1,7 +1,7 @@
 // What a handler receives: the typed operation, the authenticated user and the parts of
 // the gateway it may use.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { MetadataStore, User } from '../metadata/store.js';
+import type { BucketLayout, MetadataStore, User } from '../metadata/store.js';
 import type { SignedRequest } from '../auth/sigv4.js';
 import type { HashPool } from '../hashing/pool.js';
 import type { ObjectWriter, StorageConfig } from '../pipeline/object-writer.js';
@@ -13,6 +13,8 @@ export interface GatewayConfig {
   domains: string[];
   region: string;
   storage: StorageConfig;
+  /** Layout of buckets created by CreateBucket. */
+  defaultBucketLayout: BucketLayout;
   /** Largest single PUT (AWS: 5 GiB). */
   maxPutSize: number;
   /** How long in-flight requests may finish after SIGTERM. */

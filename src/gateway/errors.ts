@@ -1,4 +1,5 @@
 // S3 errors as values: a code and the HTTP status AWS sends with it.
+import { MetadataError } from '../metadata/store.js';
 
 const STATUS: Record<string, number> = {
   AccessDenied: 403,
@@ -9,6 +10,8 @@ const STATUS: Record<string, number> = {
   BucketAlreadyExists: 409,
   BucketAlreadyOwnedByYou: 409,
   BucketNotEmpty: 409,
+  // Not an AWS code: an FSO directory that still holds entries (Ozone: DIRECTORY_NOT_EMPTY).
+  DirectoryNotEmpty: 409,
   EntityTooLarge: 400,
   EntityTooSmall: 400,
   IncompleteBody: 400,
@@ -60,6 +63,7 @@ const DEFAULT_MESSAGE: Record<string, string> = {
   BucketAlreadyExists: 'The requested bucket name is not available.',
   BucketAlreadyOwnedByYou: 'Your previous request to create the named bucket succeeded and you already own it.',
   BucketNotEmpty: 'The bucket you tried to delete is not empty',
+  DirectoryNotEmpty: 'The directory you tried to delete is not empty; delete what it holds first.',
   InternalError: 'We encountered an internal error. Please try again.',
   InvalidAccessKeyId: 'The AWS Access Key Id you provided does not exist in our records.',
   InvalidRange: 'The requested range is not satisfiable',
@@ -95,3 +99,12 @@ export class S3Error extends Error {
 
 export const s3Error = (code: string, message?: string, details?: Record<string, string>): S3Error =>
   new S3Error(code, message, details);
+
+const METADATA_ERRORS: Record<string, string> = { NoSuchUser: 'InvalidAccessKeyId', UserAlreadyExists: 'InvalidRequest', InvalidKey: 'InvalidArgument' };
+
+/** The S3 error a failure becomes: itself, a metadata domain error's S3 code, else InternalError. */
+export function toS3Error(error: unknown): S3Error {
+  if (error instanceof S3Error) return error;
+  if (error instanceof MetadataError) return s3Error(METADATA_ERRORS[error.code] ?? error.code, error.code === 'InvalidKey' ? error.message : undefined);
+  return s3Error('InternalError');
+}

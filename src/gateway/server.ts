@@ -4,10 +4,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes } from 'node:crypto';
 import { authenticate } from '../auth/authenticate.js';
 import { headerMap, type RequestParts } from '../auth/sigv4.js';
-import { MetadataError } from '../metadata/store.js';
 import { ReplicasExhaustedError } from '../pipeline/object-reader.js';
 import type { ConnectionLimits, GatewayServices, Handler, HandlerTable, RequestContext } from './context.js';
-import { S3Error, s3Error } from './errors.js';
+import { s3Error, toS3Error } from './errors.js';
 import { route, type Operation, type OperationName } from './router.js';
 import { xmlDocument } from './xml.js';
 import { log } from '../common/log.js';
@@ -215,14 +214,6 @@ async function handleRequest(
   } catch (error) {
     errorCode = sendError(req, res, requestId, op, error);
   }
-}
-
-const METADATA_ERRORS: Record<string, string> = { NoSuchUser: 'InvalidAccessKeyId', UserAlreadyExists: 'InvalidRequest' };
-
-function toS3Error(error: unknown): S3Error {
-  if (error instanceof S3Error) return error;
-  if (error instanceof MetadataError) return s3Error(METADATA_ERRORS[error.code] ?? error.code);
-  return s3Error('InternalError');
 }
 
 /** Answers with the S3 error (or cuts the connection); returns its code. */

@@ -197,6 +197,24 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX buckets_by_name ON buckets(name);
     `,
   },
+  {
+    version: 6,
+    name: 'fso directories',
+    // The directories of FSO buckets (see namespace.ts). parent_id 0 is the bucket's root,
+    // which has no row; name keeps its trailing '/' so that ORDER BY name is the order in
+    // which a directory sorts among its siblings' files. AUTOINCREMENT: ids start at 1 and
+    // a file's internal name `<parent id>/<leaf>` never points into a later directory.
+    sql: `
+      CREATE TABLE directories (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        bucket_id   INTEGER NOT NULL REFERENCES buckets(id),
+        parent_id   INTEGER NOT NULL,
+        name        TEXT NOT NULL,
+        created_at  BIGINT NOT NULL,
+        UNIQUE (bucket_id, parent_id, name)
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not yet recorded. Safe to run concurrently from several processes. */

@@ -177,6 +177,21 @@ export const postgresMigrations: readonly Migration[] = [
       CREATE INDEX buckets_by_name ON buckets(name);
     `,
   },
+  {
+    version: 6,
+    name: 'fso directories',
+    // As in SQLite: parent_id 0 is the root; name keeps its trailing '/'.
+    sql: `
+      CREATE TABLE directories (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        bucket_id   BIGINT NOT NULL REFERENCES buckets(id),
+        parent_id   BIGINT NOT NULL,
+        name        TEXT COLLATE "C" NOT NULL,
+        created_at  BIGINT NOT NULL,
+        CONSTRAINT directories_by_parent UNIQUE (bucket_id, parent_id, name)
+      );
+    `,
+  },
 ];
 
 /** Which server speaks the protocol: only CockroachDB needs a different spelling. */

@@ -4,6 +4,7 @@ import pg from 'pg';
 import type { CustomTypesConfig, PoolClient, QueryResultRow } from 'pg';
 import { newCanonicalId, prefixUpperBound } from './shared.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
+import { internalName, ROOT_DIRECTORY } from './namespace.js';
 import {
   MetadataError,
   type AccessKey,
@@ -13,6 +14,7 @@ import {
   type BucketLayout,
   type ObjectAttributes,
   type ObjectRecord,
+  type ObjectSummary,
   type OpenKey,
   type OpenKeyKind,
   type PartRecord,
@@ -248,6 +250,56 @@ export function groupBlocks(rows: readonly BlockReplicaRow[]): BlockLocation[] {
   return blocks;
 }
 
+// ---- FSO directories (namespace.ts) ----
+// A writer into a directory holds every directory on its path FOR KEY SHARE: a rename
+// (which updates name or parent_id, both in a unique key) and a removal (FOR UPDATE, then
+// DELETE) wait for it, and a removal judges emptiness only once it holds the row.
+
+export function childDirectory(c: PoolClient, bucketId: number, parentId: number, name: string, lock: RowLock = ''): Promise<{ id: number } | undefined> {
+  return one<{ id: number }>(c, `SELECT id FROM directories WHERE bucket_id = $1 AND parent_id = $2 AND name = $3 ${lock}`, [bucketId, parentId, name]);
+}
+
+/**
+ * The directory at this path of names. 'create' (writers): each held FOR KEY SHARE, missing
+ * ones created. 'find': read as they are, undefined when one is missing.
+ */
+export async function directoryAt(c: PoolClient, bucketId: number, names: readonly string[], mode: 'create' | 'find'): Promise<number | undefined> {
+  let id = ROOT_DIRECTORY;
+  for (const name of names) {
+    let child = (await childDirectory(c, bucketId, id, name, mode === 'create' ? 'FOR KEY SHARE' : ''))?.id;
+    if (child === undefined) {
+      if (mode === 'find') return undefined;
+      // A concurrent creation of the same directory collides on the unique key (23505): retried.
+      child = (await one<{ id: number }>(
+        c, 'INSERT INTO directories (bucket_id, parent_id, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id', [bucketId, id, name, Date.now()],
+      ))!.id;
+    }
+    id = child;
+  }
+  return id;
+}
+
+export async function directoryIsEmpty(c: PoolClient, bucketId: number, id: number): Promise<boolean> {
+  const found = await one(
+    c,
+    `SELECT 1 WHERE EXISTS (SELECT 1 FROM objects WHERE bucket_id = $1 AND name > $2 AND name < $3)
+        OR EXISTS (SELECT 1 FROM directories WHERE bucket_id = $1 AND parent_id = $4)`,
+    [bucketId, internalName(id, ''), `${id}0`, id],
+  );
+  return found === undefined;
+}
+
+/** Removes this directory and its ancestors while they hold nothing and have no marker. */
+export async function pruneDirectories(c: PoolClient, bucketId: number, id: number): Promise<void> {
+  while (id !== ROOT_DIRECTORY) {
+    const row = await one<{ parent_id: number }>(c, 'SELECT parent_id FROM directories WHERE id = $1 FOR UPDATE', [id]);
+    if (!row || (await one(c, 'SELECT 1 FROM objects WHERE bucket_id = $1 AND name = $2', [bucketId, internalName(id, '')]))) return;
+    if (!(await directoryIsEmpty(c, bucketId, id))) return;
+    await c.query('DELETE FROM directories WHERE id = $1', [id]);
+    id = row.parent_id;
+  }
+}
+
 /** A WHERE clause for a listing in one bucket, with numbered parameters. */
 export class Where {
   readonly params: unknown[] = [];
@@ -311,6 +363,13 @@ export function toObjectRecord(r: ObjectRow, blocks: BlockLocation[]): ObjectRec
     blocks,
     ...(r.inline_data ? { inlineData: r.inline_data } : {}),
   };
+}
+
+export type ObjectSummaryRow = Omit<ObjectRow, 'attributes' | 'inline_data'>;
+export const SUMMARY_COLUMNS = 'bucket_id, name, object_id, size, etag, modified_at';
+
+export function toSummary(r: ObjectSummaryRow): ObjectSummary {
+  return { bucketId: r.bucket_id, key: r.name, objectId: r.object_id, size: r.size, etag: r.etag, modifiedAt: r.modified_at };
 }
 
 export function toOpenKey(r: OpenKeyRow): OpenKey {

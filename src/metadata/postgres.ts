@@ -30,7 +30,10 @@ import {
   type BucketRow,
   bucketRow,
   checkAllocated,
+  childDirectory,
   currentVersion,
+  directoryAt,
+  directoryIsEmpty,
   type DatanodeRow,
   dropOpenKey,
   dropStale,
@@ -43,6 +46,7 @@ import {
   lockBlock,
   objectRecord,
   type ObjectRow,
+  type ObjectSummaryRow,
   one,
   OPEN_KEY_COLUMNS,
   type OpenKeyRow,
@@ -52,15 +56,18 @@ import {
   type PartRow,
   pgTypes,
   placeBlocks,
+  pruneDirectories,
   putVersion,
   requireBucket,
   retireBlocks,
   storeSecret,
   toAccessKey,
+  SUMMARY_COLUMNS,
   toBucket,
   toObjectRecord,
   toOpenKey,
   toPart,
+  toSummary,
   toUser,
   uploadRow,
   type UserRow,
@@ -68,6 +75,7 @@ import {
   userWithKeys,
   Where,
 } from './postgres-statements.js';
+import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
 import { checkPreconditions, containerIdOf, mayCommit, newAccessKeyId, newObjectId, newSecretAccessKey, toTenant, type TenantRow } from './shared.js';
 import {
   MetadataError,
@@ -123,6 +131,8 @@ export class PostgresMetadataStore implements MetadataStore {
   private readonly begin: string;
   private readonly secrets: SecretBox | undefined;
   private closed = false;
+  /** A bucket's layout never changes and its id is never reused: safe to keep. */
+  private readonly layouts = new Map<number, BucketLayout>();
 
   constructor(url: string, options: PostgresMetadataStoreOptions = {}) {
     this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
@@ -296,6 +306,8 @@ export class PostgresMetadataStore implements MetadataStore {
       const busy = (await one(c, 'SELECT 1 FROM objects WHERE bucket_id = $1 LIMIT 1', [bucket.id]))
         ?? (await one(c, "SELECT 1 FROM open_keys WHERE bucket_id = $1 AND kind = 'multipart' LIMIT 1", [bucket.id]));
       if (busy) throw new MetadataError('BucketNotEmpty', `bucket ${name} is not empty`);
+      // FSO: directories left without a file (only explicit ones count as objects).
+      await c.query('DELETE FROM directories WHERE bucket_id = $1', [bucket.id]);
       await c.query('DELETE FROM buckets WHERE id = $1', [bucket.id]);
     });
   }
@@ -355,17 +367,18 @@ export class PostgresMetadataStore implements MetadataStore {
       const open = await openKeyRow(c, input.objectId, 'FOR UPDATE');
       const committed = !open && (await c.query('SELECT 1 FROM objects WHERE object_id = $1', [input.objectId])).rows.length > 0;
       if (!mayCommit(open, input, committed)) throw new MetadataError('NoSuchUpload', `no open key ${input.objectId} for ${input.key}`);
-      const current = await currentVersion(c, input.bucketId, input.key);
+      const name = (await this.storedName(c, input.bucketId, input.key, 'create'))!;
+      const current = await currentVersion(c, input.bucketId, name);
       checkPreconditions(input, current);
       await checkAllocated(c, `commitKey ${input.key}`, input.objectId, input.blocks);
 
       const now = Date.now();
       if (current) await retireBlocks(c, [current.object_id], now);
       await placeBlocks(c, input.objectId, input.blocks, now);
-      const row = { bucket_id: input.bucketId, name: input.key, object_id: input.objectId, size: input.size, etag: input.etag, modified_at: now, attributes, inline_data: inline };
+      const row = { bucket_id: input.bucketId, name, object_id: input.objectId, size: input.size, etag: input.etag, modified_at: now, attributes, inline_data: inline };
       await putVersion(c, row, current !== undefined);
       await c.query('DELETE FROM open_keys WHERE object_id = $1', [input.objectId]);
-      return objectRecord(c, row);
+      return { ...(await objectRecord(c, row)), key: input.key };
     });
   }
 
@@ -388,19 +401,24 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async getObject(bucketId: number, key: string): Promise<ObjectRecord | undefined> {
     // One statement, one snapshot: the row and its blocks agree even if a concurrent
-    // commit replaces the key meanwhile.
-    const rows = await this.select<ObjectRow & BlockReplicaRow>(
-      `SELECT o.*, b.local_id, b.container_id, b.length, r.datanode_id FROM objects o
+    // commit replaces the key meanwhile. FSO: the path is resolved in the same snapshot.
+    const sql = `SELECT o.*, b.local_id, b.container_id, b.length, r.datanode_id FROM objects o
        LEFT JOIN blocks b ON b.object_id = o.object_id AND b.idx IS NOT NULL
        LEFT JOIN block_replicas r ON r.local_id = b.local_id
-       WHERE o.bucket_id = $1 AND o.name = $2 ORDER BY b.idx, r.position`,
-      [bucketId, key],
-    );
-    return rows[0] && toObjectRecord(rows[0], groupBlocks(rows));
+       WHERE o.bucket_id = $1 AND o.name = $2 ORDER BY b.idx, r.position`;
+    const rows = (await this.layoutOf(bucketId)) === 'FSO'
+      ? await this.read(async (c) => {
+        const name = await this.storedName(c, bucketId, key, 'find');
+        return name === undefined ? [] : (await c.query<ObjectRow & BlockReplicaRow>(sql, [bucketId, name])).rows;
+      })
+      : await this.select<ObjectRow & BlockReplicaRow>(sql, [bucketId, key]);
+    return rows[0] && { ...toObjectRecord(rows[0], groupBlocks(rows)), key };
   }
 
   async deleteObject(bucketId: number, key: string): Promise<boolean> {
+    const fso = (await this.layoutOf(bucketId)) === 'FSO';
     return this.write(async (c) => {
+      if (fso) return this.deleteFsoEntry(c, bucketId, fsoKey(key));
       const row = await currentVersion(c, bucketId, key);
       if (!row) return false;
       await retireBlocks(c, [row.object_id], Date.now());
@@ -410,24 +428,59 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async setObjectAttributes(bucketId: number, key: string, objectId: string, attributes: ObjectAttributes): Promise<boolean> {
-    const result = await this.statement(
-      'UPDATE objects SET attributes = $1 WHERE bucket_id = $2 AND name = $3 AND object_id = $4',
-      [JSON.stringify(attributes), bucketId, key, objectId],
-    );
-    return result.rowCount === 1;
+    const update = (c: Pick<PoolClient, 'query'>, name: string) =>
+      c.query('UPDATE objects SET attributes = $1 WHERE bucket_id = $2 AND name = $3 AND object_id = $4', [JSON.stringify(attributes), bucketId, name, objectId]);
+    if ((await this.layoutOf(bucketId)) !== 'FSO') return (await update(this.pool, key)).rowCount === 1;
+    return this.write(async (c) => {
+      const name = await this.storedName(c, bucketId, key, 'find');
+      return name !== undefined && (await update(c, name)).rowCount === 1;
+    });
+  }
+
+  async rename(bucketId: number, from: string, to: string): Promise<'directory' | 'file'> {
+    if ((await this.layoutOf(bucketId)) !== 'FSO') throw new MetadataError('InvalidRequest', 'only FSO buckets have directories to rename');
+    const source = splitKey(fsoKey(from).replace(/\/$/, ''));
+    const target = splitKey(fsoKey(to).replace(/\/$/, ''));
+    return this.write(async (c) => {
+      await requireBucket(c, bucketId);
+      // The source first, locked FOR UPDATE: writers into it finish before, or wait.
+      const sourceParent = await directoryAt(c, bucketId, source.directories, 'find');
+      const sourceDirectory = sourceParent === undefined ? undefined : (await childDirectory(c, bucketId, sourceParent, source.leaf + '/', 'FOR UPDATE'))?.id;
+      const sourceFile = sourceParent === undefined || sourceDirectory !== undefined
+        ? undefined
+        : await currentVersion(c, bucketId, internalName(sourceParent, source.leaf));
+      if (sourceParent === undefined || (sourceDirectory === undefined && !sourceFile)) throw new MetadataError('NoSuchKey', `${from} does not exist`);
+      const targetParent = (await directoryAt(c, bucketId, target.directories, 'create'))!;
+      if (sourceDirectory !== undefined) {
+        if (await childDirectory(c, bucketId, targetParent, target.leaf + '/')) throw new MetadataError('KeyAlreadyExists', `${to} exists`);
+        for (let id = targetParent; id !== ROOT_DIRECTORY; id = (await one<{ parent_id: number }>(c, 'SELECT parent_id FROM directories WHERE id = $1', [id]))!.parent_id) {
+          if (id === sourceDirectory) throw new MetadataError('InvalidRequest', `cannot move ${from} into itself`);
+        }
+        // The one write that moves the whole subtree.
+        await c.query('UPDATE directories SET parent_id = $1, name = $2 WHERE id = $3', [targetParent, target.leaf + '/', sourceDirectory]);
+      } else {
+        const targetName = internalName(targetParent, target.leaf);
+        if (await one(c, 'SELECT 1 FROM objects WHERE bucket_id = $1 AND name = $2', [bucketId, targetName])) throw new MetadataError('KeyAlreadyExists', `${to} exists`);
+        await c.query('UPDATE objects SET name = $1 WHERE bucket_id = $2 AND name = $3', [targetName, bucketId, sourceFile!.name]);
+      }
+      await pruneDirectories(c, bucketId, sourceParent);
+      return sourceDirectory !== undefined ? 'directory' : 'file';
+    });
   }
 
   async listObjects(bucketId: number, query: ListObjectsQuery): Promise<ObjectSummary[]> {
+    // FSO: a page is read from one snapshot, however many directories it walks.
+    if ((await this.layoutOf(bucketId)) === 'FSO') return this.read((c) => listFsoObjects(this.namespaceReader(c, bucketId), query));
     // Prefix as a key range (not LIKE, which has wildcards), so the primary key serves it;
     // the "C" collation of name makes both the range and ORDER BY byte order.
     const where = new Where(bucketId);
     where.prefix(query.prefix);
     if (query.after !== undefined) where.add('name > ?', query.after);
-    const rows = await this.select<Omit<ObjectRow, 'attributes'>>(
-      `SELECT bucket_id, name, object_id, size, etag, modified_at FROM objects WHERE ${where.sql()} ORDER BY name LIMIT ${where.param(limitOf(query.limit))}`,
+    const rows = await this.select<ObjectSummaryRow>(
+      `SELECT ${SUMMARY_COLUMNS} FROM objects WHERE ${where.sql()} ORDER BY name LIMIT ${where.param(limitOf(query.limit))}`,
       where.params,
     );
-    return rows.map((r) => ({ bucketId: r.bucket_id, key: r.name, objectId: r.object_id, size: r.size, etag: r.etag, modifiedAt: r.modified_at }));
+    return rows.map(toSummary);
   }
 
   // ---- multipart uploads ----
@@ -558,7 +611,8 @@ export class PostgresMetadataStore implements MetadataStore {
       });
       // The caller computed size and etag from the parts it read: a part replaced since then shows here.
       if (size !== input.size) throw new MetadataError('InvalidPart', `the chosen parts hold ${size} bytes, not ${input.size}`);
-      const current = await currentVersion(c, input.bucketId, input.key);
+      const name = (await this.storedName(c, input.bucketId, input.key, 'create'))!;
+      const current = await currentVersion(c, input.bucketId, name);
       checkPreconditions(input, current);
 
       const now = Date.now();
@@ -585,9 +639,9 @@ export class PostgresMetadataStore implements MetadataStore {
       await retireBlocks(c, [...parts.values()].map((p) => p.part_id), now);
       await c.query('DELETE FROM multipart_parts WHERE upload_id = $1', [input.uploadId]);
       await c.query('DELETE FROM open_keys WHERE object_id = $1', [input.uploadId]);
-      const row = { bucket_id: input.bucketId, name: input.key, object_id: input.uploadId, size: input.size, etag: input.etag, modified_at: now, attributes };
+      const row = { bucket_id: input.bucketId, name, object_id: input.uploadId, size: input.size, etag: input.etag, modified_at: now, attributes };
       await putVersion(c, row, current !== undefined);
-      return objectRecord(c, row);
+      return { ...(await objectRecord(c, row)), key: input.key };
     });
   }
 
@@ -769,6 +823,74 @@ export class PostgresMetadataStore implements MetadataStore {
   // ---- transactions ----
 
   /** One read-write transaction, run again from the start on a conflict. */
+  // ---- FSO namespace (namespace.ts) ----
+
+  private async layoutOf(bucketId: number): Promise<BucketLayout | undefined> {
+    const known = this.layouts.get(bucketId);
+    if (known !== undefined) return known;
+    const [row] = await this.select<{ layout: BucketLayout }>('SELECT layout FROM buckets WHERE id = $1', [bucketId]);
+    if (row) this.layouts.set(bucketId, row.layout);
+    return row?.layout;
+  }
+
+  /** The objects row name of an S3 key: itself in an OBS bucket, `<directory id>/<leaf>` in an FSO bucket. */
+  private async storedName(c: PoolClient, bucketId: number, key: string, mode: 'create' | 'find'): Promise<string | undefined> {
+    if ((await this.layoutOf(bucketId)) !== 'FSO') return key;
+    const { directories, leaf } = splitKey(fsoKey(key));
+    const parent = await directoryAt(c, bucketId, directories, mode);
+    return parent === undefined ? undefined : internalName(parent, leaf);
+  }
+
+  /** A file goes; a directory goes only when empty (DirectoryNotEmpty otherwise), with its marker. */
+  private async deleteFsoEntry(c: PoolClient, bucketId: number, key: string): Promise<boolean> {
+    const { directories, leaf } = splitKey(key);
+    const parent = await directoryAt(c, bucketId, directories, 'find');
+    if (parent === undefined) return false;
+    if (leaf === '') {
+      // Held first, so that no file can arrive between the check and the removal.
+      if (!(await one(c, 'SELECT 1 FROM directories WHERE id = $1 FOR UPDATE', [parent]))) return false;
+      if (!(await directoryIsEmpty(c, bucketId, parent))) throw new MetadataError('DirectoryNotEmpty', `${key} is not empty`);
+    }
+    const row = await currentVersion(c, bucketId, internalName(parent, leaf));
+    if (row) {
+      await retireBlocks(c, [row.object_id], Date.now());
+      await c.query('DELETE FROM objects WHERE bucket_id = $1 AND name = $2', [bucketId, row.name]);
+    }
+    await pruneDirectories(c, bucketId, parent);
+    return row !== undefined || leaf === '';
+  }
+
+  private namespaceReader(c: PoolClient, bucketId: number): NamespaceReader {
+    const range = (where: Where, lower: Bound, upper: string | undefined, wrap: (v: string) => string) => {
+      where.add(`name ${lower.inclusive ? '>=' : '>'} ?`, wrap(lower.value));
+      if (upper !== undefined) where.add('name < ?', wrap(upper));
+    };
+    return {
+      directory: async (parentId, name) => (await childDirectory(c, bucketId, parentId, name))?.id,
+      marker: async (id) => {
+        const row = await one<ObjectSummaryRow>(c, `SELECT ${SUMMARY_COLUMNS} FROM objects WHERE bucket_id = $1 AND name = $2`, [bucketId, internalName(id, '')]);
+        return row && toSummary(row);
+      },
+      files: async (id, lower, upper, limit) => {
+        // Beyond `<id>/` (the marker) and below `<id>0` ('0' follows '/'): this directory's files.
+        const file = (leaf: string) => internalName(id, leaf);
+        const where = new Where(bucketId);
+        where.add('name > ? AND name < ?', file(''), `${id}0`);
+        range(where, lower, upper, file);
+        const { rows } = await c.query<ObjectSummaryRow>(
+          `SELECT ${SUMMARY_COLUMNS} FROM objects WHERE ${where.sql()} ORDER BY name LIMIT ${where.param(limit)}`, where.params,
+        );
+        return rows.map(toSummary);
+      },
+      directories: async (id, lower, upper, limit) => {
+        const where = new Where(bucketId);
+        where.add('parent_id = ?', id);
+        range(where, lower, upper, (v) => v);
+        return (await c.query<DirectoryRow>(`SELECT id, name FROM directories WHERE ${where.sql()} ORDER BY name LIMIT ${where.param(limit)}`, where.params)).rows;
+      },
+    };
+  }
+
   private write<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
     return this.transaction(this.begin, fn);
   }

@@ -76,6 +76,9 @@ export function prefixUpperBound(prefix: string): string | undefined {
   return undefined;
 }
 
+/** Keys compare in the byte order of their UTF-8 encoding, as S3 lists them. */
+export const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
 /** ETags compare without their quotes; '*' matches any existing object (RFC 9110 If-Match). */
 export function sameEtag(condition: string, etag: string): boolean {
   const bare = (s: string) => s.trim().replace(/^"(.*)"$/, '$1');

@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { migrateSqlite } from './migrations.js';
+import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
 import {
   checkPreconditions,
@@ -94,6 +95,8 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly deadAfterMs: number;
   private readonly secrets: SecretBox | undefined;
   private queue: PendingWrite[] = [];
+  /** A bucket's layout never changes and its id is never reused: safe to keep. */
+  private readonly layouts = new Map<number, BucketLayout>();
   private flushScheduled = false;
 
   constructor(path: string, options: SqliteMetadataStoreOptions = {}) {
@@ -262,6 +265,8 @@ export class SqliteMetadataStore implements MetadataStore {
       const busy = this.get('SELECT 1 FROM objects WHERE bucket_id = ? LIMIT 1', bucket.id)
         ?? this.get("SELECT 1 FROM open_keys WHERE bucket_id = ? AND kind = 'multipart' LIMIT 1", bucket.id);
       if (busy) throw new MetadataError('BucketNotEmpty', `bucket ${name} is not empty`);
+      // FSO: directories left without a file (only explicit ones count as objects).
+      this.run('DELETE FROM directories WHERE bucket_id = ?', bucket.id);
       this.run('DELETE FROM buckets WHERE id = ?', bucket.id);
     });
   }
@@ -317,7 +322,8 @@ export class SqliteMetadataStore implements MetadataStore {
       const open = this.openKeyRow(input.objectId);
       const committed = !open && this.get('SELECT 1 FROM objects WHERE object_id = ?', input.objectId) !== undefined;
       if (!mayCommit(open, input, committed)) throw new MetadataError('NoSuchUpload', `no open key ${input.objectId} for ${input.key}`);
-      const current = this.objectRow(input.bucketId, input.key);
+      const name = this.storedName(input.bucketId, input.key, true)!;
+      const current = this.objectRow(input.bucketId, name);
       checkPreconditions(input, current);
 
       this.checkAllocated(`commitKey ${input.key}`, input.objectId, input.blocks);
@@ -325,15 +331,15 @@ export class SqliteMetadataStore implements MetadataStore {
       const now = Date.now();
       if (current) {
         this.retireBlocks(current.object_id, now);
-        this.run('DELETE FROM objects WHERE bucket_id = ? AND name = ?', input.bucketId, input.key);
+        this.run('DELETE FROM objects WHERE bucket_id = ? AND name = ?', input.bucketId, name);
       }
       this.placeBlocks(input.objectId, input.blocks, now);
       this.run(
         'INSERT INTO objects (bucket_id, name, object_id, size, etag, modified_at, attributes, inline_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-        input.bucketId, input.key, input.objectId, input.size, input.etag, now, attributes, inline,
+        input.bucketId, name, input.objectId, input.size, input.etag, now, attributes, inline,
       );
       this.run('DELETE FROM open_keys WHERE object_id = ?', input.objectId);
-      return this.objectRecord(this.objectRow(input.bucketId, input.key)!);
+      return this.objectRecord(this.objectRow(input.bucketId, name)!, input.key);
     });
   }
 
@@ -357,13 +363,15 @@ export class SqliteMetadataStore implements MetadataStore {
     // One read transaction: the object row and its blocks come from the same snapshot
     // even if a concurrent commit replaces the key in between.
     return this.read(() => {
-      const row = this.objectRow(bucketId, key);
-      return row && this.objectRecord(row);
+      const name = this.storedName(bucketId, key, false);
+      const row = name === undefined ? undefined : this.objectRow(bucketId, name);
+      return row && this.objectRecord(row, key);
     });
   }
 
   async deleteObject(bucketId: number, key: string): Promise<boolean> {
     return this.write(() => {
+      if (this.layoutOf(bucketId) === 'FSO') return this.deleteFsoEntry(bucketId, fsoKey(key));
       const row = this.objectRow(bucketId, key);
       if (!row) return false;
       this.retireBlocks(row.object_id, Date.now());
@@ -373,14 +381,43 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async setObjectAttributes(bucketId: number, key: string, objectId: string, attributes: ObjectAttributes): Promise<boolean> {
-    return this.write(
-      () =>
-        this.run('UPDATE objects SET attributes = ? WHERE bucket_id = ? AND name = ? AND object_id = ?', JSON.stringify(attributes), bucketId, key, objectId)
-          .changes === 1,
-    );
+    return this.write(() => {
+      const name = this.storedName(bucketId, key, false);
+      return name !== undefined &&
+        this.run('UPDATE objects SET attributes = ? WHERE bucket_id = ? AND name = ? AND object_id = ?', JSON.stringify(attributes), bucketId, name, objectId)
+          .changes === 1;
+    });
+  }
+
+  async rename(bucketId: number, from: string, to: string): Promise<'directory' | 'file'> {
+    return this.write(() => {
+      if (this.layoutOf(bucketId) !== 'FSO') throw new MetadataError('InvalidRequest', 'only FSO buckets have directories to rename');
+      const source = splitKey(fsoKey(from).replace(/\/$/, ''));
+      const target = splitKey(fsoKey(to).replace(/\/$/, ''));
+      const sourceParent = this.directoryAt(bucketId, source.directories, false);
+      const sourceDirectory = sourceParent === undefined ? undefined : this.childDirectory(bucketId, sourceParent, source.leaf + '/');
+      const sourceFile = sourceParent === undefined || sourceDirectory !== undefined ? undefined : this.objectRow(bucketId, internalName(sourceParent, source.leaf));
+      if (sourceParent === undefined || (sourceDirectory === undefined && !sourceFile)) throw new MetadataError('NoSuchKey', `${from} does not exist`);
+      const targetParent = this.directoryAt(bucketId, target.directories, true)!;
+      if (sourceDirectory !== undefined) {
+        if (this.childDirectory(bucketId, targetParent, target.leaf + '/') !== undefined) throw new MetadataError('KeyAlreadyExists', `${to} exists`);
+        for (let id = targetParent; id !== ROOT_DIRECTORY; id = this.get<{ parent_id: number }>('SELECT parent_id FROM directories WHERE id = ?', id)!.parent_id) {
+          if (id === sourceDirectory) throw new MetadataError('InvalidRequest', `cannot move ${from} into itself`);
+        }
+        // The one write that moves the whole subtree.
+        this.run('UPDATE directories SET parent_id = ?, name = ? WHERE id = ?', targetParent, target.leaf + '/', sourceDirectory);
+      } else {
+        const targetName = internalName(targetParent, target.leaf);
+        if (this.objectRow(bucketId, targetName)) throw new MetadataError('KeyAlreadyExists', `${to} exists`);
+        this.run('UPDATE objects SET name = ? WHERE bucket_id = ? AND name = ?', targetName, bucketId, sourceFile!.name);
+      }
+      this.pruneDirectories(bucketId, sourceParent);
+      return sourceDirectory !== undefined ? 'directory' : 'file';
+    });
   }
 
   async listObjects(bucketId: number, query: ListObjectsQuery): Promise<ObjectSummary[]> {
+    if (this.layoutOf(bucketId) === 'FSO') return listFsoObjects(this.namespaceReader(bucketId), query);
     const where = ['bucket_id = ?'];
     const params: unknown[] = [bucketId];
     if (query.prefix) whereKeyHasPrefix(where, params, query.prefix);
@@ -389,11 +426,7 @@ export class SqliteMetadataStore implements MetadataStore {
       params.push(query.after);
     }
     params.push(Math.max(0, Math.trunc(query.limit)));
-    const rows = this.all<Omit<ObjectRow, 'attributes'>>(
-      `SELECT bucket_id, name, object_id, size, etag, modified_at FROM objects WHERE ${where.join(' AND ')} ORDER BY name LIMIT ?`,
-      ...params,
-    );
-    return rows.map((r) => ({ bucketId: r.bucket_id, key: r.name, objectId: r.object_id, size: r.size, etag: r.etag, modifiedAt: r.modified_at }));
+    return this.all<ObjectSummaryRow>(`SELECT ${SUMMARY_COLUMNS} FROM objects WHERE ${where.join(' AND ')} ORDER BY name LIMIT ?`, ...params).map(toSummary);
   }
 
   // ---- multipart uploads ----
@@ -517,13 +550,14 @@ export class SqliteMetadataStore implements MetadataStore {
       });
       // The caller computed size and etag from the parts it read: a part replaced since then shows here.
       if (size !== input.size) throw new MetadataError('InvalidPart', `the chosen parts hold ${size} bytes, not ${input.size}`);
-      const current = this.objectRow(input.bucketId, input.key);
+      const name = this.storedName(input.bucketId, input.key, true)!;
+      const current = this.objectRow(input.bucketId, name);
       checkPreconditions(input, current);
 
       const now = Date.now();
       if (current) {
         this.retireBlocks(current.object_id, now);
-        this.run('DELETE FROM objects WHERE bucket_id = ? AND name = ?', input.bucketId, input.key);
+        this.run('DELETE FROM objects WHERE bucket_id = ? AND name = ?', input.bucketId, name);
       }
       // Blocks allocated to the upload id itself were never part of a part.
       this.retireBlocks(input.uploadId, now);
@@ -539,9 +573,9 @@ export class SqliteMetadataStore implements MetadataStore {
       this.run('DELETE FROM open_keys WHERE object_id = ?', input.uploadId);
       this.run(
         'INSERT INTO objects (bucket_id, name, object_id, size, etag, modified_at, attributes) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        input.bucketId, input.key, input.uploadId, input.size, input.etag, now, attributes,
+        input.bucketId, name, input.uploadId, input.size, input.etag, now, attributes,
       );
-      return this.objectRecord(this.objectRow(input.bucketId, input.key)!);
+      return this.objectRecord(this.objectRow(input.bucketId, name)!, input.key);
     });
   }
 
@@ -787,11 +821,12 @@ export class SqliteMetadataStore implements MetadataStore {
     return blocks;
   }
 
-  private objectRecord(row: ObjectRow): ObjectRecord {
+  /** key: the S3 key the row was found under (an FSO row's name is internal). */
+  private objectRecord(row: ObjectRow, key: string): ObjectRecord {
     const blocks = this.committedBlocks(row.object_id);
     return {
       bucketId: row.bucket_id,
-      key: row.name,
+      key,
       objectId: row.object_id,
       size: row.size,
       etag: row.etag,
@@ -799,6 +834,105 @@ export class SqliteMetadataStore implements MetadataStore {
       attributes: JSON.parse(row.attributes) as Record<string, unknown>,
       blocks,
       ...(row.inline_data ? { inlineData: row.inline_data } : {}),
+    };
+  }
+
+  // ---- FSO namespace (namespace.ts) ----
+
+  private layoutOf(bucketId: number): BucketLayout | undefined {
+    let layout = this.layouts.get(bucketId);
+    if (layout === undefined) {
+      layout = this.get<{ layout: BucketLayout }>('SELECT layout FROM buckets WHERE id = ?', bucketId)?.layout;
+      if (layout !== undefined) this.layouts.set(bucketId, layout);
+    }
+    return layout;
+  }
+
+  /**
+   * The objects row name of an S3 key: the key itself in an OBS bucket; in an FSO bucket
+   * `<directory id>/<leaf>`, the directories created if asked (else undefined when missing).
+   */
+  private storedName(bucketId: number, key: string, create: boolean): string | undefined {
+    if (this.layoutOf(bucketId) !== 'FSO') return key;
+    const { directories, leaf } = splitKey(fsoKey(key));
+    const parent = this.directoryAt(bucketId, directories, create);
+    return parent === undefined ? undefined : internalName(parent, leaf);
+  }
+
+  private directoryAt(bucketId: number, names: readonly string[], create: boolean): number | undefined {
+    let id = ROOT_DIRECTORY;
+    for (const name of names) {
+      let child = this.childDirectory(bucketId, id, name);
+      if (child === undefined) {
+        if (!create) return undefined;
+        child = this.get<{ id: number }>(
+          'INSERT INTO directories (bucket_id, parent_id, name, created_at) VALUES (?, ?, ?, ?) RETURNING id', bucketId, id, name, Date.now(),
+        )!.id;
+      }
+      id = child;
+    }
+    return id;
+  }
+
+  private childDirectory(bucketId: number, parentId: number, name: string): number | undefined {
+    return this.get<{ id: number }>('SELECT id FROM directories WHERE bucket_id = ? AND parent_id = ? AND name = ?', bucketId, parentId, name)?.id;
+  }
+
+  private directoryIsEmpty(bucketId: number, id: number): boolean {
+    return !this.get('SELECT 1 FROM objects WHERE bucket_id = ? AND name > ? AND name < ? LIMIT 1', bucketId, internalName(id, ''), `${id}0`)
+      && !this.get('SELECT 1 FROM directories WHERE bucket_id = ? AND parent_id = ? LIMIT 1', bucketId, id);
+  }
+
+  /** A file goes; a directory goes only when empty (DirectoryNotEmpty otherwise), with its marker. */
+  private deleteFsoEntry(bucketId: number, key: string): boolean {
+    const { directories, leaf } = splitKey(key);
+    const parent = this.directoryAt(bucketId, directories, false);
+    if (parent === undefined) return false;
+    const now = Date.now();
+    if (leaf === '' && !this.directoryIsEmpty(bucketId, parent)) throw new MetadataError('DirectoryNotEmpty', `${key} is not empty`);
+    const row = this.objectRow(bucketId, internalName(parent, leaf));
+    if (row) {
+      this.retireBlocks(row.object_id, now);
+      this.run('DELETE FROM objects WHERE bucket_id = ? AND name = ?', bucketId, row.name);
+    }
+    this.pruneDirectories(bucketId, parent);
+    return row !== undefined || leaf === '';
+  }
+
+  /**
+   * Removes this directory and its ancestors while they hold nothing and have no marker: a
+   * directory made implicitly by a PUT goes with its last entry, as a prefix does in S3.
+   */
+  private pruneDirectories(bucketId: number, id: number): void {
+    while (id !== ROOT_DIRECTORY && !this.objectRow(bucketId, internalName(id, '')) && this.directoryIsEmpty(bucketId, id)) {
+      const { parent_id: parent } = this.get<{ parent_id: number }>('SELECT parent_id FROM directories WHERE id = ?', id)!;
+      this.run('DELETE FROM directories WHERE id = ?', id);
+      id = parent;
+    }
+  }
+
+  private namespaceReader(bucketId: number): NamespaceReader {
+    const range = (lower: Bound, upper: string | undefined) => `name ${lower.inclusive ? '>=' : '>'} ?${upper === undefined ? '' : ' AND name < ?'}`;
+    const bounds = (lower: Bound, upper: string | undefined, wrap: (v: string) => string) => [wrap(lower.value), ...(upper === undefined ? [] : [wrap(upper)])];
+    return {
+      directory: async (parentId, name) => this.childDirectory(bucketId, parentId, name),
+      marker: async (id) => {
+        const row = this.get<ObjectSummaryRow>(`SELECT ${SUMMARY_COLUMNS} FROM objects WHERE bucket_id = ? AND name = ?`, bucketId, internalName(id, ''));
+        return row && toSummary(row);
+      },
+      files: async (id, lower, upper, limit) => {
+        // Beyond `<id>/` (the marker) and below `<id>0` ('0' follows '/'): this directory's files.
+        const file = (leaf: string) => internalName(id, leaf);
+        return this.all<ObjectSummaryRow>(
+          `SELECT ${SUMMARY_COLUMNS} FROM objects WHERE bucket_id = ? AND name > ? AND name < ? AND ${range(lower, upper)} ORDER BY name LIMIT ?`,
+          bucketId, file(''), `${id}0`, ...bounds(lower, upper, file), limit,
+        ).map(toSummary);
+      },
+      directories: async (id, lower, upper, limit) =>
+        this.all<DirectoryRow>(
+          `SELECT id, name FROM directories WHERE bucket_id = ? AND parent_id = ? AND ${range(lower, upper)} ORDER BY name LIMIT ?`,
+          bucketId, id, ...bounds(lower, upper, (v) => v), limit,
+        ),
     };
   }
 
@@ -955,6 +1089,13 @@ function whereKeyHasPrefix(where: string[], params: unknown[], prefix: string): 
     where.push('name < ?');
     params.push(upper);
   }
+}
+
+type ObjectSummaryRow = Omit<ObjectRow, 'attributes' | 'inline_data'>;
+const SUMMARY_COLUMNS = 'bucket_id, name, object_id, size, etag, modified_at';
+
+function toSummary(r: ObjectSummaryRow): ObjectSummary {
+  return { bucketId: r.bucket_id, key: r.name, objectId: r.object_id, size: r.size, etag: r.etag, modifiedAt: r.modified_at };
 }
 
 function toUser(r: UserRow): User {

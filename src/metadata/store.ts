@@ -1,6 +1,9 @@
 // The metadata interface (Ozone Manager's role). Every implementation (SQLite embedded,
 // PostgreSQL for clusters) passes the same suite in test/metadata.test.ts. Methods are
 // async so that a network database fits behind the same interface.
+//
+// Keys are S3 keys in both bucket layouts; in an FSO bucket the store normalises them and
+// maps them to its directory tree (namespace.ts), inside the transaction that uses them.
 
 export interface User {
   name: string;
@@ -242,7 +245,15 @@ export type MetadataErrorCode =
   | 'NoSuchUser'
   | 'TenantAlreadyExists'
   | 'NoSuchTenant'
-  | 'NoSuchAccessKey';
+  | 'NoSuchAccessKey'
+  /** FSO: a key with a `.` or `..` segment, or nothing but slashes (S3: InvalidArgument). */
+  | 'InvalidKey'
+  /** FSO: DeleteObject of a directory that still holds files or directories. */
+  | 'DirectoryNotEmpty'
+  /** FSO rename: the destination exists. */
+  | 'KeyAlreadyExists'
+  /** An operation the bucket's layout does not allow (rename in an OBS bucket, a directory into itself). */
+  | 'InvalidRequest';
 
 /** A domain error the gateway maps to an S3 error; anything else is a server fault. */
 export class MetadataError extends Error {
@@ -322,6 +333,13 @@ export interface MetadataStore {
   setObjectAttributes(bucketId: number, key: string, objectId: string, attributes: ObjectAttributes): Promise<boolean>;
   /** Keys in byte order of their UTF-8 encoding. */
   listObjects(bucketId: number, query: ListObjectsQuery): Promise<ObjectSummary[]>;
+  /**
+   * FSO buckets: moves the directory (or else the file) at path `from` to path `to` in one
+   * transaction; a directory costs one row update whatever it holds. Missing parents of `to`
+   * are created. Throws NoSuchKey, KeyAlreadyExists, InvalidKey, InvalidRequest (an OBS bucket,
+   * or a directory into itself).
+   */
+  rename(bucketId: number, from: string, to: string): Promise<'directory' | 'file'>;
 
   // Multipart uploads: openKey kind 'multipart' starts one (its objectId is the UploadId).
   /**

@@ -70,6 +70,11 @@ const fields = {
   minBodyRate: integer(0).default(512),
   bodyRateWindow: seconds().default(20),
   kekFile: z.string({ error: 'must be a file' }).min(1).optional(),
+  defaultBucketLayout: z
+    .string({ error: 'must be OBS or FSO' })
+    .transform((s) => s.toUpperCase())
+    .pipe(z.enum(['OBS', 'FSO'], { error: 'must be OBS or FSO' }))
+    .default('OBS'),
 };
 
 export type ConfigKey = keyof typeof fields;
@@ -124,6 +129,7 @@ export const OPTIONS: Record<ConfigKey, OptionDoc> = {
   minBodyRate: { arg: 'BYTES', help: 'bytes per second a request body must keep up (0: no minimum)', shown: '512' },
   bodyRateWindow: { arg: 'SECONDS', help: 'window over which min-body-rate is measured', shown: '20' },
   kekFile: { arg: 'FILE', help: 'key-encryption keys of secrets at rest, current first (S3G_KEK holds them directly)', shown: 'serve: `DATA/kek`, created if missing' },
+  defaultBucketLayout: { arg: 'OBS|FSO', help: 'layout of buckets created through S3 (CreateBucket)', shown: 'OBS' },
 };
 
 export const CONFIG_KEYS = Object.keys(OPTIONS) as ConfigKey[];

@@ -34,7 +34,7 @@ export const bucketHandlers: HandlerTable = {
     validateBucketName(name);
     // The optional CreateBucketConfiguration (LocationConstraint) is read and ignored: one region.
     await readVerifiedBody(ctx, services);
-    await services.store.createBucket({ volume: volumeOf(ctx.user), name, owner: ctx.user.name });
+    await services.store.createBucket({ volume: volumeOf(ctx.user), name, owner: ctx.user.name, layout: services.config.defaultBucketLayout });
     sendEmpty(ctx.res, 200, { Location: `/${name}` });
   },
 

@@ -1,5 +1,6 @@
 // Lookups every operation group needs: the user's volume, the addressed bucket, owners.
 import type { Bucket, User } from '../../metadata/store.js';
+import { fsoKey } from '../../metadata/namespace.js';
 import type { GatewayServices } from '../context.js';
 import { s3Error } from '../errors.js';
 
@@ -20,6 +21,11 @@ export async function requireBucket(services: GatewayServices, user: User, name:
   throw s3Error('NoSuchBucket', undefined, { BucketName: name });
 }
 
+/** The object of a write to an FSO bucket needs a key that normalises: refused before any byte is written. */
+export function checkWritableKey(bucket: Bucket, key: string): void {
+  if (bucket.layout === 'FSO') fsoKey(key);
+}
+
 /** The <Owner> element of a user (canonical id and display name). */
 export async function ownerElement(services: GatewayServices, userName: string): Promise<{ ID: string; DisplayName: string }> {
   const user = await services.store.getUser(userName);
@@ -34,5 +40,4 @@ export function encodingOf(query: URLSearchParams): (value: string) => string {
   return (v) => encodeURIComponent(v).replace(/%20/g, '+').replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
 }
 
-/** Keys compare in the byte order of their UTF-8 encoding, as S3 lists them. */
-export const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+export { byteOrder } from '../../metadata/shared.js';

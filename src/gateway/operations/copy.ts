@@ -9,7 +9,7 @@ import { safeDecode } from '../../auth/uri-encode.js';
 import { attributesFromRequest, tagsFromHeader, type StoredAttributes } from '../object-attributes.js';
 import { writeConditions } from './put.js';
 import { commitWritten } from '../upload.js';
-import { requireBucket } from './common.js';
+import { checkWritableKey, requireBucket } from './common.js';
 
 export interface CopySource {
   bucket: Bucket;
@@ -75,6 +75,7 @@ async function copyObject(ctx: RequestContext<'CopyObject'>, services: GatewaySe
   if (taggingDirective !== 'COPY' && taggingDirective !== 'REPLACE') throw s3Error('InvalidArgument', 'Unknown tagging directive.', { ArgumentName: 'x-amz-tagging-directive' });
   const conditions = writeConditions(ctx);
   const target = await requireBucket(services, ctx.user, ctx.op.bucket);
+  checkWritableKey(target, ctx.op.key);
   const source = await readCopySource(ctx, services);
   const sameObject = source.bucket.id === target.id && source.object.key === ctx.op.key;
   if (sameObject && directive === 'COPY' && taggingDirective === 'COPY') {

@@ -1,7 +1,7 @@
 // DeleteObject and DeleteObjects: keys go, their blocks go to the deleted-block log for the
 // purge service. Deleting a key that does not exist succeeds, as in S3.
 import type { GatewayServices, HandlerTable, RequestContext } from '../context.js';
-import { s3Error, S3Error } from '../errors.js';
+import { s3Error, toS3Error } from '../errors.js';
 import { sendEmpty, sendXml } from '../respond.js';
 import { readVerifiedBody } from '../body.js';
 import { parseXml, xmlText } from '../xml.js';
@@ -30,7 +30,7 @@ async function deleteObjects(ctx: RequestContext<'DeleteObjects'>, services: Gat
       await services.store.deleteObject(bucket.id, key);
       if (!quiet) deleted.push({ Key: key });
     } catch (error) {
-      const s3 = error instanceof S3Error ? error : s3Error('InternalError');
+      const s3 = toS3Error(error);
       errors.push({ Key: key, Code: s3.code, Message: s3.message });
     }
   }

@@ -17,7 +17,7 @@ import { createChecksum, isChecksumAlgorithm, type ChecksumAlgorithm } from '../
 import { writeConditions } from './put.js';
 import { objectBytes, readCopySource } from './copy.js';
 import type { WrittenObject } from '../../pipeline/object-writer.js';
-import { byteOrder, encodingOf, ownerElement, requireBucket } from './common.js';
+import { byteOrder, checkWritableKey, encodingOf, ownerElement, requireBucket } from './common.js';
 
 /** S3's smallest part, except the last: fixed, as in AWS (no option or environment variable changes it). */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -114,6 +114,7 @@ async function createMultipartUpload(ctx: RequestContext<'CreateMultipartUpload'
     attributes.checksumType = checksumType;
   }
   const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
+  checkWritableKey(bucket, ctx.op.key);
   await readSmallBody(ctx.req); // none expected; read so the connection stays usable
   const upload = await services.store.openKey({ bucketId: bucket.id, key: ctx.op.key, kind: 'multipart', attributes });
   const headers: Record<string, string> = {};

@@ -6,7 +6,7 @@ import { sendEmpty } from '../respond.js';
 import { attributesFromRequest, tagsFromHeader } from '../object-attributes.js';
 import { commitWritten, receiveBody } from '../upload.js';
 import { s3Error } from '../errors.js';
-import { requireBucket } from './common.js';
+import { checkWritableKey, requireBucket } from './common.js';
 
 /** If-None-Match: * and If-Match on writes; anything else in If-None-Match is not supported by S3 either. */
 export function writeConditions(ctx: RequestContext): { ifNoneMatch?: '*'; ifMatch?: string } {
@@ -21,6 +21,7 @@ async function putObject(ctx: RequestContext<'PutObject'>, services: GatewayServ
   const tags = tagsFromHeader(header(ctx, 'x-amz-tagging'));
   const conditions = writeConditions(ctx);
   const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
+  checkWritableKey(bucket, ctx.op.key);
   const { written, md5, checksum } = await receiveBody(ctx, services, {
     bucketId: bucket.id,
     key: ctx.op.key,
