@@ -121,7 +121,14 @@ t.test('kill -9 of a datanode mid-upload; reads without it; re-replication; a se
 
 t.test('kill -9 of a gateway mid-upload: the other serves, nothing partial is visible', async (t) => {
   const size = 64 * 1024 * 1024;
-  const upload = send(gw1, 'PUT', await presignedPath(gw1, 'PUT', 'cluster', 'orphan'), { 'content-length': String(size) }, patternBody(size, randomBytes(1 << 20))).catch((error: unknown) => error);
+  // Paced at about 16 MiB/s, so that the kill after one second surely lands mid-upload.
+  async function* paced(): AsyncGenerator<Buffer> {
+    for await (const piece of patternBody(size, randomBytes(1 << 20))) {
+      yield piece;
+      await new Promise((r) => setTimeout(r, 60));
+    }
+  }
+  const upload = send(gw1, 'PUT', await presignedPath(gw1, 'PUT', 'cluster', 'orphan'), { 'content-length': String(size) }, paced()).catch((error: unknown) => error);
   await new Promise((r) => setTimeout(r, 1000));
   await gw1.kill9();
   await upload;
