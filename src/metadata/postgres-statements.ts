@@ -230,6 +230,8 @@ export async function placeBlocks(c: PoolClient, objectId: string, blocks: reado
 }
 
 export async function objectRecord(c: PoolClient, row: ObjectRow): Promise<ObjectRecord> {
+  // An inline object has no blocks.
+  if (row.inline_data !== null && row.inline_data !== undefined) return toObjectRecord(row, []);
   const { rows } = await c.query<BlockReplicaRow>(
     `SELECT b.local_id, b.container_id, b.length, r.datanode_id FROM blocks b JOIN block_replicas r ON r.local_id = b.local_id
      WHERE b.object_id = $1 AND b.idx IS NOT NULL ORDER BY b.idx, r.position`,

@@ -76,7 +76,7 @@ import {
   Where,
 } from './postgres-statements.js';
 import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
-import { checkPreconditions, containerIdOf, mayCommit, newAccessKeyId, newObjectId, newSecretAccessKey, toTenant, type TenantRow } from './shared.js';
+import { checkPreconditions, commitColumns, containerIdOf, mayCommit, newAccessKeyId, newObjectId, newSecretAccessKey, toTenant, type TenantRow } from './shared.js';
 import {
   MetadataError,
   type AccessKey,
@@ -358,10 +358,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async commitKey(input: CommitKeyInput): Promise<ObjectRecord> {
-    const size = input.blocks.reduce((sum, b) => sum + b.length, input.inlineData?.length ?? 0);
-    if (size !== input.size) throw new Error(`commitKey ${input.key}: block lengths and inline data sum to ${size}, size is ${input.size}`);
-    const inline = input.inlineData ? Buffer.from(input.inlineData.buffer, input.inlineData.byteOffset, input.inlineData.byteLength) : null;
-    const attributes = JSON.stringify(input.attributes);
+    const { inline, attributes } = commitColumns(input);
     return this.write(async (c) => {
       await requireBucket(c, input.bucketId);
       const open = await openKeyRow(c, input.objectId, 'FOR UPDATE');
@@ -370,14 +367,16 @@ export class PostgresMetadataStore implements MetadataStore {
       const name = (await this.storedName(c, input.bucketId, input.key, 'create'))!;
       const current = await currentVersion(c, input.bucketId, name);
       checkPreconditions(input, current);
-      await checkAllocated(c, `commitKey ${input.key}`, input.objectId, input.blocks);
-
       const now = Date.now();
       if (current) await retireBlocks(c, [current.object_id], now);
-      await placeBlocks(c, input.objectId, input.blocks, now);
+      // Without an open key nothing was allocated (mayCommit): no block to place or retire.
+      if (open) {
+        await checkAllocated(c, `commitKey ${input.key}`, input.objectId, input.blocks);
+        await placeBlocks(c, input.objectId, input.blocks, now);
+        await c.query('DELETE FROM open_keys WHERE object_id = $1', [input.objectId]);
+      }
       const row = { bucket_id: input.bucketId, name, object_id: input.objectId, size: input.size, etag: input.etag, modified_at: now, attributes, inline_data: inline };
       await putVersion(c, row, current !== undefined);
-      await c.query('DELETE FROM open_keys WHERE object_id = $1', [input.objectId]);
       return { ...(await objectRecord(c, row)), key: input.key };
     });
   }

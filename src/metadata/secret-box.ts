@@ -26,8 +26,12 @@ export function newKekText(): string {
   return randomBytes(KEY_BYTES).toString('base64');
 }
 
+/** Deciphered secrets kept in memory, like the signing keys derived from them. */
+const OPENED_CACHE_ENTRIES = 10_000;
+
 export class SecretBox {
   private readonly keys: Map<string, Buffer>;
+  private readonly opened = new Map<string, string>();
   readonly currentKekId: string;
 
   constructor(ring: Buffer[]) {
@@ -63,6 +67,18 @@ export class SecretBox {
 
   open(accessKeyId: string, stored: StoredSecret): string {
     if (stored.kekId === null) return stored.secret;
+    // Every request looks its key up (a revocation takes effect at once); deciphering the
+    // same ciphertext again each time would only cost CPU.
+    const cacheKey = `${accessKeyId}\0${stored.kekId}\0${stored.secret}`;
+    const known = this.opened.get(cacheKey);
+    if (known !== undefined) return known;
+    const secret = this.decipher(accessKeyId, { kekId: stored.kekId, secret: stored.secret });
+    if (this.opened.size >= OPENED_CACHE_ENTRIES) this.opened.clear();
+    this.opened.set(cacheKey, secret);
+    return secret;
+  }
+
+  private decipher(accessKeyId: string, stored: { kekId: string; secret: string }): string {
     const key = this.keys.get(stored.kekId);
     if (!key) throw new Error(`the secret of access key ${accessKeyId} is sealed with KEK ${stored.kekId}, which is not configured`);
     const sealed = Buffer.from(stored.secret, 'base64');

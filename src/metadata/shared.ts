@@ -42,6 +42,16 @@ export function newCanonicalId(): string {
   return randomBytes(32).toString('hex');
 }
 
+/** The inline_data and attributes columns of a commit, after checking that its parts add up to its size. */
+export function commitColumns(input: CommitKeyInput): { inline: Buffer | null; attributes: string } {
+  const size = input.blocks.reduce((sum, b) => sum + b.length, input.inlineData?.length ?? 0);
+  if (size !== input.size) throw new Error(`commitKey ${input.key}: block lengths and inline data sum to ${size}, size is ${input.size}`);
+  // Readers skip the block lookup of an inline object, so it must have none.
+  if (input.inlineData && input.blocks.length > 0) throw new Error(`commitKey ${input.key}: inline data and blocks together`);
+  const inline = input.inlineData ? Buffer.from(input.inlineData.buffer, input.inlineData.byteOffset, input.inlineData.byteLength) : null;
+  return { inline, attributes: JSON.stringify(input.attributes) };
+}
+
 /**
  * Whether commitKey may commit `input`, given the open key row of its object id and (when
  * there is none) whether an object already holds that id. A commit without blocks (an

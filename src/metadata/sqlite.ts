@@ -16,6 +16,7 @@ import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bo
 import { requireSecretBox, type SecretBox } from './secret-box.js';
 import {
   checkPreconditions,
+  commitColumns,
   containerIdOf,
   mayCommit,
   newAccessKeyId,
@@ -313,10 +314,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async commitKey(input: CommitKeyInput): Promise<ObjectRecord> {
-    const size = input.blocks.reduce((sum, b) => sum + b.length, input.inlineData?.length ?? 0);
-    if (size !== input.size) throw new Error(`commitKey ${input.key}: block lengths and inline data sum to ${size}, size is ${input.size}`);
-    const inline = input.inlineData ? Buffer.from(input.inlineData.buffer, input.inlineData.byteOffset, input.inlineData.byteLength) : null;
-    const attributes = JSON.stringify(input.attributes);
+    const { inline, attributes } = commitColumns(input);
     return this.write(() => {
       this.requireBucket(input.bucketId);
       const open = this.openKeyRow(input.objectId);
@@ -326,20 +324,22 @@ export class SqliteMetadataStore implements MetadataStore {
       const current = this.objectRow(input.bucketId, name);
       checkPreconditions(input, current);
 
-      this.checkAllocated(`commitKey ${input.key}`, input.objectId, input.blocks);
-
       const now = Date.now();
-      if (current) {
-        this.retireBlocks(current.object_id, now);
-        this.run('DELETE FROM objects WHERE bucket_id = ? AND name = ?', input.bucketId, name);
+      // An inline object has no blocks: replacing one retires nothing.
+      if (current && current.inline_data === null) this.retireBlocks(current.object_id, now);
+      if (current) this.run('DELETE FROM objects WHERE bucket_id = ? AND name = ?', input.bucketId, name);
+      // Without an open key nothing was allocated (mayCommit): no block to place or retire.
+      if (open) {
+        this.checkAllocated(`commitKey ${input.key}`, input.objectId, input.blocks);
+        this.placeBlocks(input.objectId, input.blocks, now);
+        this.run('DELETE FROM open_keys WHERE object_id = ?', input.objectId);
       }
-      this.placeBlocks(input.objectId, input.blocks, now);
+      const row: ObjectRow = { bucket_id: input.bucketId, name, object_id: input.objectId, size: input.size, etag: input.etag, modified_at: now, attributes, inline_data: inline };
       this.run(
         'INSERT INTO objects (bucket_id, name, object_id, size, etag, modified_at, attributes, inline_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-        input.bucketId, name, input.objectId, input.size, input.etag, now, attributes, inline,
+        row.bucket_id, row.name, row.object_id, row.size, row.etag, row.modified_at, row.attributes, row.inline_data,
       );
-      this.run('DELETE FROM open_keys WHERE object_id = ?', input.objectId);
-      return this.objectRecord(this.objectRow(input.bucketId, name)!, input.key);
+      return this.objectRecord(row, input.key);
     });
   }
 
@@ -823,7 +823,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /** key: the S3 key the row was found under (an FSO row's name is internal). */
   private objectRecord(row: ObjectRow, key: string): ObjectRecord {
-    const blocks = this.committedBlocks(row.object_id);
+    const blocks = row.inline_data === null ? this.committedBlocks(row.object_id) : [];
     return {
       bucketId: row.bucket_id,
       key,
