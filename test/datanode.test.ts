@@ -12,7 +12,8 @@ import { status } from '@grpc/grpc-js';
 import { firstBadSlice, sliceChecksums } from '../src/hashing/checksums.js';
 import { DatanodeClient, type BlockPiece, type BlockRef } from '../src/datanode/client.js';
 import { startDatanodeServer, type DatanodeServer } from '../src/datanode/server.js';
-import { copyBytes, encodeChunk } from '../src/datanode/chunk-encoding.js';
+import { encodeChunk } from '../src/datanode/chunk-encoding.js';
+import { copyBytes, SharedStaging } from '../src/hashing/shared-memory.js';
 import { datanodeService, type WriteBlockRequest } from '../src/datanode/proto.js';
 
 const BPC = 512;
@@ -76,6 +77,13 @@ t.test('a hand-encoded chunk decodes with protobufjs to the same fields', async 
     const target = new Uint8Array(1100);
     copyBytes(source.subarray(from), target, at);
     t.ok(Buffer.from(target.subarray(at, at + 1027 - from)).equals(source.subarray(from)), `copyBytes from ${from} to ${at}`);
+  }
+  const staging = new SharedStaging();
+  for (const offset of [0, 3, 8, 13]) {
+    const piece = randomBytes(2000 + offset).subarray(offset);
+    const shared = staging.share(piece);
+    t.ok(shared.buffer instanceof SharedArrayBuffer && Buffer.from(shared).equals(piece), `a piece at offset ${offset} shared intact`);
+    t.equal(shared.byteOffset % 8, piece.byteOffset % 8, 'at the same alignment');
   }
 });
 

@@ -16,6 +16,7 @@ import { mkdir, open, readFile, readdir, rename, rm, stat, statfs, unlink, type 
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { firstBadSlice } from '../hashing/checksums.js';
+import { chunkHeadroom } from './chunk-encoding.js';
 
 export interface BlockKey {
   containerId: number;
@@ -29,7 +30,9 @@ export interface SliceChecksums {
 
 export interface ReadPiece {
   offset: number;
+  /** Read into a buffer of its own, `headroom` bytes after its start (room for message fields). */
   data: Buffer;
+  headroom: number;
   checksums: SliceChecksums;
 }
 
@@ -171,11 +174,12 @@ export class BlockStore {
       for (let at = start; at < end; at += pieceBytes) {
         const len = Math.min(pieceBytes, end - at);
         const slices = Math.ceil(len / bpc);
-        const bytes = await readFully(data, len, at, `block ${key} data`);
+        const headroom = chunkHeadroom(len, bpc);
+        const bytes = (await readFully(data, headroom + len, at - headroom, `block ${key} data`, headroom)).subarray(headroom);
         const sums = await readFully(crc, slices * CRC_BYTES, (at / bpc) * CRC_BYTES, `block ${key} checksums`);
         const crc32c = new Array<number>(slices);
         for (let i = 0; i < slices; i++) crc32c[i] = sums.readUInt32BE(i * CRC_BYTES);
-        yield { offset: at, data: bytes, checksums: { bytesPerChecksum: bpc, crc32c } };
+        yield { offset: at, data: bytes, headroom, checksums: { bytesPerChecksum: bpc, crc32c } };
       }
     } catch (err) {
       throw asStoreError(err, `read block ${key}`);
@@ -460,9 +464,10 @@ function isCount(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 }
 
-async function readFully(fh: FileHandle, length: number, position: number, what: string): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
-  let done = 0;
+/** Reads [position + skip, position + length) into a new buffer at offset skip. */
+async function readFully(fh: FileHandle, length: number, position: number, what: string, skip = 0): Promise<Buffer> {
+  const buf = skip > 0 ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length);
+  let done = skip;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);
     if (bytesRead === 0) throw new StoreError(status.DATA_LOSS, `${what} is shorter than recorded (truncated on disk)`);

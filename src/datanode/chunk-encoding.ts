@@ -1,17 +1,27 @@
-// WriteBlockRequest{chunk} serialised by hand. protobufjs would copy every chunk into a new
-// message, once per replica; here the fields are written into room left in front of the
-// data (protobuf accepts any field order, so the data can come last), and the same bytes go
-// to every replica. grpc-js still adds its 5-byte frame with one copy of its own.
+// The two data-carrying messages serialised by hand: WriteBlockRequest{chunk} (gateway to
+// datanode) and ReadBlockResponse (datanode to gateway). protobufjs would copy the data into a
+// new message each time (once per replica for writes); here the fields are written into room
+// left in front of the data (protobuf accepts any field order, so the data can come last), and
+// for writes the same bytes go to every replica. grpc-js still adds its 5-byte frame with one
+// copy of its own.
 import type { BlockId, ChunkChecksums } from './proto.js';
+import { copyBytes } from '../hashing/shared-memory.js';
 
-/** A WriteBlockRequest{chunk} already serialised: the WriteBlock serializer passes it through. */
-export class EncodedChunk {
+/** A message already serialised: the WriteBlock and ReadBlock serializers pass it through. */
+export class EncodedMessage {
+  constructor(readonly bytes: Buffer) {}
+}
+
+/** A WriteBlockRequest{chunk}. */
+export class EncodedChunk extends EncodedMessage {
   constructor(
-    readonly bytes: Buffer,
+    bytes: Buffer,
     /** Block offset and length of the chunk's data, which the datanode's ack repeats. */
     readonly offset: number,
     readonly length: number,
-  ) {}
+  ) {
+    super(bytes);
+  }
 }
 
 // Field tags (field number << 3 | wire type) of datanode.proto.
@@ -24,6 +34,9 @@ const BLOCK_CONTAINER = (1 << 3) | 0;
 const BLOCK_LOCAL = (2 << 3) | 0;
 const CHECKSUMS_BYTES_PER = (1 << 3) | 0;
 const CHECKSUMS_CRC = (2 << 3) | 2;
+const PIECE_OFFSET = (1 << 3) | 0;
+const PIECE_DATA = (2 << 3) | 2;
+const PIECE_CHECKSUMS = (3 << 3) | 2;
 
 /** Longest varint of a 64-bit field, and of a uint32 or a length. */
 const MAX_VARINT64 = 10;
@@ -45,8 +58,7 @@ export function chunkHeadroom(chunkSize: number, bytesPerChecksum: number): numb
  */
 export function encodeChunkAt(buffer: Buffer, dataStart: number, length: number, block: BlockId, offset: number, checksums: ChunkChecksums): EncodedChunk {
   const blockBody = [BLOCK_CONTAINER, ...varint(block.containerId), BLOCK_LOCAL, ...varint(block.localId)];
-  const crcs = checksums.crc32c.flatMap(varint);
-  const checksumBody = [CHECKSUMS_BYTES_PER, ...varint(checksums.bytesPerChecksum), CHECKSUMS_CRC, ...varint(crcs.length), ...crcs];
+  const checksumBody = checksumsBody(checksums);
   const chunkHead = [
     CHUNK_BLOCK,
     ...varint(blockBody.length),
@@ -60,10 +72,27 @@ export function encodeChunkAt(buffer: Buffer, dataStart: number, length: number,
     ...varint(length),
   ];
   const head = [REQUEST_CHUNK, ...varint(chunkHead.length + length), ...chunkHead];
-  if (head.length > dataStart) throw new RangeError(`chunk fields need ${head.length} bytes in front of the data, ${dataStart} free`);
+  return new EncodedChunk(prepend(buffer, dataStart, length, head), offset, length);
+}
+
+/** ReadBlockResponse of `length` bytes at `dataStart` in `buffer` (chunkHeadroom bytes free in front). */
+export function encodePieceAt(buffer: Buffer, dataStart: number, length: number, offset: number, checksums: ChunkChecksums): EncodedMessage {
+  const checksumBody = checksumsBody(checksums);
+  const head = [PIECE_OFFSET, ...varint(offset), PIECE_CHECKSUMS, ...varint(checksumBody.length), ...checksumBody, PIECE_DATA, ...varint(length)];
+  return new EncodedMessage(prepend(buffer, dataStart, length, head));
+}
+
+function checksumsBody(checksums: ChunkChecksums): number[] {
+  const crcs = checksums.crc32c.flatMap(varint);
+  return [CHECKSUMS_BYTES_PER, ...varint(checksums.bytesPerChecksum), CHECKSUMS_CRC, ...varint(crcs.length), ...crcs];
+}
+
+/** The message: `head` written just in front of the data. */
+function prepend(buffer: Buffer, dataStart: number, length: number, head: number[]): Buffer {
+  if (head.length > dataStart) throw new RangeError(`message fields need ${head.length} bytes in front of the data, ${dataStart} free`);
   const start = dataStart - head.length;
   buffer.set(head, start);
-  return new EncodedChunk(buffer.subarray(start, dataStart + length), offset, length);
+  return buffer.subarray(start, dataStart + length);
 }
 
 /** encodeChunkAt for data that lives elsewhere: one copy into a new message. */
@@ -84,19 +113,4 @@ function varint(value: number): number[] {
   }
   out.push(rest);
   return out;
-}
-
-/**
- * target.set(source, at), but eight bytes at a time when both ends are 8-byte aligned: V8
- * copies to and from SharedArrayBuffer memory element by element (about 1.5 GB/s here
- * against 20+ GB/s for ordinary memory), so 8-byte elements make it several times faster.
- */
-export function copyBytes(source: Uint8Array, target: Uint8Array, at: number): void {
-  const words = Math.floor(source.length / 8);
-  if (words > 0 && source.byteOffset % 8 === 0 && (target.byteOffset + at) % 8 === 0) {
-    new BigUint64Array(target.buffer, target.byteOffset + at, words).set(new BigUint64Array(source.buffer, source.byteOffset, words));
-    target.set(source.subarray(words * 8), at + words * 8);
-  } else {
-    target.set(source, at);
-  }
 }

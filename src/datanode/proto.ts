@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
-import { EncodedChunk } from './chunk-encoding.js';
+import { EncodedMessage, type EncodedChunk } from './chunk-encoding.js';
 
 const packageDefinition = protoLoader.loadSync(fileURLToPath(new URL('./datanode.proto', import.meta.url)), {
   keepCase: false,
@@ -16,10 +16,15 @@ const packageDefinition = protoLoader.loadSync(fileURLToPath(new URL('./datanode
 
 export const datanodeService = packageDefinition['s3g.datanode.Datanode'] as grpc.ServiceDefinition;
 
-// Chunks arrive serialised already (chunk-encoding.ts); commits still go through protobufjs.
+// Chunks and read pieces come serialised already (chunk-encoding.ts); other messages go through protobufjs.
 const writeBlock = datanodeService.WriteBlock!;
-const protobufSerialize = writeBlock.requestSerialize;
-writeBlock.requestSerialize = (message: unknown) => (message instanceof EncodedChunk ? message.bytes : protobufSerialize(message));
+const readBlock = datanodeService.ReadBlock!;
+writeBlock.requestSerialize = passEncoded(writeBlock.requestSerialize);
+readBlock.responseSerialize = passEncoded(readBlock.responseSerialize);
+
+function passEncoded(protobufSerialize: grpc.serialize<unknown>): grpc.serialize<unknown> {
+  return (message) => (message instanceof EncodedMessage ? message.bytes : protobufSerialize(message));
+}
 
 /** 4 MiB chunks plus framing exceed grpc's 4 MiB default message limit. */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -117,7 +122,8 @@ export interface InfoResponse {
 /** Server-side handler shapes, for `server.addService(datanodeService, impl)`. */
 export interface DatanodeHandlers extends grpc.UntypedServiceImplementation {
   WriteBlock: grpc.handleBidiStreamingCall<WriteBlockRequest, WriteBlockResponse>;
-  ReadBlock: grpc.handleServerStreamingCall<ReadBlockRequest, ReadBlockResponse>;
+  /** Pieces are sent serialised (encodePieceAt) and arrive as ReadBlockResponse. */
+  ReadBlock: grpc.handleServerStreamingCall<ReadBlockRequest, EncodedMessage>;
   GetBlockInfo: grpc.handleUnaryCall<BlockInfoRequest, BlockInfo>;
   DeleteBlocks: grpc.handleUnaryCall<DeleteBlocksRequest, DeleteBlocksResponse>;
   Info: grpc.handleUnaryCall<InfoRequest, InfoResponse>;

@@ -4,6 +4,7 @@
 import type { BlockLocation } from '../metadata/store.js';
 import type { HashPool } from '../hashing/pool.js';
 import type { Placement } from './placement.js';
+import { SharedStaging } from '../hashing/shared-memory.js';
 
 export class ChecksumMismatchError extends Error {}
 
@@ -43,11 +44,13 @@ export class ObjectReader {
   private async *readBlock(block: BlockLocation, from: number, to: number): AsyncGenerator<Uint8Array> {
     let cursor = from;
     const causes: unknown[] = [];
+    // Pieces go to the pool through shared memory: posting a plain buffer would copy it, and cost more.
+    const staging = new SharedStaging();
     for (const datanodeId of block.replicas) {
       try {
         const client = this.placement.client(datanodeId);
         for await (const piece of client.readBlock(block, cursor, to - cursor + 1)) {
-          const bad = await this.pool.verify(piece.data, piece.checksums.bytesPerChecksum, piece.checksums.crc32c);
+          const bad = await this.pool.verify(staging.share(piece.data), piece.checksums.bytesPerChecksum, piece.checksums.crc32c);
           if (bad >= 0) {
             throw new ChecksumMismatchError(
               `checksum mismatch in block ${block.containerId}/${block.localId} at ${piece.offset + bad * piece.checksums.bytesPerChecksum} on datanode ${datanodeId}`,

@@ -6,7 +6,8 @@
 import type { BlockRef, MetadataStore, OpenKeyKind } from '../metadata/store.js';
 import type { ChunkHashes, HashPool, HashSession, DigestOptions, Digests } from '../hashing/pool.js';
 import type { BlockWriter } from '../datanode/client.js';
-import { copyBytes, encodeChunkAt } from '../datanode/chunk-encoding.js';
+import { encodeChunkAt } from '../datanode/chunk-encoding.js';
+import { copyBytes } from '../hashing/shared-memory.js';
 import type { ChunkBuffer, ChunkBufferPool } from './chunk-buffers.js';
 import type { Placement } from './placement.js';
 import { log } from '../common/log.js';
