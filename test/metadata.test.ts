@@ -627,6 +627,14 @@ function metadataSuite(factory: StoreFactory): void {
       t.same(await list({ after: '\u{ffff}' }), ['😀'], 'astral characters sort after the BMP, as in UTF-8');
       t.same(await list({ prefix: 'zzz' }), []);
 
+      // A delimiter lets a store drop every key of a common prefix but the first.
+      const folded = (await store.listObjects(bucket.id, { limit: 1000, delimiter: '/' })).map((o) => o.key);
+      const plain = byteOrder.filter((k) => !k.includes('/'));
+      t.ok(folded.every((k, i) => i === 0 || Buffer.compare(Buffer.from(folded[i - 1]!), Buffer.from(k)) < 0) && folded.every((k) => keys.includes(k)), 'folded: existing keys, in byte order');
+      t.same(folded.filter((k) => !k.includes('/')), plain, 'folded: every key without the delimiter');
+      t.ok(folded.includes('a/b'), "folded: the first key of the prefix 'a/'");
+      t.same((await store.listObjects(bucket.id, { limit: 3, delimiter: '/', prefix: 'a/' })).map((o) => o.key).slice(0, 1), ['a/b'], 'folded under a prefix: its first key');
+
       const [first] = await store.listObjects(bucket.id, { limit: 1 });
       t.same(Object.keys(first!).sort(), ['bucketId', 'etag', 'key', 'modifiedAt', 'objectId', 'size'], 'summaries carry no blocks or attributes');
       t.same((await store.listObjects(other.id, { limit: 10 })).map((o) => o.key), ['a'], 'buckets are separate');

@@ -421,12 +421,31 @@ export class SqliteMetadataStore implements MetadataStore {
     const where = ['bucket_id = ?'];
     const params: unknown[] = [bucketId];
     if (query.prefix) whereKeyHasPrefix(where, params, query.prefix);
-    if (query.after !== undefined) {
-      where.push('name > ?');
-      params.push(query.after);
-    }
-    params.push(Math.max(0, Math.trunc(query.limit)));
-    return this.all<ObjectSummaryRow>(`SELECT ${SUMMARY_COLUMNS} FROM objects WHERE ${where.join(' AND ')} ORDER BY name LIMIT ?`, ...params).map(toSummary);
+    const stmt = this.statement(`SELECT ${SUMMARY_COLUMNS} FROM objects WHERE ${where.join(' AND ')} AND name > ? ORDER BY name LIMIT ?`);
+    const limit = Math.max(0, Math.trunc(query.limit));
+    const { delimiter } = query;
+    if (!delimiter) return (stmt.all(...params, query.after ?? '', limit) as ObjectSummaryRow[]).map(toSummary);
+    // Folded: after the first key of a common prefix, a new cursor starts past the prefix.
+    const prefixLength = query.prefix?.length ?? 0;
+    return this.read(() => {
+      const found: ObjectSummary[] = [];
+      let after = query.after ?? '';
+      scan: while (found.length < limit) {
+        for (const row of stmt.iterate(...params, after, limit - found.length) as IterableIterator<ObjectSummaryRow>) {
+          found.push(toSummary(row));
+          if (found.length === limit) break scan;
+          const cut = row.name.indexOf(delimiter, prefixLength);
+          after = row.name;
+          // Every key under the prefix sorts before prefix + U+10FFFF (the largest code point).
+          if (cut >= 0) {
+            after = row.name.slice(0, cut + delimiter.length) + '\u{10FFFF}';
+            continue scan;
+          }
+        }
+        break;
+      }
+      return found;
+    });
   }
 
   // ---- multipart uploads ----

@@ -226,6 +226,12 @@ export interface ListObjectsQuery {
   /** Keys strictly greater than this. */
   after?: string;
   limit: number;
+  /**
+   * The caller folds keys into common prefixes at this delimiter (after `prefix`), so a store
+   * may leave out every key of a common prefix but its first. SQLite does, in one read
+   * transaction, which makes a page of many prefixes one call; other stores return every key.
+   */
+  delimiter?: string;
 }
 
 export type MetadataErrorCode =

@@ -14,14 +14,15 @@ interface ListPage {
 }
 
 const SCAN_BATCH = 1000;
-/** After a common prefix is skipped the next rows may well start another one: read a few, not a full batch. */
+/** When the store returned keys under a prefix already folded, the next rows may well start another one: read a few, not a full batch. */
 const PREFIX_PROBE = 16;
 
 /**
  * Walks keys after `after` under `prefix`, folding keys that contain `delimiter` past the
  * prefix into common prefixes, until `maxKeys` entries (keys plus prefixes) are collected.
- * Each common prefix is stepped over with one query, so a page costs what it returns, not
- * what the folded directories hold.
+ * The store is told the delimiter and may return only the first key of each common prefix
+ * (SQLite does); where it returns them all, each prefix is stepped over with one more query,
+ * so a page costs what it returns, not what the folded directories hold.
  */
 export async function listPage(
   services: GatewayServices,
@@ -30,39 +31,38 @@ export async function listPage(
 ): Promise<ListPage> {
   const { prefix, delimiter, maxKeys } = options;
   const page: ListPage = { contents: [], commonPrefixes: [], truncated: false, last: undefined };
-  let after = options.after;
-  let limit = delimiter ? PREFIX_PROBE : Math.min(SCAN_BATCH, maxKeys + 1);
   if (maxKeys === 0) return page;
+  let after = options.after;
+  let limit = Math.min(SCAN_BATCH, maxKeys + 1);
+  /** The common prefix of the last key seen, when it had one. */
+  let folded: string | undefined;
   for (;;) {
-    const batch = await services.store.listObjects(bucketId, { prefix, after, limit });
-    let skipped = false;
+    const batch = await services.store.listObjects(bucketId, { prefix, after, limit, ...(delimiter ? { delimiter } : {}) });
+    let insideFolded = false;
     for (const object of batch) {
-      after = object.key;
+      insideFolded = folded !== undefined && object.key.startsWith(folded);
+      if (insideFolded) continue;
       const cut = delimiter ? object.key.indexOf(delimiter, prefix.length) : -1;
-      const entry = cut >= 0 ? object.key.slice(0, cut + delimiter.length) : undefined;
-      if (entry !== undefined && options.after !== undefined && byteOrder(entry, options.after) <= 0) {
-        // The marker lies inside this common prefix: it was returned on an earlier page.
-        after = entry + '\u{10FFFF}';
-        skipped = true;
-        break;
-      }
+      folded = cut >= 0 ? object.key.slice(0, cut + delimiter.length) : undefined;
+      // A marker inside this common prefix: the prefix was returned on an earlier page.
+      if (folded !== undefined && options.after !== undefined && byteOrder(folded, options.after) <= 0) continue;
       if (page.contents.length + page.commonPrefixes.length === maxKeys) {
         page.truncated = true;
         return page;
       }
-      if (entry !== undefined) {
-        page.commonPrefixes.push(entry);
-        page.last = entry;
-        // Every key under this prefix sorts before prefix + U+10FFFF (the largest code point).
-        after = entry + '\u{10FFFF}';
-        skipped = true;
-        break;
+      if (folded !== undefined) {
+        page.commonPrefixes.push(folded);
+        page.last = folded;
+      } else {
+        page.contents.push(object);
+        page.last = object.key;
       }
-      page.contents.push(object);
-      page.last = object.key;
     }
-    if (!skipped && batch.length < limit) return page;
-    limit = skipped ? PREFIX_PROBE : SCAN_BATCH;
+    if (batch.length < limit) return page;
+    const lastKey = batch[batch.length - 1]!.key;
+    // Every key under a prefix sorts before prefix + U+10FFFF (the largest code point).
+    after = folded !== undefined && lastKey.startsWith(folded) ? folded + '\u{10FFFF}' : lastKey;
+    limit = insideFolded || (folded !== undefined && lastKey.startsWith(folded)) ? PREFIX_PROBE : SCAN_BATCH;
   }
 }
 
