@@ -81,6 +81,15 @@ t.test('malformed request lines get a clean 400 and the gateway keeps serving', 
   t.equal(ok.$metadata.httpStatusCode, 200);
 });
 
+t.test('more than 200 header fields: 400 RequestHeaderSectionTooLarge, not a request read with some missing', async (t) => {
+  const headers = Object.fromEntries(Array.from({ length: 250 }, (_, i) => [`x-filler-${i}`, 'v']));
+  const response = await fetch(`${server.url}${await presignedPath(server, 'GET', 'limits', 'normal-1')}`, { headers });
+  t.equal(response.status, 400);
+  t.match(await response.text(), /<Code>RequestHeaderSectionTooLarge<\/Code>/);
+  const fine = await fetch(`${server.url}${await presignedPath(server, 'GET', 'limits', 'normal-1')}`, { headers: Object.fromEntries(Object.entries(headers).slice(0, 150)) });
+  t.equal(fine.status, 200, '150 header fields are fine');
+});
+
 t.test('beyond max-requests in flight: 503 SlowDown', async (t) => {
   const capped = await startServer({ args: ['--max-requests', '2', '--min-body-rate', '0'] });
   t.teardown(() => disposeServer(capped));

@@ -60,7 +60,9 @@ export function createGateway(services: GatewayServices, observe?: RequestObserv
     accept(false),
   );
   server.timeout = limits.idleTimeoutMs;
-  server.maxHeadersCount = 200;
+  // Node drops header fields past maxHeadersCount silently: one more than allowed is kept so
+  // that a request with too many is refused rather than read with some missing.
+  server.maxHeadersCount = MAX_HEADER_FIELDS + 1;
   // Expect: 100-continue: the client waits with the body until the request is authenticated.
   server.on('checkContinue', accept(true));
   // A malformed request line or header block: a clean 400, never a crash.
@@ -166,6 +168,9 @@ function requestParts(req: IncomingMessage): { parts: RequestParts; query: URLSe
   };
 }
 
+/** Header fields a request may carry (AWS signs with a handful; a browser sends about 20). */
+const MAX_HEADER_FIELDS = 200;
+
 async function handleRequest(
   req: IncomingMessage,
   res: ServerResponse,
@@ -198,6 +203,7 @@ async function handleRequest(
     );
   }
   try {
+    if (req.rawHeaders.length / 2 > MAX_HEADER_FIELDS) throw s3Error('RequestHeaderSectionTooLarge', `Your request has more than ${MAX_HEADER_FIELDS} header fields.`);
     const { parts, query } = requestParts(req);
     if (!parts.rawPath.startsWith('/')) throw s3Error('InvalidURI', 'Couldn\'t parse the specified URI.');
     op = route(
