@@ -7,7 +7,7 @@
 //   GET  /stats        event-loop delay and memory as JSON, for benchmarks; `?reset=1` starts a new window,
 //                      `?gc=1` collects garbage first (node --expose-gc)
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { LoopDelay } from '../observability/loop-delay.js';
 import type { Readiness } from '../observability/health.js';
 import type { ClusterStatus } from '../observability/status.js';
 import { ADMIN_PAGE, ADMIN_PAGE_CSP } from '../observability/admin-page.js';
@@ -33,19 +33,18 @@ export interface AdminEndpoints {
 }
 
 export async function startAdminServer(host: string, port: number, endpoints: AdminEndpoints): Promise<AdminServer> {
-  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-  loopDelay.enable();
+  const loopDelay = new LoopDelay();
   let peakRss = process.memoryUsage.rss();
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 100);
   sampler.unref();
 
   const stats = (url: URL): unknown => {
-    const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
+    const ms = (value: number): number => Math.round(value * 100) / 100;
     // ?gc=1: a full collection first (node started with --expose-gc), so heapUsed is what is live.
     if (url.searchParams.has('gc')) (globalThis as { gc?: () => void }).gc?.();
     const memory = process.memoryUsage();
     const result = {
-      eventLoopDelayMs: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) },
+      eventLoopDelayMs: { p50: ms(loopDelay.percentileMs(50)), p99: ms(loopDelay.percentileMs(99)), max: ms(loopDelay.maxMs) },
       rssBytes: memory.rss,
       peakRssBytes: Math.max(peakRss, memory.rss),
       heapUsedBytes: memory.heapUsed,

@@ -116,7 +116,7 @@ export const OPTIONS: Record<ConfigKey, OptionDoc> = {
   bytesPerChecksum: { arg: 'SIZE', help: 'CRC32C slice size', shown: '16KiB' },
   inlineThreshold: { arg: 'SIZE', help: 'objects up to this size live in the metadata row, not on datanodes (0: never)', shown: '64KiB' },
   uploadBuffers: { arg: 'N', help: 'chunk buffers shared by every upload in flight, each 2 × chunk-size: bounds upload memory', shown: '8' },
-  hashThreads: { arg: 'N', help: 'hashing pool threads', shown: 'CPU count' },
+  hashThreads: { arg: 'N', help: 'hashing pool threads', shown: 'CPU count − 1 (at least 1)' },
   purgeInterval: { arg: 'SECONDS', help: 'deleted-block purge period', shown: '30' },
   replicationInterval: { arg: 'SECONDS', help: 're-replication check period (under-replicated blocks are copied)', shown: '30' },
   openKeyTimeout: { arg: 'SECONDS', help: 'abandoned uploads reclaimed after', shown: '3600' },

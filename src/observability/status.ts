@@ -3,7 +3,7 @@
 // the throughput history, readiness), so polling it costs no metadata work.
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { LoopDelay } from './loop-delay.js';
 import type { BucketUsage, DatanodeRecord } from '../metadata/store.js';
 import type { ClusterMonitor, ReplicationHealth } from './cluster.js';
 import type { Readiness } from './health.js';
@@ -72,14 +72,13 @@ export interface StatusSources {
 export class StatusReporter {
   private readonly startedAt = Date.now();
   // A window of its own (10 s), apart from /stats and the Prometheus collector, which reset theirs.
-  private readonly loop = monitorEventLoopDelay({ resolution: 10 });
+  private readonly loop = new LoopDelay();
   private lastP99Ms = 0;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly sources: StatusSources) {
-    this.loop.enable();
     this.timer = setInterval(() => {
-      this.lastP99Ms = this.loop.percentile(99) / 1e6;
+      this.lastP99Ms = this.loop.percentileMs(99);
       this.loop.reset();
     }, 10_000);
     this.timer.unref();
@@ -106,7 +105,7 @@ export class StatusReporter {
       inFlight: s.inFlight(),
       ...recent,
       hashPool: s.pool(),
-      eventLoopDelayP99Ms: Math.round(Math.max(this.lastP99Ms, this.loop.count > 0 ? this.loop.percentile(99) / 1e6 : 0) * 100) / 100,
+      eventLoopDelayP99Ms: Math.round(Math.max(this.lastP99Ms, this.loop.percentileMs(99)) * 100) / 100,
       rssBytes: process.memoryUsage.rss(),
     };
     return {
