@@ -3,6 +3,7 @@
 import type { BucketLayout, MetadataStore } from '../metadata/store.js';
 import { volumeOf } from '../gateway/operations/common.js';
 import { validateBucketName } from '../gateway/operations/bucket.js';
+import { printResult } from './print.js';
 
 interface BucketOptions {
   json: boolean;
@@ -22,12 +23,12 @@ export async function manageBuckets(store: MetadataStore, positionals: string[],
     if (!owner) throw new Error(`no user '${values.owner}'`);
     // The bucket lives where its owner's S3 requests look for it.
     const bucket = await store.createBucket({ volume: volumeOf(owner), name, owner: owner.name, layout: layout as BucketLayout });
-    print(values.json, bucket, `bucket ${bucket.name} created (${bucket.layout}, volume ${bucket.volume}, owner ${bucket.owner})`);
+    printResult(values.json, bucket, `bucket ${bucket.name} created (${bucket.layout}, volume ${bucket.volume}, owner ${bucket.owner})`);
     return 0;
   }
   if (group === 'bucket' && action === 'list') {
     const buckets = await store.listBuckets(values.tenant ?? 's3v');
-    print(values.json, buckets, buckets.map((b) => `${b.name}  ${b.layout}  ${b.owner}`).join('\n'));
+    printResult(values.json, buckets, buckets.map((b) => `${b.name}  ${b.layout}  ${b.owner}`).join('\n'));
     return 0;
   }
   if (group === 'rename' && action && name) return rename(store, action, name, values);
@@ -43,7 +44,7 @@ async function rename(store: MetadataStore, from: string, to: string, values: Bu
   const started = performance.now();
   const moved = await store.rename(bucket.id, source, target);
   const ms = performance.now() - started;
-  print(values.json, { bucket: bucketName, from: source, to: target, moved, ms }, `renamed ${moved} ${from} to ${to} in ${ms.toFixed(1)} ms`);
+  printResult(values.json, { bucket: bucketName, from: source, to: target, moved, ms }, `renamed ${moved} ${from} to ${to} in ${ms.toFixed(1)} ms`);
   return 0;
 }
 
@@ -54,6 +55,3 @@ function splitPath(path: string): [string, string] {
   return [path.slice(0, slash), path.slice(slash + 1)];
 }
 
-function print(json: boolean, view: unknown, text: string): void {
-  process.stdout.write(json ? JSON.stringify(view, null, 2) + '\n' : text + '\n');
-}

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { openMetadataStore } from '../metadata/open.js';
 import type { MetadataStore, UserWithKeys } from '../metadata/store.js';
 import { manageBuckets } from './admin-buckets.js';
+import { printResult } from './print.js';
 import { loadConfig } from '../observability/config.js';
 import { adminPurge, adminStatus } from './admin-status.js';
 import { importFolder } from './admin-import.js';
@@ -62,9 +63,6 @@ export function metadataUrl(values: { data?: string; meta?: string }): string {
   return values.meta ?? `sqlite:${join(values.data ?? './data', 'meta', 's3g.db')}`;
 }
 
-function print(json: boolean, view: unknown, text: string): void {
-  process.stdout.write(json ? JSON.stringify(view, null, 2) + '\n' : text + '\n');
-}
 
 function fields(view: Record<string, unknown>): string {
   return Object.entries(view).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k}: ${String(v)}`).join('\n');
@@ -84,7 +82,7 @@ function printUser(user: UserWithKeys, json: boolean, withSecret: boolean): void
     ...(withSecret ? { secretAccessKey: key?.secretAccessKey } : {}),
     accessKeys: user.accessKeys.map((k) => ({ accessKeyId: k.accessKeyId, createdAt: k.createdAt })),
   };
-  print(json, view, fields(view));
+  printResult(json, view, fields(view));
 }
 
 const TENANT_NAME = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
@@ -96,7 +94,7 @@ async function manageIdentities(store: MetadataStore, positionals: string[], val
   if (group === 'tenant' && action === 'create' && name) {
     if (!TENANT_NAME.test(name)) throw new Error(`tenant name '${name}': 3 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen`);
     const tenant = await store.createTenant(name);
-    print(json, tenant, `tenant ${tenant.name} created (volume ${tenant.volume})`);
+    printResult(json, tenant, `tenant ${tenant.name} created (volume ${tenant.volume})`);
     return 0;
   }
   if (group === 'tenant' && action === 'info' && name) {
@@ -107,12 +105,12 @@ async function manageIdentities(store: MetadataStore, positionals: string[], val
       users: (await store.listUsers(name)).map((u) => u.name),
       buckets: (await store.listBuckets(tenant.volume)).map((b) => b.name),
     };
-    print(json, view, `${fields(view)}\nusers: ${view.users.join(' ')}\nbuckets: ${view.buckets.join(' ')}`);
+    printResult(json, view, `${fields(view)}\nusers: ${view.users.join(' ')}\nbuckets: ${view.buckets.join(' ')}`);
     return 0;
   }
   if (group === 'tenant' && action === 'list') {
     const tenants = await store.listTenants();
-    print(json, tenants, tenants.map((t) => t.name).join('\n'));
+    printResult(json, tenants, tenants.map((t) => t.name).join('\n'));
     return 0;
   }
   if (group === 'user' && action === 'create' && name) {
@@ -127,29 +125,29 @@ async function manageIdentities(store: MetadataStore, positionals: string[], val
   }
   if (group === 'user' && action === 'list') {
     const users = await store.listUsers(values.tenant);
-    print(json, users, users.map((u) => u.name).join('\n'));
+    printResult(json, users, users.map((u) => u.name).join('\n'));
     return 0;
   }
   if (group === 'key' && action === 'create' && name) {
     const key = await store.createAccessKey(name);
-    print(json, key, fields({ ...key }));
+    printResult(json, key, fields({ ...key }));
     return 0;
   }
   if (group === 'key' && action === 'list' && name) {
     const user = await store.getUser(name);
     if (!user) throw new Error(`no user '${name}'`);
     const keys = user.accessKeys.map((k) => ({ accessKeyId: k.accessKeyId, createdAt: k.createdAt }));
-    print(json, keys, keys.map((k) => `${k.accessKeyId}  created ${new Date(k.createdAt).toISOString()}`).join('\n'));
+    printResult(json, keys, keys.map((k) => `${k.accessKeyId}  created ${new Date(k.createdAt).toISOString()}`).join('\n'));
     return 0;
   }
   if (group === 'key' && action === 'revoke' && name) {
     await store.revokeAccessKey(name);
-    print(json, { accessKeyId: name, revoked: true }, `access key ${name} revoked`);
+    printResult(json, { accessKeyId: name, revoked: true }, `access key ${name} revoked`);
     return 0;
   }
   if (group === 'key' && action === 'rekey') {
     const { resealed, total } = await store.rekeySecrets();
-    print(json, { resealed, total }, `${resealed} of ${total} secrets re-sealed with the current KEK`);
+    printResult(json, { resealed, total }, `${resealed} of ${total} secrets re-sealed with the current KEK`);
     return 0;
   }
   return undefined;
@@ -221,11 +219,7 @@ export async function admin(argv: string[]): Promise<number> {
     if (bucketsDone !== undefined) return bucketsDone;
     if (group === 'datanode' && action === 'list') {
       const datanodes = await store.listDatanodes();
-      process.stdout.write(
-        values.json
-          ? JSON.stringify(datanodes, null, 2) + '\n'
-          : datanodes.map((d) => `${d.id}  ${d.address}  ${d.state}  used ${d.usedBytes} of ${d.capacityBytes}`).join('\n') + '\n',
-      );
+      printResult(values.json, datanodes, datanodes.map((d) => `${d.id}  ${d.address}  ${d.state}  used ${d.usedBytes} of ${d.capacityBytes}`).join('\n'));
       return 0;
     }
     if (group === 'datanode' && action === 'dead' && name) {

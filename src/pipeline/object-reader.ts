@@ -29,23 +29,23 @@ export class ObjectReader {
   /** Yields the bytes [start, end] (inclusive) of an object made of `blocks`. */
   async *read(blocks: BlockLocation[], start: number, end: number): AsyncGenerator<Uint8Array> {
     let blockStart = 0;
+    // Pieces go to the pool through shared memory: posting a plain buffer would copy it, and cost more.
+    const staging = new SharedStaging();
     for (const block of blocks) {
       const blockEnd = blockStart + block.length - 1;
       if (blockEnd >= start && blockStart <= end) {
         const from = Math.max(start, blockStart) - blockStart;
         const to = Math.min(end, blockEnd) - blockStart;
-        yield* this.readBlock(block, from, to);
+        yield* this.readBlock(block, from, to, staging);
       }
       blockStart += block.length;
       if (blockStart > end) break;
     }
   }
 
-  private async *readBlock(block: BlockLocation, from: number, to: number): AsyncGenerator<Uint8Array> {
+  private async *readBlock(block: BlockLocation, from: number, to: number, staging: SharedStaging): AsyncGenerator<Uint8Array> {
     let cursor = from;
     const causes: unknown[] = [];
-    // Pieces go to the pool through shared memory: posting a plain buffer would copy it, and cost more.
-    const staging = new SharedStaging();
     for (const datanodeId of block.replicas) {
       try {
         const client = this.placement.client(datanodeId);

@@ -38,10 +38,8 @@ export async function listPage(
   let folded: string | undefined;
   for (;;) {
     const batch = await services.store.listObjects(bucketId, { prefix, after, limit, ...(delimiter ? { delimiter } : {}) });
-    let insideFolded = false;
     for (const object of batch) {
-      insideFolded = folded !== undefined && object.key.startsWith(folded);
-      if (insideFolded) continue;
+      if (folded !== undefined && object.key.startsWith(folded)) continue;
       const cut = delimiter ? object.key.indexOf(delimiter, prefix.length) : -1;
       folded = cut >= 0 ? object.key.slice(0, cut + delimiter.length) : undefined;
       // A marker inside this common prefix: the prefix was returned on an earlier page.
@@ -60,9 +58,10 @@ export async function listPage(
     }
     if (batch.length < limit) return page;
     const lastKey = batch[batch.length - 1]!.key;
+    const endedInPrefix = folded !== undefined && lastKey.startsWith(folded);
     // Every key under a prefix sorts before prefix + U+10FFFF (the largest code point).
-    after = folded !== undefined && lastKey.startsWith(folded) ? folded + '\u{10FFFF}' : lastKey;
-    limit = insideFolded || (folded !== undefined && lastKey.startsWith(folded)) ? PREFIX_PROBE : SCAN_BATCH;
+    after = endedInPrefix ? folded + '\u{10FFFF}' : lastKey;
+    limit = endedInPrefix ? PREFIX_PROBE : SCAN_BATCH;
   }
 }
 
