@@ -55,7 +55,9 @@ export function createGateway(services: GatewayServices, observe?: RequestObserv
       // No limit on a whole request: a 5 GiB upload may take long; slow bodies are caught by rate.
       requestTimeout: 0,
       connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
-      keepAliveTimeout: 5000,
+      // A connection waiting for its next request is a silent one too. Node's 5 s default made
+      // clients that reuse a socket idle for about 5 s race the server closing it (socket hang up).
+      keepAliveTimeout: limits.idleTimeoutMs,
     },
     accept(false),
   );
