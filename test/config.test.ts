@@ -1,14 +1,15 @@
 // Configuration: file (YAML or JSON) < environment < flags, one schema with clear errors, and
 // a README that documents every option with its default.
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { CONFIG_KEYS, ConfigError, OPTIONS, envName, loadConfig, optionName } from '../src/observability/config.js';
-import { ROOT, S3G, disposeServer, startServer, tempDir } from './helpers/server.js';
+import { ROOT, S3G, datanodePids, disposeServer, startServer, tempDir } from './helpers/server.js';
 import { signedRequest } from './helpers/raw.js';
+import { waitFor } from './helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 's3g-config-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,6 +44,8 @@ t.test('defaults', async (t) => {
     bytesPerChecksum: 16 * 1024,
     inlineThreshold: 64 * 1024,
     uploadBuffers: 8,
+    hashNice: 10,
+    datanodeNice: 10,
     purgeInterval: 30,
     replicationInterval: 30,
     openKeyTimeout: 3600,
@@ -151,4 +154,22 @@ t.test('serve refuses a bad configuration before starting anything', async (t) =
   t.equal(failure?.stdout, '', 'no ready line');
   t.match(failure?.stderr, 's3g: invalid configuration:');
   t.match(failure?.stderr, `block-size: must be a size such as 4MiB, 16KiB or 1048576 (config file ${yaml}: "lots")`);
+});
+
+t.test('serve runs its datanodes and hashing threads nicer than the event loop', async (t) => {
+  const server = await startServer({ args: ['--datanodes', '2', '--hash-threads', '2', '--hash-nice', '3', '--datanode-nice', '7'] });
+  t.teardown(() => disposeServer(server));
+  // Field 19 of /proc/…/stat is the nice value; Linux keeps one per thread.
+  const niceOf = (path: string): number => Number(readFileSync(path, 'utf8').split(') ')[1]!.split(' ')[16]);
+  const threadNices = (pid: number): number[] => readdirSync(`/proc/${pid}/task`).map((tid) => niceOf(`/proc/${pid}/task/${tid}/stat`));
+  const gateway = server.proc.pid!;
+  const base = niceOf(`/proc/${gateway}/stat`);
+  // A worker lowers its priority as it starts, which may be just after the ready line.
+  await waitFor('both hashing threads at +3', () => threadNices(gateway).filter((nice) => nice === base + 3).length === 2, 10_000);
+  t.equal(threadNices(gateway).filter((nice) => nice === base).length, threadNices(gateway).length - 2, 'every other thread as started');
+  const datanodes = Object.values(datanodePids(server));
+  t.equal(datanodes.length, 2);
+  for (const pid of datanodes) t.same(new Set(threadNices(pid)), new Set([base + 7]), `every thread of datanode ${pid} at +7`);
+  // Still serving, with the priorities in place.
+  t.equal((await signedRequest(server, { method: 'PUT', path: '/nice' })).status, 200);
 });

@@ -9,6 +9,7 @@ import { CopyObjectCommand, CreateBucketCommand, DeleteObjectCommand, GetObjectC
 import { datanodePids, startServer, tempDir, type TestServer } from './helpers/server.js';
 import { aws, awsEnv, s3Failure, sdkClient } from './helpers/clients.js';
 import { patternBody, presignedPath, send } from './helpers/raw.js';
+import { waitFor } from './helpers/wait.js';
 
 function blockFiles(dataDir: string, datanode?: number): string[] {
   const roots = datanode ? [join(dataDir, 'datanodes', String(datanode))] : readdirSync(join(dataDir, 'datanodes')).map((d) => join(dataDir, 'datanodes', d));
@@ -27,14 +28,6 @@ function blockFiles(dataDir: string, datanode?: number): string[] {
 /** Size of a file, 0 when the purge removed it between listing and looking. */
 const sizeOf = (file: string): number => statSync(file, { throwIfNoEntry: false })?.size ?? 0;
 const diskBytes = (dataDir: string, datanode?: number): number => blockFiles(dataDir, datanode).reduce((sum, f) => sum + sizeOf(f), 0);
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 function flipByte(file: string, at: number): void {
   const fd = openSync(file, 'r+');

@@ -6,7 +6,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -30,6 +29,7 @@ import { errorCode, signedRequest } from './helpers/raw.js';
 import { MIN_PART_SIZE, multipartEtag, parseCompleteRequest, parsePartNumber, partRange } from '../src/gateway/operations/multipart.js';
 import type { ObjectRecord } from '../src/metadata/store.js';
 import { S3Error } from '../src/gateway/errors.js';
+import { waitFor } from './helpers/wait.js';
 
 const MiB = 1024 * 1024;
 const md5 = (data: Uint8Array): string => createHash('md5').update(data).digest('hex');
@@ -73,14 +73,6 @@ function blockFiles(srv: TestServer): Set<string> {
   const root = join(srv.dataDir, 'datanodes');
   if (existsSync(root)) for (const dn of readdirSync(root)) walk(join(root, dn, 'containers'));
   return found;
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 t.test('SDK Upload of 20 MiB in 5 MiB parts: byte-identical, ETag md5-of-md5s-4, stored headers', async (t) => {

@@ -61,7 +61,7 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
     maxBuffersPerRequest: 4,
     inlineThreshold: config.inlineThreshold,
   };
-  const pool = new HashPool({ threads: config.hashThreads });
+  const pool = new HashPool({ threads: config.hashThreads, niceIncrement: config.hashNice });
   // This process's identity for the leases of background services.
   const gatewayId = randomUUID();
   const purge = new BlockPurgeService(

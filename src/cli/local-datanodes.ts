@@ -28,6 +28,8 @@ export class LocalDatanodes {
     count: number,
     private readonly store: MetadataStore,
     private readonly placement: Placement,
+    /** Added to the datanodes' nice value, so the gateway's event loop gets the CPU first. */
+    private readonly nice = 0,
   ) {
     this.slots = Array.from({ length: count }, (_, i) => ({ id: String(i + 1), dir: join(dataDir, 'datanodes', String(i + 1)) }));
   }
@@ -61,7 +63,7 @@ export class LocalDatanodes {
 
   private async launch(slot: Slot): Promise<void> {
     mkdirSync(slot.dir, { recursive: true });
-    const child = fork(childFile, ['--id', slot.id, '--dir', slot.dir, '--host', '127.0.0.1', '--port', '0'], {
+    const child = fork(childFile, ['--id', slot.id, '--dir', slot.dir, '--host', '127.0.0.1', '--port', '0', '--nice', String(this.nice)], {
       // The parent's node flags (a TypeScript loader, --cpu-prof) apply to datanodes too.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

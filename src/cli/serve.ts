@@ -28,7 +28,7 @@ export async function serve(argv: string[]): Promise<number> {
   const store = await openMetadataStore(config.meta ?? `sqlite:${join(dataDir, 'meta', 's3g.db')}`, secrets);
   const adminUser = await bootstrapAdmin(store);
   const placement = new Placement(store);
-  const datanodes = new LocalDatanodes(dataDir, config.datanodes, store, placement);
+  const datanodes = new LocalDatanodes(dataDir, config.datanodes, store, placement, config.datanodeNice);
   await datanodes.start();
   return runGateway({
     config,

@@ -1,10 +1,11 @@
 // A datanode in its own process, so the gateway's event loop never carries the datanode's
 // side of the gRPC traffic. `s3g serve` forks this file:
-//   child.js --id ID --dir DIR --host 127.0.0.1 --port 0
+//   child.js --id ID --dir DIR --host 127.0.0.1 --port 0 [--nice N]
 // and waits for the IPC message { type: 'ready', id, port } (or { type: 'error', id, message }).
 // Without an IPC channel (started by hand) it prints one "datanode ID ready HOST:PORT" line.
 // SIGTERM, SIGINT or the parent going away (IPC disconnect) close it gracefully, exit 0.
 import { parseArgs } from 'node:util';
+import { lowerPriority } from '../common/priority.js';
 import { startDatanodeServer, type DatanodeServer } from './server.js';
 
 const { values } = parseArgs({
@@ -14,6 +15,7 @@ const { values } = parseArgs({
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: '0' },
     'grace-ms': { type: 'string', default: '5000' },
+    nice: { type: 'string', default: '0' },
   },
   strict: true,
 });
@@ -22,10 +24,12 @@ const id = values.id;
 const dir = values.dir;
 const port = Number(values.port);
 const graceMs = Number(values['grace-ms']);
-if (!id || !dir || !Number.isInteger(port) || port < 0 || port > 65535 || !Number.isFinite(graceMs)) {
-  process.stderr.write('usage: child --id ID --dir DIR [--host HOST] [--port PORT] [--grace-ms MS]\n');
+const nice = Number(values.nice);
+if (!id || !dir || !Number.isInteger(port) || port < 0 || port > 65535 || !Number.isFinite(graceMs) || !Number.isInteger(nice) || nice < 0) {
+  process.stderr.write('usage: child --id ID --dir DIR [--host HOST] [--port PORT] [--grace-ms MS] [--nice N]\n');
   process.exit(2);
 }
+if (nice > 0) lowerPriority(nice);
 
 let server: DatanodeServer | undefined;
 let stopping = false;

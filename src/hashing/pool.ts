@@ -11,6 +11,11 @@ export interface HashPoolOptions {
   threads?: number;
   /** Sessions are mostly idle between chunks, so one worker carries many. */
   tasksPerWorker?: number;
+  /**
+   * Added to the workers' nice value: bulk hashing yields the CPU to the event loop, whose
+   * delay every request waits on (needs @napi-rs/nice; 0 leaves the priority alone).
+   */
+  niceIncrement?: number;
 }
 
 export interface ChunkHashes {
@@ -34,6 +39,7 @@ export class HashPool {
       maxThreads: threads,
       concurrentTasksPerWorker: options.tasksPerWorker ?? 512,
       idleTimeout: Infinity,
+      niceIncrement: options.niceIncrement ?? 0,
     });
   }
 
