@@ -66,6 +66,24 @@ t.test('router: any method, path, query and host gives an operation or an S3 err
   t.pass('no unexpected exception');
 });
 
+t.test('awsUriEncode: every byte but A-Z a-z 0-9 - . _ ~ (and / in a path) as upper-case %XY', async (t) => {
+  const byteWise = (value: string, keepSlash: boolean): string => {
+    let out = '';
+    for (const byte of Buffer.from(value, 'utf8')) {
+      const ch = String.fromCharCode(byte);
+      out += /[A-Za-z0-9\-._~]/.test(ch) || (keepSlash && ch === '/') ? ch : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+    }
+    return out;
+  };
+  const anyString = fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom(...'aZ09-._~/!\'()*% +=&?#\ud800\udc00é😀') }));
+  fc.assert(
+    fc.property(anyString, fc.boolean(), (value, keepSlash) => awsUriEncode(value, keepSlash) === byteWise(value, keepSlash)),
+    { numRuns: RUNS * 5 },
+  );
+  t.equal(awsUriEncode("a b/c!'()*~", false), '%20b%2Fc%21%27%28%29%2A~'.replace(/^/, 'a'));
+  t.equal(awsUriEncode('dir/\ud800.txt', true), 'dir/%EF%BF%BD.txt', 'a lone surrogate as U+FFFD');
+});
+
 t.test('router: path-style keys round-trip through percent-encoding', async (t) => {
   fc.assert(
     fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }).filter((k) => !k.includes('\0') && Buffer.byteLength(k) <= 1024), (key) => {

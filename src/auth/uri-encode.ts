@@ -1,15 +1,19 @@
 // AWS's URI encoding for SigV4: every byte except A-Z a-z 0-9 - . _ ~ becomes %XY (upper hex).
 
-const UNRESERVED = /[A-Za-z0-9\-._~]/;
+const UNRESERVED_ONLY = /^[A-Za-z0-9\-._~]*$/;
+const UNRESERVED_OR_SLASH = /^[A-Za-z0-9\-._~/]*$/;
+/** What encodeURIComponent leaves alone but AWS encodes. */
+const SUBDELIMS = /[!'()*]/g;
 
+/**
+ * Built on encodeURIComponent (native, so several times faster than a loop over bytes, and
+ * every signed request encodes its path and each query parameter). Lone surrogates become
+ * U+FFFD first, as UTF-8 encoding them would.
+ */
 export function awsUriEncode(value: string, keepSlash = false): string {
-  let out = '';
-  for (const byte of Buffer.from(value, 'utf8')) {
-    const ch = String.fromCharCode(byte);
-    if (byte < 0x80 && (UNRESERVED.test(ch) || (keepSlash && ch === '/'))) out += ch;
-    else out += '%' + byte.toString(16).toUpperCase().padStart(2, '0');
-  }
-  return out;
+  if ((keepSlash ? UNRESERVED_OR_SLASH : UNRESERVED_ONLY).test(value)) return value;
+  const encoded = encodeURIComponent(value.toWellFormed()).replace(SUBDELIMS, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+  return keepSlash ? encoded.replace(/%2F/g, '/') : encoded;
 }
 
 /** Percent-decoding that returns undefined for malformed input instead of throwing. */
