@@ -67,6 +67,7 @@ t.test('a PUT and a GET are found by their x-amz-request-id', async (t) => {
   t.ok((putLine!.durationMs as number) > 0);
 
   const get = await signedRequest(server, { method: 'GET', path: '/logbucket/dir/photo%20one.jpg' });
+  t.not(get.headers['x-amz-request-id'], putId, 'every request its own id');
   const [getLine] = await linesOf(server, String(get.headers['x-amz-request-id']));
   t.match(getLine, { operation: 'GetObject', status: 200, bytesIn: 0, bytesOut: 12_345, key: 'dir/photo one.jpg' });
 

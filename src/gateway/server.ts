@@ -92,6 +92,16 @@ export function createGateway(services: GatewayServices, observe?: RequestObserv
 }
 
 /** The whole answer, with an S3 error document, to bytes node's HTTP parser refused (no request object exists). */
+// Unique per gateway start (a random prefix) and per request (a counter), 16 hex digits as
+// AWS's are, without a call into OpenSSL for every request.
+const REQUEST_ID_PREFIX = randomBytes(4).toString('hex').toUpperCase();
+let requestCount = 0;
+
+function newRequestId(): string {
+  requestCount = (requestCount + 1) % 2 ** 32;
+  return REQUEST_ID_PREFIX + requestCount.toString(16).toUpperCase().padStart(8, '0');
+}
+
 function parserRefusal(error: NodeJS.ErrnoException): string {
   const [status, code, message] =
     error.code === 'HPE_HEADER_OVERFLOW'
@@ -99,14 +109,14 @@ function parserRefusal(error: NodeJS.ErrnoException): string {
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? ['408 Request Timeout', 'RequestTimeout', 'Your socket connection to the server was not read from or written to within the timeout period.']
         : ['400 Bad Request', 'BadRequest', 'An error occurred when parsing the HTTP request.'];
-  const requestId = randomBytes(8).toString('hex').toUpperCase();
+  const requestId = newRequestId();
   const body = xmlDocument('Error', { Code: code, Message: message, RequestId: requestId }, false);
   return `HTTP/1.1 ${status}\r\nx-amz-request-id: ${requestId}\r\nContent-Type: application/xml\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
 /** An S3 error sent before the request is handled at all; the connection is not reused. */
 function refuse(req: IncomingMessage, res: ServerResponse, code: string, message: string): void {
-  const requestId = randomBytes(8).toString('hex').toUpperCase();
+  const requestId = newRequestId();
   const error = s3Error(code, message);
   const body = Buffer.from(xmlDocument('Error', { Code: error.code, Message: error.message, RequestId: requestId }, false));
   res.writeHead(error.status, { 'x-amz-request-id': requestId, Connection: 'close', 'Content-Type': 'application/xml', 'Content-Length': body.length });
@@ -180,7 +190,7 @@ async function handleRequest(
   expectsContinue: boolean,
   observe: RequestObserver | undefined,
 ): Promise<void> {
-  const requestId = randomBytes(8).toString('hex').toUpperCase();
+  const requestId = newRequestId();
   res.setHeader('x-amz-request-id', requestId);
   res.setHeader('x-amz-id-2', requestId);
   res.setHeader('Server', 's3g');

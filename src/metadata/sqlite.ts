@@ -360,8 +360,13 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async getObject(bucketId: number, key: string): Promise<ObjectRecord | undefined> {
-    // One read transaction: the object row and its blocks come from the same snapshot
-    // even if a concurrent commit replaces the key in between.
+    // An OBS object without blocks (inline, empty, absent) is one statement, its own snapshot.
+    if (this.layoutOf(bucketId) === 'OBS') {
+      const row = this.objectRow(bucketId, key);
+      if (!row || row.inline_data !== null || row.size === 0) return row && this.objectRecord(row, key);
+    }
+    // Otherwise one read transaction: the object row and its blocks come from the same
+    // snapshot even if a concurrent commit replaces the key in between.
     return this.read(() => {
       const name = this.storedName(bucketId, key, false);
       const row = name === undefined ? undefined : this.objectRow(bucketId, name);
