@@ -52,7 +52,7 @@ async function putBlock(client: DatanodeClient, block: BlockRef, data: Buffer, c
   await writer.commit(data.length);
 }
 
-t.test('a hand-encoded chunk decodes with protobufjs to the same fields', async (t) => {
+t.test('a hand-encoded chunk is gRPC-framed and decodes with protobufjs to the same fields', async (t) => {
   const decode = (bytes: Buffer) => datanodeService.WriteBlock!.requestDeserialize(bytes) as WriteBlockRequest;
   const cases = [
     { containerId: 0, localId: 0, offset: 0, length: 0 },
@@ -64,7 +64,10 @@ t.test('a hand-encoded chunk decodes with protobufjs to the same fields', async 
     const shared = new Uint8Array(new SharedArrayBuffer(c.length + 3), 3, c.length);
     shared.set(randomBytes(c.length));
     const checksums = sums(shared);
-    const request = decode(encodeChunk({ containerId: c.containerId, localId: c.localId }, c.offset, shared, checksums).bytes);
+    const { framed } = encodeChunk({ containerId: c.containerId, localId: c.localId }, c.offset, shared, checksums);
+    t.equal(framed[0], 0, 'gRPC prefix: not compressed');
+    t.equal(framed.readUInt32BE(1), framed.length - 5, 'gRPC prefix: the message length');
+    const request = decode(framed.subarray(5));
     t.equal(request.body, 'chunk');
     t.same(request.chunk?.block, { containerId: c.containerId, localId: c.localId });
     t.equal(request.chunk?.offset, c.offset);

@@ -2,25 +2,31 @@
 // datanode) and ReadBlockResponse (datanode to gateway). protobufjs would copy the data into a
 // new message each time (once per replica for writes); here the fields are written into room
 // left in front of the data (protobuf accepts any field order, so the data can come last), and
-// for writes the same bytes go to every replica. grpc-js still adds its 5-byte frame with one
-// copy of its own.
+// in front of them grpc's 5-byte message prefix, which grpc-framing.ts lets through as it is.
+// For writes the same bytes go to every replica.
 import type { BlockId, ChunkChecksums } from './proto.js';
 import { copyBytes } from '../hashing/shared-memory.js';
 
-/** A message already serialised: the WriteBlock and ReadBlock serializers pass it through. */
+/** gRPC's length prefix: a compressed flag and a big-endian uint32 length. */
+export const GRPC_PREFIX_BYTES = 5;
+
+/** A message already serialised and framed for gRPC. */
 export class EncodedMessage {
-  constructor(readonly bytes: Buffer) {}
+  constructor(
+    /** The gRPC prefix, then the message. */
+    readonly framed: Buffer,
+  ) {}
 }
 
 /** A WriteBlockRequest{chunk}. */
 export class EncodedChunk extends EncodedMessage {
   constructor(
-    bytes: Buffer,
+    framed: Buffer,
     /** Block offset and length of the chunk's data, which the datanode's ack repeats. */
     readonly offset: number,
     readonly length: number,
   ) {
-    super(bytes);
+    super(framed);
   }
 }
 
@@ -43,12 +49,12 @@ const MAX_VARINT64 = 10;
 const MAX_VARINT32 = 5;
 
 /**
- * Bytes the fields can take in front of `chunkSize` bytes of data checksummed every
- * `bytesPerChecksum`, rounded up to 8 so that data placed after them stays 8-byte aligned.
+ * Bytes the gRPC prefix and the fields can take in front of `chunkSize` bytes of data checksummed
+ * every `bytesPerChecksum`, rounded up to 8 so that data placed after them stays 8-byte aligned.
  */
 export function chunkHeadroom(chunkSize: number, bytesPerChecksum: number): number {
   const crcs = Math.ceil(chunkSize / bytesPerChecksum) * MAX_VARINT32;
-  const fields = 1 + MAX_VARINT32 + (2 + 2 * (1 + MAX_VARINT64)) + (1 + MAX_VARINT64) + (1 + MAX_VARINT32 + 1 + MAX_VARINT32 + 1 + MAX_VARINT32) + 1 + MAX_VARINT32;
+  const fields = GRPC_PREFIX_BYTES + 1 + MAX_VARINT32 + (2 + 2 * (1 + MAX_VARINT64)) + (1 + MAX_VARINT64) + (1 + MAX_VARINT32 + 1 + MAX_VARINT32 + 1 + MAX_VARINT32) + 1 + MAX_VARINT32;
   return Math.ceil((fields + crcs) / 8) * 8;
 }
 
@@ -87,11 +93,13 @@ function checksumsBody(checksums: ChunkChecksums): number[] {
   return [CHECKSUMS_BYTES_PER, ...varint(checksums.bytesPerChecksum), CHECKSUMS_CRC, ...varint(crcs.length), ...crcs];
 }
 
-/** The message: `head` written just in front of the data. */
+/** The framed message: `head` written just in front of the data, the gRPC prefix in front of that. */
 function prepend(buffer: Buffer, dataStart: number, length: number, head: number[]): Buffer {
-  if (head.length > dataStart) throw new RangeError(`message fields need ${head.length} bytes in front of the data, ${dataStart} free`);
-  const start = dataStart - head.length;
-  buffer.set(head, start);
+  const start = dataStart - head.length - GRPC_PREFIX_BYTES;
+  if (start < 0) throw new RangeError(`message fields need ${head.length + GRPC_PREFIX_BYTES} bytes in front of the data, ${dataStart} free`);
+  buffer.set(head, start + GRPC_PREFIX_BYTES);
+  buffer[start] = 0; // not compressed
+  buffer.writeUInt32BE(head.length + length, start + 1);
   return buffer.subarray(start, dataStart + length);
 }
 

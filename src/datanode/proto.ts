@@ -5,7 +5,8 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
-import { EncodedMessage, type EncodedChunk } from './chunk-encoding.js';
+import type { EncodedChunk, EncodedMessage } from './chunk-encoding.js';
+import { passFramed } from './grpc-framing.js';
 
 const packageDefinition = protoLoader.loadSync(fileURLToPath(new URL('./datanode.proto', import.meta.url)), {
   keepCase: false,
@@ -16,15 +17,11 @@ const packageDefinition = protoLoader.loadSync(fileURLToPath(new URL('./datanode
 
 export const datanodeService = packageDefinition['s3g.datanode.Datanode'] as grpc.ServiceDefinition;
 
-// Chunks and read pieces come serialised already (chunk-encoding.ts); other messages go through protobufjs.
+// Chunks go out serialised and framed already (chunk-encoding.ts, grpc-framing.ts); so do read
+// pieces, which the server-side patch passes through before any serializer sees them. Other
+// messages go through protobufjs.
 const writeBlock = datanodeService.WriteBlock!;
-const readBlock = datanodeService.ReadBlock!;
-writeBlock.requestSerialize = passEncoded(writeBlock.requestSerialize);
-readBlock.responseSerialize = passEncoded(readBlock.responseSerialize);
-
-function passEncoded(protobufSerialize: grpc.serialize<unknown>): grpc.serialize<unknown> {
-  return (message) => (message instanceof EncodedMessage ? message.bytes : protobufSerialize(message));
-}
+writeBlock.requestSerialize = passFramed(writeBlock.requestSerialize);
 
 /** 4 MiB chunks plus framing exceed grpc's 4 MiB default message limit. */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
