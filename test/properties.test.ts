@@ -9,7 +9,8 @@ import { S3Error } from '../src/gateway/errors.js';
 import { canonicalRequest, headerMap, parseAuthorizationHeader, parsePresignedQuery, type RequestParts } from '../src/auth/sigv4.js';
 import { awsUriEncode } from '../src/auth/uri-encode.js';
 import { AwsChunkedDecoder, type AwsChunkedOptions } from '../src/auth/streaming.js';
-import { parseXml, xmlDocument, xmlText } from '../src/gateway/xml.js';
+import { XMLBuilder } from 'fast-xml-parser';
+import { parseXml, xmlDocument, xmlElement, xmlText } from '../src/gateway/xml.js';
 
 const RUNS = 400;
 
@@ -64,6 +65,27 @@ t.test('router: any method, path, query and host gives an operation or an S3 err
     { numRuns: RUNS * 2 },
   );
   t.pass('no unexpected exception');
+});
+
+t.test('response XML: xmlElement writes what fast-xml-parser\'s XMLBuilder writes', async (t) => {
+  const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@', suppressEmptyNode: false, processEntities: true });
+  const name = fc.constantFrom('Key', 'Size', 'Contents', 'Owner', 'ID', 'Prefix', 'x');
+  const text = fc.oneof(fc.string(), fc.string({ unit: fc.constantFrom('&', '<', '>', "'", '"', 'a', ' ', 'é') }));
+  const scalar = fc.oneof(text, fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined));
+  const { element } = fc.letrec<{ element: unknown; object: Record<string, unknown> }>((tie) => ({
+    // No null inside arrays: XMLBuilder moves those to the front (no S3 response has one).
+    element: fc.oneof({ depthSize: 'small' }, scalar, tie('object'), fc.array(fc.oneof(scalar.filter((v) => v !== null), tie('object')), { maxLength: 3 })),
+    object: fc.oneof(
+      fc.dictionary(name, tie('element'), { maxKeys: 4 }),
+      fc.record({ '@xmlns': text, Child: tie('element') }),
+      fc.record({ '@a': text, '#text': text }),
+    ) as fc.Arbitrary<Record<string, unknown>>,
+  }));
+  fc.assert(
+    fc.property(element, (value) => xmlElement('Root', value) === builder.build({ Root: value })),
+    { numRuns: RUNS * 5 },
+  );
+  t.pass();
 });
 
 t.test('awsUriEncode: every byte but A-Z a-z 0-9 - . _ ~ (and / in a path) as upper-case %XY', async (t) => {

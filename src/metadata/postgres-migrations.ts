@@ -192,6 +192,12 @@ export const postgresMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    name: 'covering index for listings',
+    // As in SQLite: listing pages become index-only scans.
+    sql: 'CREATE INDEX objects_listing ON objects (bucket_id, name) INCLUDE (object_id, size, etag, modified_at);',
+  },
 ];
 
 /** Which server speaks the protocol: only CockroachDB needs a different spelling. */
