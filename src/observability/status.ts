@@ -91,7 +91,8 @@ export class StatusReporter {
 
   async status(): Promise<ClusterStatus> {
     const s = this.sources;
-    const snapshot = s.cluster.snapshot();
+    // Right after start the first view may still be on its way (usage runs off the event loop).
+    const snapshot = s.cluster.snapshot() ?? (await s.cluster.refresh().catch(() => undefined));
     const now = Date.now();
     const recent = s.history.recent(10);
     const gateway: GatewayStatus = {
