@@ -3,7 +3,7 @@
 // fresh, empty database; `open()` gives another store instance on that same database
 // (reopen, concurrency) and `query()` lets a test look at the tables directly.
 import t from 'tap';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -1432,15 +1432,26 @@ t.test('openMetadataStore', async (t) => {
   await t.rejects(openMetadataStore(''), /empty/);
 });
 
-t.test('SQLite pragmas: WAL, synchronous FULL, foreign keys, secure delete', async (t) => {
+t.test('SQLite pragmas: WAL, synchronous NORMAL plus a WAL fdatasync per acknowledged commit, foreign keys, secure delete', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 's3g-pragma-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const store = new SqliteMetadataStore(join(dir, 's3g.db'), { secrets });
+  const path = join(dir, 's3g.db');
+  const store = new SqliteMetadataStore(path, { secrets });
   await store.migrate();
   // Reach the connection the store uses; pragmas are per connection.
   const db = (store as unknown as { db: Database.Database }).db;
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-  t.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL');
+  t.equal(db.pragma('synchronous', { simple: true }), 1, 'NORMAL: SQLite does not fsync at commit, WalSync does');
+  const wal = (store as unknown as { walSync: { wal: FileHandle } }).walSync.wal;
+  t.equal((await wal.stat()).ino, (await stat(`${path}-wal`)).ino, 'WalSync holds the WAL file SQLite writes');
+  const datasync = wal.datasync.bind(wal);
+  let syncs = 0;
+  wal.datasync = async () => {
+    syncs++;
+    return datasync();
+  };
+  await store.createTenant('pragmas');
+  t.equal(syncs, 1, 'the commit was acknowledged after one fdatasync of the WAL');
   t.equal(db.pragma('foreign_keys', { simple: true }), 1);
   t.equal(db.pragma('secure_delete', { simple: true }), 2, 'FAST: freed space in pages zeroed (no old secret lingers)');
   t.ok(Number(db.pragma('busy_timeout', { simple: true })) > 0);
