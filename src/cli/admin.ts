@@ -63,7 +63,6 @@ export function metadataUrl(values: { data?: string; meta?: string }): string {
   return values.meta ?? `sqlite:${join(values.data ?? './data', 'meta', 's3g.db')}`;
 }
 
-
 function fields(view: Record<string, unknown>): string {
   return Object.entries(view).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k}: ${String(v)}`).join('\n');
 }

@@ -30,8 +30,8 @@ export interface SliceChecksums {
 
 export interface ReadPiece {
   offset: number;
-  /** Read into a buffer of its own, `headroom` bytes after its start (room for message fields). */
-  data: Buffer;
+  /** A buffer of its own: `headroom` free bytes (room for the message fields), then the data. */
+  buffer: Buffer;
   headroom: number;
   checksums: SliceChecksums;
 }
@@ -175,11 +175,11 @@ export class BlockStore {
         const len = Math.min(pieceBytes, end - at);
         const slices = Math.ceil(len / bpc);
         const headroom = chunkHeadroom(len, bpc);
-        const bytes = (await readFully(data, headroom + len, at - headroom, `block ${key} data`, headroom)).subarray(headroom);
+        const buffer = await readFully(data, len, at, `block ${key} data`, headroom);
         const sums = await readFully(crc, slices * CRC_BYTES, (at / bpc) * CRC_BYTES, `block ${key} checksums`);
         const crc32c = new Array<number>(slices);
         for (let i = 0; i < slices; i++) crc32c[i] = sums.readUInt32BE(i * CRC_BYTES);
-        yield { offset: at, data: bytes, headroom, checksums: { bytesPerChecksum: bpc, crc32c } };
+        yield { offset: at, buffer, headroom, checksums: { bytesPerChecksum: bpc, crc32c } };
       }
     } catch (err) {
       throw asStoreError(err, `read block ${key}`);
@@ -464,12 +464,12 @@ function isCount(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 }
 
-/** Reads [position + skip, position + length) into a new buffer at offset skip. */
-async function readFully(fh: FileHandle, length: number, position: number, what: string, skip = 0): Promise<Buffer> {
-  const buf = skip > 0 ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length);
-  let done = skip;
+/** Reads `length` bytes at `position` into a new buffer, after `headroom` bytes left free. */
+async function readFully(fh: FileHandle, length: number, position: number, what: string, headroom = 0): Promise<Buffer> {
+  const buf = headroom > 0 ? Buffer.allocUnsafeSlow(headroom + length) : Buffer.allocUnsafe(length);
+  let done = 0;
   while (done < length) {
-    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+    const { bytesRead } = await fh.read(buf, headroom + done, length - done, position + done);
     if (bytesRead === 0) throw new StoreError(status.DATA_LOSS, `${what} is shorter than recorded (truncated on disk)`);
     done += bytesRead;
   }

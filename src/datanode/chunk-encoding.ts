@@ -8,7 +8,7 @@ import type { BlockId, ChunkChecksums } from './proto.js';
 import { copyBytes } from '../hashing/shared-memory.js';
 
 /** gRPC's length prefix: a compressed flag and a big-endian uint32 length. */
-export const GRPC_PREFIX_BYTES = 5;
+const GRPC_PREFIX_BYTES = 5;
 
 /** A message already serialised and framed for gRPC. */
 export class EncodedMessage {

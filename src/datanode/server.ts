@@ -164,8 +164,8 @@ async function readBlock(store: BlockStore, call: grpc.ServerWritableStream<Read
     // Leaving the loop early (cancel) runs the generator's finally, which closes the files.
     for await (const piece of store.read(requireBlock(block), offset, length)) {
       if (call.cancelled || call.destroyed) return;
-      const { data, headroom } = piece;
-      const message = encodePieceAt(Buffer.from(data.buffer, data.byteOffset - headroom, headroom + data.length), headroom, data.length, piece.offset, piece.checksums);
+      const { buffer, headroom } = piece;
+      const message = encodePieceAt(buffer, headroom, buffer.length - headroom, piece.offset, piece.checksums);
       if (!call.write(message)) await drained(call);
     }
     if (!call.cancelled && !call.destroyed) call.end();

@@ -91,7 +91,6 @@ export function createGateway(services: GatewayServices, observe?: RequestObserv
   };
 }
 
-/** The whole answer, with an S3 error document, to bytes node's HTTP parser refused (no request object exists). */
 // Unique per gateway start (a random prefix) and per request (a counter), 16 hex digits as
 // AWS's are, without a call into OpenSSL for every request.
 const REQUEST_ID_PREFIX = randomBytes(4).toString('hex').toUpperCase();
@@ -102,6 +101,7 @@ function newRequestId(): string {
   return REQUEST_ID_PREFIX + requestCount.toString(16).toUpperCase().padStart(8, '0');
 }
 
+/** The whole answer, with an S3 error document, to bytes node's HTTP parser refused (no request object exists). */
 function parserRefusal(error: NodeJS.ErrnoException): string {
   const [status, code, message] =
     error.code === 'HPE_HEADER_OVERFLOW'

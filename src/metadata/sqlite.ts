@@ -97,6 +97,7 @@ interface PendingWrite {
 
 export class SqliteMetadataStore implements MetadataStore {
   readonly path: string;
+  private readonly inMemory: boolean;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly deadAfterMs: number;
@@ -112,16 +113,17 @@ export class SqliteMetadataStore implements MetadataStore {
 
   constructor(path: string, options: SqliteMetadataStoreOptions = {}) {
     // ':memory:' is a private in-memory database (tests, one-off tools).
-    this.path = path === ':memory:' ? path : resolve(path);
-    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+    this.inMemory = path === ':memory:';
+    this.path = this.inMemory ? path : resolve(path);
+    if (!this.inMemory) mkdirSync(dirname(this.path), { recursive: true });
     this.db = new Database(this.path, { timeout: options.busyTimeoutMs ?? 10_000 });
     this.deadAfterMs = options.datanodeDeadAfterMs ?? 60_000;
     this.secrets = options.secrets;
     this.db.pragma('journal_mode = WAL');
-    // FULL: in WAL mode NORMAL may lose the last commits on power loss, and a commit
-    // acknowledged to an S3 client must survive. A file database gets the fsync from
-    // WalSync instead, off the event loop (NORMAL still syncs around checkpoints).
-    this.db.pragma(this.path === ':memory:' ? 'synchronous = FULL' : 'synchronous = NORMAL');
+    // A commit acknowledged to an S3 client must survive power loss. In WAL mode NORMAL does
+    // not fsync at commit (only around checkpoints): a file database gets that fsync from
+    // WalSync, off the event loop, before anything is acknowledged.
+    this.db.pragma(this.inMemory ? 'synchronous = FULL' : 'synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     // Freed space inside pages is zeroed, so a replaced (plaintext or old-KEK) secret leaves no trace there.
     this.db.pragma('secure_delete = FAST');
@@ -132,7 +134,7 @@ export class SqliteMetadataStore implements MetadataStore {
     migrateSqlite(this.db);
     this.run('INSERT INTO volumes (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', 's3v', Date.now());
     if (this.secrets) await this.reseal('kek_id IS NULL');
-    if (this.path !== ':memory:') this.walSync ??= await WalSync.open(`${this.path}-wal`);
+    if (!this.inMemory) this.walSync ??= await WalSync.open(`${this.path}-wal`);
   }
 
   async close(): Promise<void> {
@@ -780,7 +782,7 @@ export class SqliteMetadataStore implements MetadataStore {
   // ---- monitoring ----
 
   async usage(): Promise<StoreUsage> {
-    if (this.path === ':memory:') return readUsage(this.db, this.deadAfterMs);
+    if (this.inMemory) return readUsage(this.db, this.deadAfterMs);
     this.usagePool ??= new Piscina({ filename: usageWorkerFile, minThreads: 0, maxThreads: 1, idleTimeout: 60_000 });
     return this.usagePool.run({ path: this.path, deadAfterMs: this.deadAfterMs } satisfies UsageTask);
   }
