@@ -145,6 +145,13 @@ class Bench {
         // The RSS run is s3g's alone.
         await this.compare(workload, s3g, { baseline, peer: workload.id === 'rss' ? undefined : peer });
       }
+      // The same GET with every byte through the datanode process, as a gateway on another host reads.
+      const overGrpc = largeGetWorkload({ ...config.large, id: 'large-get-grpc', how: 'over gRPC (short-circuit-reads false)' });
+      if (this.selected(overGrpc.id)) {
+        const s3gOverGrpc = await servers.add(startS3g({ args: ['--short-circuit-reads', 'false'] }));
+        await (await largePutWorkload('signed', config.large).prepare(s3gOverGrpc.endpoint))();
+        await this.compare(overGrpc, s3gOverGrpc, { baseline: bareLarge.endpoint });
+      }
     } finally {
       await servers.stopAll();
     }

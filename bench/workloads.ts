@@ -154,11 +154,11 @@ export function largePutWorkload(
   };
 }
 
-export function largeGetWorkload(options: { size: number; streams: number; deadlineMs: number }): Workload {
+export function largeGetWorkload(options: { size: number; streams: number; deadlineMs: number; id?: string; how?: string }): Workload {
   const { size, streams, deadlineMs } = options;
   return {
-    id: 'large-get',
-    title: `${mib(size)} ×${streams} GET`,
+    id: options.id ?? 'large-get',
+    title: `${mib(size)} ×${streams} GET${options.how ? ` ${options.how}` : ''}`,
     unit: 'MB/s',
     async prepare(endpoint) {
       const paths = await Promise.all(

@@ -46,6 +46,7 @@ t.test('defaults', async (t) => {
     uploadBuffers: 8,
     hashNice: 10,
     datanodeNice: 10,
+    shortCircuitReads: true,
     purgeInterval: 30,
     replicationInterval: 30,
     openKeyTimeout: 3600,
@@ -95,6 +96,11 @@ t.test('bad values name the option, the rule, the source and the value', async (
   t.match(problems(() => loadConfig({ env: {}, flags: { replication: '3' } })), [/^replication: 3 needs at least as many datanodes \(datanodes is 1\)/]);
   t.match(problems(() => loadConfig({ env: {}, flags: { 'chunk-size': '5000', 'block-size': '10000', 'bytes-per-checksum': '3000' } })), [/^chunk-size: must be a multiple of bytes-per-checksum/]);
   t.match(problems(() => loadConfig({ env: {}, flags: { 'block-size': '6MiB' } })), [/^block-size: must be a multiple of chunk-size/]);
+  t.same(problems(() => loadConfig({ env: { S3G_SHORT_CIRCUIT_READS: 'maybe' } })), ['short-circuit-reads: must be true or false (environment S3G_SHORT_CIRCUIT_READS: "maybe")']);
+  for (const [given, expected] of [['false', false], ['OFF', false], ['0', false], ['no', false], ['true', true], ['on', true], ['1', true]] as const) {
+    t.equal(loadConfig({ env: {}, flags: { 'short-circuit-reads': given } }).shortCircuitReads, expected, `short-circuit-reads ${given}`);
+  }
+  t.equal(loadConfig({ file: file('bool.yaml', 'short-circuit-reads: false\n'), env: {} }).shortCircuitReads, false, 'a YAML boolean');
 });
 
 t.test('file mistakes', async (t) => {

@@ -10,7 +10,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { status } from '@grpc/grpc-js';
 import { firstBadSlice, sliceChecksums } from '../src/hashing/checksums.js';
-import { DatanodeClient, type BlockPiece, type BlockRef } from '../src/datanode/client.js';
+import { DatanodeClient, type BlockPiece, type BlockRef, type BlockSource } from '../src/datanode/client.js';
+import { LocalBlockReader } from '../src/datanode/local-reader.js';
+import { HashPool } from '../src/hashing/pool.js';
+import { ObjectReader } from '../src/pipeline/object-reader.js';
+import type { Placement } from '../src/pipeline/placement.js';
 import { startDatanodeServer, type DatanodeServer } from '../src/datanode/server.js';
 import { encodeChunk } from '../src/datanode/chunk-encoding.js';
 import { copyBytes, SharedStaging } from '../src/hashing/shared-memory.js';
@@ -90,7 +94,7 @@ t.test('a hand-encoded chunk is gRPC-framed and decodes with protobufjs to the s
   }
 });
 
-async function getRange(client: DatanodeClient, block: BlockRef, offset: number, length: number): Promise<{ pieces: BlockPiece[]; data: Buffer }> {
+async function getRange(client: BlockSource, block: BlockRef, offset: number, length: number): Promise<{ pieces: BlockPiece[]; data: Buffer }> {
   const pieces: BlockPiece[] = [];
   for await (const piece of client.readBlock(block, offset, length)) pieces.push(piece);
   const data = Buffer.concat(pieces.map((p) => p.data));
@@ -271,6 +275,79 @@ t.test('a flipped byte on disk is caught by the reader through the stored checks
   t.equal(firstBadSlice(piece.data, BPC, piece.checksums.crc32c), Math.floor(at / BPC) - piece.offset / BPC, 'reader finds the corrupted slice');
   const clean = await getRange(client, block, 0, 4096);
   t.equal(firstBadSlice(clean.data, BPC, clean.pieces[0]!.checksums.crc32c), -1, 'untouched slices still verify');
+});
+
+t.test('short-circuit: the datanode files read on its host give the same pieces, and only where its instance id is', async (t) => {
+  const { server, client, dir } = await startNode(t);
+  const bpc = 16 * 1024;
+  const data = randomBytes(2 * MiB + 5000);
+  const block = { containerId: 3, localId: 4 };
+  await putBlock(client, block, data, MiB, bpc);
+  const info = await client.info();
+  t.equal(info.dataDir, server.store.dir, 'Info reports the data directory');
+  t.match(info.instanceId, /^[0-9a-f-]{36}$/, 'and a random instance id');
+  const reader = await LocalBlockReader.forDatanode(info);
+  if (!reader) return void t.fail('the files of a datanode on this host are found');
+  for (const [offset, length] of [
+    [0, data.length],
+    [1, 10],
+    [bpc - 1, 2],
+    [MiB - 3, MiB + 7],
+    [data.length - 1, 1],
+  ] as const) {
+    const local = await getRange(reader, block, offset, length);
+    const remote = await getRange(client, block, offset, length);
+    checkRange(t, data, offset, length, local.pieces, bpc);
+    t.same(
+      local.pieces.map((p) => [p.offset, p.data.length, p.checksums]),
+      remote.pieces.map((p) => [p.offset, p.data.length, p.checksums]),
+      `${offset}+${length}: the same pieces as over gRPC`,
+    );
+  }
+  await t.rejects(getRange(reader, { containerId: 3, localId: 5 }, 0, 1), { code: status.NOT_FOUND }, 'a missing block is NOT_FOUND, as over gRPC');
+  await t.rejects(getRange(reader, block, data.length, 1), { code: status.OUT_OF_RANGE });
+
+  t.equal(await LocalBlockReader.forDatanode({ ...info, instanceId: randomBytes(16).toString('hex') }), undefined, 'a namesake directory of another datanode is not read');
+  t.equal(await LocalBlockReader.forDatanode({ ...info, dataDir: await tempDir(t) }), undefined, 'nor a directory without the instance file');
+  t.equal(await LocalBlockReader.forDatanode({ ...info, dataDir: '' }), undefined, 'nor an unknown one');
+  await server.close(100);
+  const restarted = await startDatanodeServer({ id: 'dn-test', dir, host: '127.0.0.1', port: 0 });
+  t.teardown(() => restarted.close(100));
+  t.not(restarted.store.instanceId, info.instanceId, 'a restarted datanode has a new instance id');
+  t.equal(await LocalBlockReader.forDatanode(info), undefined, 'so what the old one reported no longer matches');
+});
+
+t.test('ObjectReader: a failed short-circuit read goes on over gRPC from the same replica', async (t) => {
+  const { client } = await startNode(t);
+  const bpc = 16 * 1024;
+  const data = randomBytes(3 * MiB + 777);
+  const block = { containerId: 8, localId: 1 };
+  await putBlock(client, block, data, MiB, bpc);
+  const pool = new HashPool({ threads: 1 });
+  t.teardown(() => pool.close());
+  let localTries = 0;
+  const failing: BlockSource = {
+    via: 'short-circuit',
+    // eslint-disable-next-line require-yield -- fails before the first piece, as an unreadable file does
+    async *readBlock() {
+      localTries++;
+      throw new Error('EACCES: permission denied');
+    },
+  };
+  // The one stand-in: a short-circuit read that fails cannot be made here (tests run as root).
+  const placement = { sources: () => [failing, client] } as unknown as Placement;
+  const bytesVia = { grpc: 0, 'short-circuit': 0 };
+  const failovers: string[] = [];
+  const reader = new ObjectReader(pool, placement, {
+    onRead: (via, bytes) => (bytesVia[via] += bytes),
+    onFailover: (_block, datanodeId, error) => failovers.push(`${datanodeId}: ${String(error)}`),
+  });
+  const pieces: Uint8Array[] = [];
+  for await (const piece of reader.read([{ ...block, length: data.length, replicas: ['dn-test'] }], 100, data.length - 2)) pieces.push(piece);
+  t.ok(Buffer.concat(pieces).equals(data.subarray(100, data.length - 1)), 'the range reads correctly');
+  t.equal(localTries, 1);
+  t.same(failovers, ['dn-test: Error: EACCES: permission denied'], 'the failed local read is reported');
+  t.same(bytesVia, { grpc: data.length, 'short-circuit': 0 }, 'every byte came over gRPC (whole slices)');
 });
 
 t.test('delete frees used bytes; info reports capacity and used', async (t) => {

@@ -109,6 +109,13 @@ t.test('kill -9 during a 200 MiB upload: the key is absent, earlier objects inta
   await server.stop();
 });
 
+/** s3g_block_read_bytes_total of a server, by how the bytes were read. */
+async function blockReadBytes(server: TestServer): Promise<{ grpc: number; shortCircuit: number }> {
+  const text = await (await fetch(`${server.adminUrl}/metrics`)).text();
+  const via = (label: string): number => Number(new RegExp(`^s3g_block_read_bytes_total\\{via="${label}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { grpc: via('grpc'), shortCircuit: via('short-circuit') };
+}
+
 t.test('3 replicas: corrupted copies are skipped; a single corrupted replica fails the GET', async (t) => {
   const content = randomBytes(6 * 1024 * 1024 + 123);
   const server3 = await startServer({ args: ['--datanodes', '3', '--replication', '3', '--chunk-size', '1MiB'] });
@@ -128,9 +135,13 @@ t.test('3 replicas: corrupted copies are skipped; a single corrupted replica fai
   }
   const ranged = await s3.send(new GetObjectCommand({ Bucket: 'replicas', Key: 'obj', Range: 'bytes=5242000-5243000' }));
   t.ok(Buffer.from(await ranged.Body!.transformToByteArray()).equals(content.subarray(5242000, 5243001)), 'ranged read is correct');
+  const reads3 = await blockReadBytes(server3);
+  t.ok(reads3.shortCircuit >= 3 * content.length, `read from the datanodes' files on this host (${reads3.shortCircuit} bytes)`);
+  t.equal(reads3.grpc, 0, 'a corrupted copy fails over gRPC too: no byte of it is served');
   await server3.stop();
 
-  const server1 = await startServer({ args: ['--chunk-size', '1MiB'] });
+  // The same failures over gRPC only.
+  const server1 = await startServer({ args: ['--chunk-size', '1MiB', '--short-circuit-reads', 'false'] });
   t.teardown(() => server1.kill9());
   const s3single = sdkClient(server1);
   await s3single.send(new CreateBucketCommand({ Bucket: 'single' }));
@@ -145,6 +156,9 @@ t.test('3 replicas: corrupted copies are skipped; a single corrupted replica fai
   t.ok(late.status !== 200 || late.aborted, 'corruption later: the response never completes as a 200');
   t.ok(late.body.length < content.length, 'fewer bytes than the object');
   t.ok(content.subarray(0, late.body.length).equals(late.body), 'every byte sent was correct');
+  const reads1 = await blockReadBytes(server1);
+  t.equal(reads1.shortCircuit, 0, 'short-circuit-reads false: no block byte read from files');
+  t.ok(reads1.grpc > 0, `all over gRPC (${reads1.grpc} bytes)`);
   await server1.stop();
 });
 

@@ -87,6 +87,10 @@ t.test('counters by operation and status, and byte totals, match the workload', 
   t.equal(value(samples, 's3g_received_bytes_total', { operation: 'PutObject' }), sizes.reduce((a, b) => a + b, 0), 'bytes in = the PUT bodies');
   t.equal(value(samples, 's3g_sent_bytes_total', { operation: 'GetObject' }), sentByGet, 'bytes out = the GET bodies, errors included');
   t.notOk(value(samples, 's3g_sent_bytes_total', { operation: 'HeadObject' }), 'HEAD sends no body');
+  // Only the 300,000-byte object is on datanodes (the rest are inline), read once, from the
+  // datanode's files on this host.
+  t.equal(value(samples, 's3g_block_read_bytes_total', { via: 'short-circuit' }), 300_000, 'block bytes read short-circuit');
+  t.equal(value(samples, 's3g_block_read_bytes_total', { via: 'grpc' }), 0, 'none over gRPC');
   t.equal(value(samples, 's3g_requests_in_flight'), 0);
 
   t.notMatch(text, /bucket="|key="|obj-\d/, 'no bucket or key ever becomes a label');

@@ -103,6 +103,7 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
       reader: new ObjectReader(pool, placement, {
         onFailover: (block, datanodeId, error) =>
           log('warn', 'replica read failed; trying the next', { block: `${block.containerId}/${block.localId}`, datanodeId, error: String(error) }),
+        onRead: (via, bytes) => metrics.observeBlockRead(via, bytes),
       }),
       config: {
         domains: config.domain,

@@ -23,7 +23,7 @@ export async function gateway(argv: string[]): Promise<number> {
   if (!secrets) throw new Error('s3g gateway needs key-encryption keys: S3G_KEK or --kek-file FILE (see README, Secrets at rest)');
   const store = await openMetadataStore(config.meta, secrets);
   const adminUser = await bootstrapAdmin(store);
-  const placement = new Placement(store);
+  const placement = new Placement(store, config.shortCircuitReads);
   await placement.refresh();
   return runGateway({ config, store, placement, adminUser, logFields: { meta: config.meta.replace(/\/\/[^@/]*@/, '//…@') } });
 }

@@ -27,7 +27,7 @@ export async function serve(argv: string[]): Promise<number> {
   const secrets = loadSecretBox({ kekFile: config.kekFile, defaultFile: join(dataDir, 'kek'), createDefault: true })!;
   const store = await openMetadataStore(config.meta ?? `sqlite:${join(dataDir, 'meta', 's3g.db')}`, secrets);
   const adminUser = await bootstrapAdmin(store);
-  const placement = new Placement(store);
+  const placement = new Placement(store, config.shortCircuitReads);
   const datanodes = new LocalDatanodes(dataDir, config.datanodes, store, placement, config.datanodeNice);
   await datanodes.start();
   return runGateway({

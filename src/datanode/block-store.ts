@@ -5,6 +5,7 @@
 //                                                    .block, 4 bytes big-endian per slice, in order
 //   <dir>/containers/<containerId>/<localId>.meta    JSON {version, length, bytesPerChecksum,
 //                                                    chunkCount, committed: true}
+//   <dir>/instance                                   a random id, written at each start
 //
 // Ids are decimal integers; no S3 key ever reaches the disk. A block is committed iff its
 // .meta exists: .meta is written only after .block and .crc are fsynced (temp file, fsync,
@@ -12,8 +13,9 @@
 // uncommitted leftover (.block/.crc without .meta) that DeleteBlocks removes later.
 // Corrupting a byte of a .block file leaves its .crc untouched, so readers, which receive
 // the stored CRCs, notice.
-import { mkdir, open, readFile, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readFile, readdir, rename, rm, stat, statfs, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { firstBadSlice } from '../hashing/checksums.js';
 import { chunkHeadroom } from './chunk-encoding.js';
@@ -74,6 +76,8 @@ export const READ_PIECE_BYTES = 1024 * 1024;
 export const MAX_BYTES_PER_CHECKSUM = 16 * 1024 * 1024;
 
 const CRC_BYTES = 4;
+/** <dir>/INSTANCE_FILE holds the store's instanceId. */
+export const INSTANCE_FILE = 'instance';
 
 export class BlockStore {
   private readonly containersDir: string;
@@ -84,14 +88,20 @@ export class BlockStore {
   private committedBlocks = 0;
   private closed = false;
 
-  private constructor(readonly dir: string) {
+  private constructor(
+    /** Absolute. */
+    readonly dir: string,
+    /** Written to <dir>/instance at open: whoever reads it back there shares this store's disk. */
+    readonly instanceId: string,
+  ) {
     this.containersDir = join(dir, 'containers');
   }
 
   /** Opens (creating if needed) the store and scans it for used bytes and committed blocks. */
   static async open(dir: string): Promise<BlockStore> {
-    const store = new BlockStore(dir);
+    const store = new BlockStore(resolve(dir), randomUUID());
     await mkdir(store.containersDir, { recursive: true });
+    await writeFile(join(store.dir, INSTANCE_FILE), store.instanceId);
     await store.scan();
     return store;
   }
@@ -114,11 +124,8 @@ export class BlockStore {
   }
 
   /** Where a block's files live (see the layout at the top of this file). */
-  paths(block: BlockKey): { container: string; data: string; crc: string; meta: string } {
-    const { containerId, localId } = checkBlock(block);
-    const container = join(this.containersDir, String(containerId));
-    const base = join(container, String(localId));
-    return { container, data: `${base}.block`, crc: `${base}.crc`, meta: `${base}.meta` };
+  paths(block: BlockKey): BlockPaths {
+    return blockPaths(this.dir, block);
   }
 
   /**
@@ -152,40 +159,9 @@ export class BlockStore {
   }
 
   /** Streams [offset, offset+length) of a committed block, widened to whole slices. */
-  async *read(block: BlockKey, offset: number, length: number): AsyncGenerator<ReadPiece> {
+  read(block: BlockKey, offset: number, length: number): AsyncGenerator<ReadPiece> {
     this.checkOpen();
-    const paths = this.paths(block);
-    const key = blockKey(block);
-    if (!isCount(offset) || !isCount(length)) throw new StoreError(status.INVALID_ARGUMENT, 'offset and length must be non-negative integers');
-    const meta = await this.readMeta(paths.meta, key);
-    if (offset + length > meta.length) {
-      throw new StoreError(status.OUT_OF_RANGE, `range [${offset}, ${offset + length}) is past the end of block ${key} (length ${meta.length})`);
-    }
-    if (length === 0) return;
-    const bpc = meta.bytesPerChecksum;
-    const start = Math.floor(offset / bpc) * bpc;
-    const end = Math.min(Math.ceil((offset + length) / bpc) * bpc, meta.length);
-    const pieceBytes = Math.max(bpc, Math.floor(READ_PIECE_BYTES / bpc) * bpc);
-    let data: FileHandle | undefined;
-    let crc: FileHandle | undefined;
-    try {
-      data = await open(paths.data, 'r');
-      crc = await open(paths.crc, 'r');
-      for (let at = start; at < end; at += pieceBytes) {
-        const len = Math.min(pieceBytes, end - at);
-        const slices = Math.ceil(len / bpc);
-        const headroom = chunkHeadroom(len, bpc);
-        const buffer = await readFully(data, len, at, `block ${key} data`, headroom);
-        const sums = await readFully(crc, slices * CRC_BYTES, (at / bpc) * CRC_BYTES, `block ${key} checksums`);
-        const crc32c = new Array<number>(slices);
-        for (let i = 0; i < slices; i++) crc32c[i] = sums.readUInt32BE(i * CRC_BYTES);
-        yield { offset: at, buffer, headroom, checksums: { bytesPerChecksum: bpc, crc32c } };
-      }
-    } catch (err) {
-      throw asStoreError(err, `read block ${key}`);
-    } finally {
-      await Promise.all([data?.close(), crc?.close()].map((p) => p?.catch(() => undefined)));
-    }
+    return readBlockFiles(this.paths(block), blockKey(block), offset, length, chunkHeadroom);
   }
 
   async blockInfo(block: BlockKey): Promise<StoredBlockInfo> {
@@ -195,7 +171,7 @@ export class BlockStore {
     const writer = this.writers.get(key);
     if (writer) return { length: writer.written, committed: false, chunkCount: writer.chunkCount };
     if (await exists(paths.meta)) {
-      const meta = await this.readMeta(paths.meta, key);
+      const meta = await readMeta(paths.meta, key);
       return { length: meta.length, committed: true, chunkCount: meta.chunkCount };
     }
     // An uncommitted leftover of an aborted or crashed write.
@@ -279,24 +255,6 @@ export class BlockStore {
     if (this.writers.get(key) === writer) this.writers.delete(key);
   }
 
-  private async readMeta(path: string, key: string): Promise<BlockMeta> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') throw new StoreError(status.NOT_FOUND, `block ${key} not found or not committed`);
-      throw asStoreError(err, `read meta of block ${key}`);
-    }
-    let meta: BlockMeta | undefined;
-    try {
-      meta = JSON.parse(text) as BlockMeta;
-    } catch {
-      meta = undefined;
-    }
-    if (meta?.version !== 1 || meta.committed !== true) throw new StoreError(status.DATA_LOSS, `block ${key}: unreadable meta`);
-    return meta;
-  }
-
   private checkOpen(): void {
     if (this.closed) throw new StoreError(status.UNAVAILABLE, 'datanode store is closed');
   }
@@ -320,7 +278,7 @@ export class BlockWriter {
     private readonly store: BlockStore,
     private readonly containerId: number,
     readonly key: string,
-    private readonly paths: { container: string; data: string; crc: string; meta: string },
+    private readonly paths: BlockPaths,
   ) {}
 
   /** @internal */
@@ -447,6 +405,84 @@ export class BlockWriter {
     if (this.state === 'committed') throw new StoreError(status.ALREADY_EXISTS, `block ${this.key} is already committed`);
     if (this.state !== 'open') throw new StoreError(status.ABORTED, `block ${this.key}: write was aborted`);
   }
+}
+
+export interface BlockPaths {
+  container: string;
+  data: string;
+  crc: string;
+  meta: string;
+}
+
+/** Where a block's files live under a datanode directory (see the layout at the top of this file). */
+export function blockPaths(dir: string, block: BlockKey): BlockPaths {
+  const { containerId, localId } = checkBlock(block);
+  const container = join(dir, 'containers', String(containerId));
+  const base = join(container, String(localId));
+  return { container, data: `${base}.block`, crc: `${base}.crc`, meta: `${base}.meta` };
+}
+
+/**
+ * Streams [offset, offset+length) of the committed block at `paths`, widened to whole
+ * slices, in pieces of at most READ_PIECE_BYTES; each piece's buffer starts with
+ * headroom(length, bytesPerChecksum) free bytes. Shared by the datanode and by a gateway
+ * reading the files of a datanode on its own host.
+ */
+export async function* readBlockFiles(
+  paths: BlockPaths,
+  key: string,
+  offset: number,
+  length: number,
+  headroom: (length: number, bytesPerChecksum: number) => number = () => 0,
+): AsyncGenerator<ReadPiece> {
+  if (!isCount(offset) || !isCount(length)) throw new StoreError(status.INVALID_ARGUMENT, 'offset and length must be non-negative integers');
+  const meta = await readMeta(paths.meta, key);
+  if (offset + length > meta.length) {
+    throw new StoreError(status.OUT_OF_RANGE, `range [${offset}, ${offset + length}) is past the end of block ${key} (length ${meta.length})`);
+  }
+  if (length === 0) return;
+  const bpc = meta.bytesPerChecksum;
+  const start = Math.floor(offset / bpc) * bpc;
+  const end = Math.min(Math.ceil((offset + length) / bpc) * bpc, meta.length);
+  const pieceBytes = Math.max(bpc, Math.floor(READ_PIECE_BYTES / bpc) * bpc);
+  let data: FileHandle | undefined;
+  let crc: FileHandle | undefined;
+  try {
+    data = await open(paths.data, 'r');
+    crc = await open(paths.crc, 'r');
+    for (let at = start; at < end; at += pieceBytes) {
+      const len = Math.min(pieceBytes, end - at);
+      const slices = Math.ceil(len / bpc);
+      const room = headroom(len, bpc);
+      const buffer = await readFully(data, len, at, `block ${key} data`, room);
+      const sums = await readFully(crc, slices * CRC_BYTES, (at / bpc) * CRC_BYTES, `block ${key} checksums`);
+      const crc32c = new Array<number>(slices);
+      for (let i = 0; i < slices; i++) crc32c[i] = sums.readUInt32BE(i * CRC_BYTES);
+      yield { offset: at, buffer, headroom: room, checksums: { bytesPerChecksum: bpc, crc32c } };
+    }
+  } catch (err) {
+    throw asStoreError(err, `read block ${key}`);
+  } finally {
+    await Promise.all([data?.close(), crc?.close()].map((p) => p?.catch(() => undefined)));
+  }
+}
+
+async function readMeta(path: string, key: string): Promise<BlockMeta> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') throw new StoreError(status.NOT_FOUND, `block ${key} not found or not committed`);
+    throw asStoreError(err, `read meta of block ${key}`);
+  }
+  let meta: BlockMeta | undefined;
+  try {
+    meta = JSON.parse(text) as BlockMeta;
+  } catch {
+    meta = undefined;
+  }
+  if (meta?.version !== 1 || meta.committed !== true) throw new StoreError(status.DATA_LOSS, `block ${key}: unreadable meta`);
+  return meta;
 }
 
 export function blockKey(block: BlockKey): string {

@@ -31,6 +31,13 @@ export interface BlockPiece {
   checksums: Checksums;
 }
 
+/** Where a replica's bytes can be read from: the datanode over gRPC, or its files (local-reader.ts). */
+export interface BlockSource {
+  readonly via: 'grpc' | 'short-circuit';
+  /** [offset, offset+length) of a committed block, widened to whole checksum slices. */
+  readBlock(block: BlockRef, offset: number, length: number): AsyncGenerator<BlockPiece, void, undefined>;
+}
+
 export interface BlockInfo {
   containerId: number;
   localId: number;
@@ -47,6 +54,9 @@ export interface DatanodeInfo {
   /** Committed blocks. */
   blockCount: number;
   healthy: boolean;
+  /** Where the datanode keeps its blocks, and the id it wrote there (see datanode.proto). */
+  dataDir: string;
+  instanceId: string;
 }
 
 export interface DatanodeClientOptions {
@@ -78,7 +88,8 @@ const channelOptions = {
   'grpc-node.flow_control_window': 16 * 1024 * 1024,
 } satisfies grpc.ChannelOptions;
 
-export class DatanodeClient {
+export class DatanodeClient implements BlockSource {
+  readonly via = 'grpc';
   private readonly stub: DatanodeStub;
   private readonly unaryTimeoutMs: number;
 
@@ -136,6 +147,8 @@ export class DatanodeClient {
       usedBytes: res.usedBytes,
       blockCount: res.blockCount,
       healthy: res.healthy,
+      dataDir: res.dataDir,
+      instanceId: res.instanceId,
     };
   }
 

@@ -114,6 +114,8 @@ export interface InfoResponse {
   usedBytes: number;
   blockCount: number;
   healthy: boolean;
+  dataDir: string;
+  instanceId: string;
 }
 
 /** Server-side handler shapes, for `server.addService(datanodeService, impl)`. */

@@ -112,7 +112,7 @@ function handlers(datanodeId: string, store: BlockStore): DatanodeHandlers {
       unary(callback, async () => ({ deleted: await store.delete(call.request.blocks) }));
     },
     Info: (_call, callback) => {
-      unary(callback, async () => ({ datanodeId, ...(await store.stats()) }));
+      unary(callback, async () => ({ datanodeId, ...(await store.stats()), dataDir: store.dir, instanceId: store.instanceId }));
     },
   };
 }

@@ -34,6 +34,12 @@ function size() {
   });
 }
 
+/** Booleans arrive as booleans (file) or strings (environment, flags). */
+function boolean() {
+  const words: Record<string, boolean> = { true: true, yes: true, on: true, '1': true, false: false, no: false, off: false, '0': false };
+  return z.union([z.boolean(), z.string().trim().toLowerCase().refine((s) => s in words).transform((s) => words[s]!)], { error: 'must be true or false' });
+}
+
 function list() {
   return z
     .union([z.array(z.string()), z.string().transform((s) => s.split(','))], { error: 'must be a list of names' })
@@ -60,6 +66,7 @@ const fields = {
   hashThreads: integer(1, 1024).optional(),
   hashNice: integer(0, 19).default(10),
   datanodeNice: integer(0, 19).default(10),
+  shortCircuitReads: boolean().default(true),
   purgeInterval: seconds().default(30),
   replicationInterval: seconds().default(30),
   openKeyTimeout: seconds().default(3600),
@@ -121,6 +128,7 @@ export const OPTIONS: Record<ConfigKey, OptionDoc> = {
   hashThreads: { arg: 'N', help: 'hashing pool threads', shown: 'CPU count − 1 (at least 1)' },
   hashNice: { arg: 'N', help: 'hashing threads run this much nicer than the event loop (0–19)', shown: '10' },
   datanodeNice: { arg: 'N', help: 'local datanode processes run this much nicer than the gateway (0–19, serve)', shown: '10' },
+  shortCircuitReads: { arg: 'BOOL', help: 'read blocks of datanodes on this host from their files, not over gRPC', shown: 'true' },
   purgeInterval: { arg: 'SECONDS', help: 'deleted-block purge period', shown: '30' },
   replicationInterval: { arg: 'SECONDS', help: 're-replication check period (under-replicated blocks are copied)', shown: '30' },
   openKeyTimeout: { arg: 'SECONDS', help: 'abandoned uploads reclaimed after', shown: '3600' },

@@ -7,6 +7,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ClusterSnapshot } from './cluster.js';
 import type { BacklogView } from './progress.js';
 import type { ServiceProgress } from '../services/leased-service.js';
+import type { BlockSource } from '../datanode/client.js';
 
 export interface MetricsSources {
   inFlight(): number;
@@ -45,6 +46,7 @@ export class GatewayMetrics {
   private readonly bytesIn: Counter<'operation'>;
   private readonly bytesOut: Counter<'operation'>;
   private readonly children = new Map<string, OperationChildren>();
+  private readonly blockReadBytes: Record<BlockSource['via'], CounterChild>;
 
   constructor(sources: MetricsSources, version: string) {
     const registers = [this.registry];
@@ -64,6 +66,14 @@ export class GatewayMetrics {
     });
     this.bytesIn = new Counter({ name: 's3g_received_bytes_total', help: 'Request body bytes received in full, by operation', labelNames: ['operation'], registers });
     this.bytesOut = new Counter({ name: 's3g_sent_bytes_total', help: 'Response body bytes sent, by operation', labelNames: ['operation'], registers });
+    const blockReads = new Counter({
+      name: 's3g_block_read_bytes_total',
+      help: 'Verified block bytes read from datanodes, over gRPC or from their files on this host (short-circuit)',
+      labelNames: ['via'],
+      registers,
+    });
+    this.blockReadBytes = { grpc: blockReads.labels('grpc'), 'short-circuit': blockReads.labels('short-circuit') };
+    for (const child of Object.values(this.blockReadBytes)) child.inc(0); // both series exist from the start
     gauge(registers, 's3g_requests_in_flight', 'S3 requests being served', (g) => g.set(sources.inFlight()));
 
     gauge(registers, 's3g_hash_pool_threads', 'Hashing pool worker threads', (g) => g.set(sources.pool().threads));
@@ -148,6 +158,10 @@ export class GatewayMetrics {
   }
 
   /** One finished (or cut) request. */
+  observeBlockRead(via: BlockSource['via'], bytes: number): void {
+    this.blockReadBytes[via].inc(bytes);
+  }
+
   observeRequest(operation: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
     let c = this.children.get(operation);
     if (!c) {

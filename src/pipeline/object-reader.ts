@@ -1,9 +1,11 @@
 // Streams a byte range of an object from its blocks. Every piece is checked against the
 // checksums the datanode stored before a byte of it is yielded; on a read error or a
-// mismatch the read resumes at the same offset on the next replica.
+// mismatch the read resumes at the same offset on the next source: over gRPC after a failed
+// short-circuit read of the same replica, then the next replica.
 import type { BlockLocation } from '../metadata/store.js';
 import type { HashPool } from '../hashing/pool.js';
 import type { Placement } from './placement.js';
+import type { BlockSource } from '../datanode/client.js';
 import { SharedStaging } from '../hashing/shared-memory.js';
 
 export class ChecksumMismatchError extends Error {}
@@ -15,8 +17,10 @@ export class ReplicasExhaustedError extends Error {
 }
 
 export interface ReadEvents {
-  /** A replica failed and the read moved on (for logs and metrics). */
+  /** A replica (or its short-circuit read) failed and the read moved on (for logs and metrics). */
   onFailover?: (block: BlockLocation, datanodeId: string, error: unknown) => void;
+  /** Verified bytes read from a datanode, over gRPC or from its files. */
+  onRead?: (via: BlockSource['via'], bytes: number) => void;
 }
 
 export class ObjectReader {
@@ -47,27 +51,37 @@ export class ObjectReader {
     let cursor = from;
     const causes: unknown[] = [];
     for (const datanodeId of block.replicas) {
+      let sources: BlockSource[];
       try {
-        const client = this.placement.client(datanodeId);
-        for await (const piece of client.readBlock(block, cursor, to - cursor + 1)) {
-          const bad = await this.pool.verify(staging.share(piece.data), piece.checksums.bytesPerChecksum, piece.checksums.crc32c);
-          if (bad >= 0) {
-            throw new ChecksumMismatchError(
-              `checksum mismatch in block ${block.containerId}/${block.localId} at ${piece.offset + bad * piece.checksums.bytesPerChecksum} on datanode ${datanodeId}`,
-            );
-          }
-          const skip = cursor - piece.offset;
-          const take = Math.min(piece.data.length - skip, to - cursor + 1);
-          if (skip < 0 || take <= 0) throw new Error(`datanode ${datanodeId} sent a piece outside the requested range`);
-          cursor += take;
-          yield piece.data.subarray(skip, skip + take);
-          if (cursor > to) return;
-        }
-        if (cursor <= to) throw new Error(`datanode ${datanodeId} ended block ${block.localId} early at ${cursor}`);
-        return;
+        sources = this.placement.sources(datanodeId);
       } catch (error) {
         causes.push(error);
         this.events.onFailover?.(block, datanodeId, error);
+        continue;
+      }
+      for (const source of sources) {
+        try {
+          for await (const piece of source.readBlock(block, cursor, to - cursor + 1)) {
+            const bad = await this.pool.verify(staging.share(piece.data), piece.checksums.bytesPerChecksum, piece.checksums.crc32c);
+            if (bad >= 0) {
+              throw new ChecksumMismatchError(
+                `checksum mismatch in block ${block.containerId}/${block.localId} at ${piece.offset + bad * piece.checksums.bytesPerChecksum} on datanode ${datanodeId} (${source.via})`,
+              );
+            }
+            const skip = cursor - piece.offset;
+            const take = Math.min(piece.data.length - skip, to - cursor + 1);
+            if (skip < 0 || take <= 0) throw new Error(`datanode ${datanodeId} (${source.via}) sent a piece outside the requested range`);
+            cursor += take;
+            this.events.onRead?.(source.via, piece.data.length);
+            yield piece.data.subarray(skip, skip + take);
+            if (cursor > to) return;
+          }
+          if (cursor <= to) throw new Error(`datanode ${datanodeId} (${source.via}) ended block ${block.localId} early at ${cursor}`);
+          return;
+        } catch (error) {
+          causes.push(error);
+          this.events.onFailover?.(block, datanodeId, error);
+        }
       }
     }
     throw new ReplicasExhaustedError(block, causes);

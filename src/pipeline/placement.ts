@@ -1,19 +1,71 @@
 // Datanode clients and replica placement: which datanodes hold the next block.
 import type { MetadataStore, DatanodeRecord } from '../metadata/store.js';
-import { DatanodeClient } from '../datanode/client.js';
+import { DatanodeClient, type BlockSource } from '../datanode/client.js';
+import { LocalBlockReader } from '../datanode/local-reader.js';
 import { s3Error } from '../gateway/errors.js';
+
+interface LocalProbe {
+  address: string;
+  /** Set when the probe found the datanode's files on this host. */
+  reader: LocalBlockReader | undefined;
+  probed: Promise<void>;
+}
 
 export class Placement {
   private readonly clients = new Map<string, { address: string; client: DatanodeClient }>();
   private datanodes: DatanodeRecord[] = [];
   /** Datanode id → until when it is avoided. */
   private readonly suspects = new Map<string, number>();
+  /** Datanode id → whether its files are on this host, as probed at that address. */
+  private readonly local = new Map<string, LocalProbe>();
 
-  constructor(private readonly store: MetadataStore) {}
+  constructor(
+    private readonly store: MetadataStore,
+    /** Read blocks of datanodes on this host from their files (short-circuit reads). */
+    private readonly shortCircuitReads = false,
+  ) {}
 
   /** Reloads the datanode list from metadata (addresses may change across restarts). */
   async refresh(): Promise<void> {
     this.datanodes = await this.store.listDatanodes();
+    if (this.shortCircuitReads) await Promise.all(this.datanodes.filter((d) => d.state === 'live').map((d) => this.probe(d)));
+  }
+
+  /**
+   * Where to read a datanode's replicas from, best first: its files when they are on this
+   * host and it is live, then gRPC (which also covers a local read that fails).
+   */
+  sources(datanodeId: string): BlockSource[] {
+    const client = this.client(datanodeId);
+    const node = this.datanodes.find((d) => d.id === datanodeId);
+    if (!this.shortCircuitReads || node?.state !== 'live') return [client];
+    const known = this.local.get(node.id);
+    if (known?.address !== node.address) {
+      void this.probe(node);
+      return [client];
+    }
+    return known.reader ? [known.reader, client] : [client];
+  }
+
+  /** Finds out, once per address, whether a datanode's files are on this host. */
+  private probe(node: DatanodeRecord): Promise<void> {
+    const known = this.local.get(node.id);
+    if (known?.address === node.address) return known.probed;
+    const probe: LocalProbe = { address: node.address, reader: undefined, probed: Promise.resolve() };
+    this.local.set(node.id, probe);
+    probe.probed = this.client(node.id)
+      .info()
+      .then((info) => LocalBlockReader.forDatanode(info))
+      .then(
+        (reader) => {
+          probe.reader = reader;
+        },
+        () => {
+          // Unreachable now: probe again on the next read or refresh.
+          if (this.local.get(node.id) === probe) this.local.delete(node.id);
+        },
+      );
+    return probe.probed;
   }
 
   client(datanodeId: string): DatanodeClient {
@@ -59,5 +111,6 @@ export class Placement {
   close(): void {
     for (const { client } of this.clients.values()) client.close();
     this.clients.clear();
+    this.local.clear();
   }
 }
