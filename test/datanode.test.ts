@@ -304,6 +304,14 @@ t.test('short-circuit: the datanode files read on its host give the same pieces,
       `${offset}+${length}: the same pieces as over gRPC`,
     );
   }
+  const staging = new SharedStaging();
+  let at = MiB - 3;
+  for await (const piece of reader.readBlock(block, at, MiB + 7, (length) => staging.take(length))) {
+    t.ok(piece.data.buffer instanceof SharedArrayBuffer, `the piece at ${piece.offset} is read into the memory given`);
+    t.ok(piece.data.equals(data.subarray(piece.offset, piece.offset + piece.data.length)), 'with the right bytes');
+    at = piece.offset + piece.data.length;
+  }
+  t.equal(at, data.length, 'up to the end of the slice that holds the last byte (here the block end)');
   await t.rejects(getRange(reader, { containerId: 3, localId: 5 }, 0, 1), { code: status.NOT_FOUND }, 'a missing block is NOT_FOUND, as over gRPC');
   await t.rejects(getRange(reader, block, data.length, 1), { code: status.OUT_OF_RANGE });
 

@@ -30,11 +30,14 @@ export interface SliceChecksums {
   crc32c: number[];
 }
 
-export interface ReadPiece {
-  offset: number;
-  /** A buffer of its own: `headroom` free bytes (room for the message fields), then the data. */
+/** Where a read piece goes: `headroom` free bytes (room for message fields), then the data. */
+export interface PieceMemory {
   buffer: Buffer;
   headroom: number;
+}
+
+export interface ReadPiece extends PieceMemory {
+  offset: number;
   checksums: SliceChecksums;
 }
 
@@ -161,7 +164,11 @@ export class BlockStore {
   /** Streams [offset, offset+length) of a committed block, widened to whole slices. */
   read(block: BlockKey, offset: number, length: number): AsyncGenerator<ReadPiece> {
     this.checkOpen();
-    return readBlockFiles(this.paths(block), blockKey(block), offset, length, chunkHeadroom);
+    return readBlockFiles(this.paths(block), blockKey(block), offset, length, (len, bpc) => {
+      const headroom = chunkHeadroom(len, bpc);
+      // Of its own (not from Buffer's shared pool): grpc-framing sends it whole.
+      return { buffer: Buffer.allocUnsafeSlow(headroom + len), headroom };
+    });
   }
 
   async blockInfo(block: BlockKey): Promise<StoredBlockInfo> {
@@ -424,16 +431,16 @@ export function blockPaths(dir: string, block: BlockKey): BlockPaths {
 
 /**
  * Streams [offset, offset+length) of the committed block at `paths`, widened to whole
- * slices, in pieces of at most READ_PIECE_BYTES; each piece's buffer starts with
- * headroom(length, bytesPerChecksum) free bytes. Shared by the datanode and by a gateway
- * reading the files of a datanode on its own host.
+ * slices, in pieces of at most READ_PIECE_BYTES, each read into the memory `into` gives (the
+ * data after `headroom` free bytes). Shared by the datanode and by a gateway reading the files
+ * of a datanode on its own host.
  */
 export async function* readBlockFiles(
   paths: BlockPaths,
   key: string,
   offset: number,
   length: number,
-  headroom: (length: number, bytesPerChecksum: number) => number = () => 0,
+  into: (length: number, bytesPerChecksum: number) => PieceMemory = (length) => ({ buffer: Buffer.allocUnsafe(length), headroom: 0 }),
 ): AsyncGenerator<ReadPiece> {
   if (!isCount(offset) || !isCount(length)) throw new StoreError(status.INVALID_ARGUMENT, 'offset and length must be non-negative integers');
   const meta = await readMeta(paths.meta, key);
@@ -453,12 +460,13 @@ export async function* readBlockFiles(
     for (let at = start; at < end; at += pieceBytes) {
       const len = Math.min(pieceBytes, end - at);
       const slices = Math.ceil(len / bpc);
-      const room = headroom(len, bpc);
-      const buffer = await readFully(data, len, at, `block ${key} data`, room);
-      const sums = await readFully(crc, slices * CRC_BYTES, (at / bpc) * CRC_BYTES, `block ${key} checksums`);
+      const { buffer, headroom } = into(len, bpc);
+      await readFully(data, buffer, headroom, len, at, `block ${key} data`);
+      const sums = Buffer.allocUnsafe(slices * CRC_BYTES);
+      await readFully(crc, sums, 0, sums.length, (at / bpc) * CRC_BYTES, `block ${key} checksums`);
       const crc32c = new Array<number>(slices);
       for (let i = 0; i < slices; i++) crc32c[i] = sums.readUInt32BE(i * CRC_BYTES);
-      yield { offset: at, buffer, headroom: room, checksums: { bytesPerChecksum: bpc, crc32c } };
+      yield { offset: at, buffer, headroom, checksums: { bytesPerChecksum: bpc, crc32c } };
     }
   } catch (err) {
     throw asStoreError(err, `read block ${key}`);
@@ -500,16 +508,14 @@ function isCount(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 }
 
-/** Reads `length` bytes at `position` into a new buffer, after `headroom` bytes left free. */
-async function readFully(fh: FileHandle, length: number, position: number, what: string, headroom = 0): Promise<Buffer> {
-  const buf = headroom > 0 ? Buffer.allocUnsafeSlow(headroom + length) : Buffer.allocUnsafe(length);
+/** Reads `length` bytes at file `position` into buffer[at…]. */
+async function readFully(fh: FileHandle, buffer: Buffer, at: number, length: number, position: number, what: string): Promise<void> {
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await fh.read(buf, headroom + done, length - done, position + done);
+    const { bytesRead } = await fh.read(buffer, at + done, length - done, position + done);
     if (bytesRead === 0) throw new StoreError(status.DATA_LOSS, `${what} is shorter than recorded (truncated on disk)`);
     done += bytesRead;
   }
-  return buf;
 }
 
 async function writeFully(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {

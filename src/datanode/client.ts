@@ -34,8 +34,12 @@ export interface BlockPiece {
 /** Where a replica's bytes can be read from: the datanode over gRPC, or its files (local-reader.ts). */
 export interface BlockSource {
   readonly via: 'grpc' | 'short-circuit';
-  /** [offset, offset+length) of a committed block, widened to whole checksum slices. */
-  readBlock(block: BlockRef, offset: number, length: number): AsyncGenerator<BlockPiece, void, undefined>;
+  /**
+   * [offset, offset+length) of a committed block, widened to whole checksum slices. A source
+   * that reads the bytes itself puts each piece in `into(length)` when given, which may be the
+   * previous piece's memory; gRPC pieces arrive in buffers of their own.
+   */
+  readBlock(block: BlockRef, offset: number, length: number, into?: (length: number) => Buffer): AsyncGenerator<BlockPiece, void, undefined>;
 }
 
 export interface BlockInfo {

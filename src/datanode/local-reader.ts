@@ -26,9 +26,10 @@ export class LocalBlockReader implements BlockSource {
     }
   }
 
-  async *readBlock(block: BlockRef, offset: number, length: number): AsyncGenerator<BlockPiece, void, undefined> {
-    for await (const piece of readBlockFiles(blockPaths(this.dir, block), blockKey(block), offset, length)) {
-      yield { offset: piece.offset, data: piece.buffer, checksums: piece.checksums };
+  async *readBlock(block: BlockRef, offset: number, length: number, into?: (length: number) => Buffer): AsyncGenerator<BlockPiece, void, undefined> {
+    const memory = into && ((len: number) => ({ buffer: into(len), headroom: 0 }));
+    for await (const piece of readBlockFiles(blockPaths(this.dir, block), blockKey(block), offset, length, memory)) {
+      yield { offset: piece.offset, data: piece.buffer.subarray(piece.headroom), checksums: piece.checksums };
     }
   }
 }

@@ -13,13 +13,28 @@ export function sendEmpty(res: ServerResponse, status: number, headers: Record<s
   res.end();
 }
 
-/** Writes chunks as the socket drains; stops early (returning false) if the client went away. */
+/**
+ * Writes chunks one at a time, each once the socket has taken the one before (a chunk may reuse
+ * the previous one's memory: ObjectReader); stops early (returning false) if the client went away.
+ */
 export async function pipeBody(res: ServerResponse, chunks: AsyncIterable<Uint8Array>): Promise<boolean> {
   for await (const chunk of chunks) {
-    if (res.destroyed) return false;
-    if (!res.write(chunk)) await drainOrClose(res);
+    if (!(await writeChunk(res, chunk))) return false;
   }
   return !res.destroyed;
+}
+
+/** Writes a chunk and resolves once the socket has taken it (true) or the client went away (false). */
+export function writeChunk(res: ServerResponse, chunk: Uint8Array): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('close', done);
+      resolve(!res.destroyed);
+    };
+    res.on('close', done);
+    res.write(chunk, done);
+  });
 }
 
 export function httpDate(ms: number): string {
@@ -28,16 +43,4 @@ export function httpDate(ms: number): string {
 
 export function isoDate(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-function drainOrClose(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }

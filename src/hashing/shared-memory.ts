@@ -17,17 +17,25 @@ export function copyBytes(source: Uint8Array, target: Uint8Array, at: number): v
 
 /**
  * One reusable stretch of shared memory for buffers handed to the pool one after another (the
- * pieces of a GET): each is copied at its own offset modulo 8, so the copy goes by words. The
- * previous view must no longer be in use when the next is taken.
+ * pieces of a GET). The previous view must no longer be in use when the next is taken.
  */
 export class SharedStaging {
   private memory: SharedArrayBuffer | undefined;
 
+  /** A copy of source in the shared memory, at source's offset modulo 8, so the copy goes by words. */
   share(source: Uint8Array): Uint8Array {
-    const shift = source.byteOffset % 8;
-    if (!this.memory || this.memory.byteLength < shift + source.length) this.memory = new SharedArrayBuffer(8 + source.length);
-    const view = new Uint8Array(this.memory, shift, source.length);
+    const view = Buffer.from(this.reserve(8 + source.length), source.byteOffset % 8, source.length);
     copyBytes(source, view, 0);
     return view;
+  }
+
+  /** The shared memory itself, to read into (nothing to copy then). */
+  take(length: number): Buffer {
+    return Buffer.from(this.reserve(length), 0, length);
+  }
+
+  private reserve(bytes: number): SharedArrayBuffer {
+    if (!this.memory || this.memory.byteLength < bytes) this.memory = new SharedArrayBuffer(bytes);
+    return this.memory;
   }
 }

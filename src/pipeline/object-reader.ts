@@ -30,10 +30,14 @@ export class ObjectReader {
     private readonly events: ReadEvents = {},
   ) {}
 
-  /** Yields the bytes [start, end] (inclusive) of an object made of `blocks`. */
+  /**
+   * Yields the bytes [start, end] (inclusive) of an object made of `blocks`. A piece may share
+   * memory with the next one: use or copy it before asking for the next.
+   */
   async *read(blocks: BlockLocation[], start: number, end: number): AsyncGenerator<Uint8Array> {
     let blockStart = 0;
-    // Pieces go to the pool through shared memory: posting a plain buffer would copy it, and cost more.
+    // Pieces go to the pool through shared memory: posting a plain buffer would copy it, and cost
+    // more. Short-circuit reads land there directly.
     const staging = new SharedStaging();
     for (const block of blocks) {
       const blockEnd = blockStart + block.length - 1;
@@ -61,8 +65,10 @@ export class ObjectReader {
       }
       for (const source of sources) {
         try {
-          for await (const piece of source.readBlock(block, cursor, to - cursor + 1)) {
-            const bad = await this.pool.verify(staging.share(piece.data), piece.checksums.bytesPerChecksum, piece.checksums.crc32c);
+          for await (const piece of source.readBlock(block, cursor, to - cursor + 1, (length) => staging.take(length))) {
+            // Pieces read straight into the shared memory are verified in place.
+            const shared = piece.data.buffer instanceof SharedArrayBuffer ? piece.data : staging.share(piece.data);
+            const bad = await this.pool.verify(shared, piece.checksums.bytesPerChecksum, piece.checksums.crc32c);
             if (bad >= 0) {
               throw new ChecksumMismatchError(
                 `checksum mismatch in block ${block.containerId}/${block.localId} at ${piece.offset + bad * piece.checksums.bytesPerChecksum} on datanode ${datanodeId} (${source.via})`,

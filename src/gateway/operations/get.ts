@@ -4,7 +4,7 @@ import type { ObjectRecord } from '../../metadata/store.js';
 import type { GatewayServices, HandlerTable, RequestContext } from '../context.js';
 import { header } from '../context.js';
 import { s3Error } from '../errors.js';
-import { httpDate, pipeBody } from '../respond.js';
+import { httpDate, pipeBody, writeChunk } from '../respond.js';
 import { attributeHeaders, type StoredAttributes } from '../object-attributes.js';
 import { requireBucket } from './common.js';
 import { parsePartNumber, partRange } from './multipart.js';
@@ -122,9 +122,8 @@ async function respondWithObject(ctx: RequestContext<'GetObject' | 'HeadObject'>
   const pieces = services.reader.read(object.blocks, start, end);
   const first = await pieces.next();
   ctx.res.writeHead(status, { ...headers, 'Content-Length': length });
-  if (!first.done) ctx.res.write(first.value);
   try {
-    const complete = await pipeBody(ctx.res, { [Symbol.asyncIterator]: () => pieces });
+    const complete = (first.done || (await writeChunk(ctx.res, first.value))) && (await pipeBody(ctx.res, { [Symbol.asyncIterator]: () => pieces }));
     if (complete) ctx.res.end();
   } finally {
     await pieces.return(undefined);
