@@ -3,6 +3,7 @@
 // copy carries the stored checksums, so the target verifies every slice before it acknowledges.
 import type { MetadataStore, UnderReplicatedBlock } from '../metadata/store.js';
 import type { Placement } from '../pipeline/placement.js';
+import type { BlockSource } from '../datanode/client.js';
 import { log } from '../common/log.js';
 import { LeasedService } from './leased-service.js';
 
@@ -56,18 +57,31 @@ export class ReReplicationService extends LeasedService {
 
   private async copyTo(block: UnderReplicatedBlock, target: string): Promise<boolean> {
     for (const source of block.live) {
-      const writer = this.placement.client(target).openBlockWriter(block);
+      // The replica's files when they are on this host (short-circuit), else its datanode over gRPC.
+      let sources: BlockSource[] = [];
       try {
-        for await (const piece of this.placement.client(source).readBlock(block, 0, block.length)) {
-          await writer.writeChunk(piece.offset, piece.data, piece.checksums);
-        }
-        await writer.commit(block.length);
-        return true;
+        sources = this.placement.sources(source);
       } catch (error) {
-        writer.abort();
-        log('warn', 'copy from a replica failed; trying the next', { block: block.localId, source, target, error: String(error) });
+        copyFailed(block, source, target, error);
+      }
+      for (const from of sources) {
+        const writer = this.placement.client(target).openBlockWriter(block);
+        try {
+          for await (const piece of from.readBlock(block, 0, block.length)) {
+            await writer.writeChunk(piece.offset, piece.data, piece.checksums);
+          }
+          await writer.commit(block.length);
+          return true;
+        } catch (error) {
+          writer.abort();
+          copyFailed(block, source, target, error, from.via);
+        }
       }
     }
     return false;
   }
+}
+
+function copyFailed(block: UnderReplicatedBlock, source: string, target: string, error: unknown, via?: BlockSource['via']): void {
+  log('warn', 'copy from a replica failed; trying the next', { block: block.localId, source, via, target, error: String(error) });
 }
