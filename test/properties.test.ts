@@ -11,6 +11,7 @@ import { awsUriEncode } from '../src/auth/uri-encode.js';
 import { AwsChunkedDecoder, type AwsChunkedOptions } from '../src/auth/streaming.js';
 import { XMLBuilder } from 'fast-xml-parser';
 import { parseXml, xmlDocument, xmlElement, xmlText } from '../src/gateway/xml.js';
+import { isoDate } from '../src/gateway/respond.js';
 
 const RUNS = 400;
 
@@ -86,6 +87,19 @@ t.test('response XML: xmlElement writes what fast-xml-parser\'s XMLBuilder write
     { numRuns: RUNS * 5 },
   );
   t.pass();
+});
+
+t.test('isoDate writes what Date.prototype.toISOString writes, in runs of one second or not', async (t) => {
+  const instant = fc.integer({ min: -8.64e15, max: 8.64e15 });
+  const runs = fc.array(fc.oneof(instant, fc.tuple(instant, fc.array(fc.integer({ min: 0, max: 999 }), { maxLength: 20 })).map(([ms, millis]) => millis.map((m) => Math.floor(ms / 1000) * 1000 + m))));
+  fc.assert(
+    fc.property(runs, (values) => {
+      for (const ms of values.flat()) if (isoDate(ms) !== new Date(ms).toISOString()) return false;
+      return true;
+    }),
+    { numRuns: 2000 },
+  );
+  for (const ms of [0, -1, 999, 1000, 253402300799999, 253402300800000, -62167219200001, Date.now()]) t.equal(isoDate(ms), new Date(ms).toISOString(), `${ms}`);
 });
 
 t.test('awsUriEncode: every byte but A-Z a-z 0-9 - . _ ~ (and / in a path) as upper-case %XY', async (t) => {
