@@ -90,8 +90,13 @@ t.test('response XML: xmlElement writes what fast-xml-parser\'s XMLBuilder write
 });
 
 t.test('isoDate writes what Date.prototype.toISOString writes, in runs of one second or not', async (t) => {
+  // The instants a Date can hold: ±8.64e15 ms around 1970.
+  const valid = (ms: number): boolean => Math.abs(ms) <= 8.64e15;
   const instant = fc.integer({ min: -8.64e15, max: 8.64e15 });
-  const runs = fc.array(fc.oneof(instant, fc.tuple(instant, fc.array(fc.integer({ min: 0, max: 999 }), { maxLength: 20 })).map(([ms, millis]) => millis.map((m) => Math.floor(ms / 1000) * 1000 + m))));
+  const sameSecond = fc
+    .tuple(instant, fc.array(fc.integer({ min: 0, max: 999 }), { maxLength: 20 }))
+    .map(([ms, millis]) => millis.map((m) => Math.floor(ms / 1000) * 1000 + m).filter(valid));
+  const runs = fc.array(fc.oneof(instant, sameSecond));
   fc.assert(
     fc.property(runs, (values) => {
       for (const ms of values.flat()) if (isoDate(ms) !== new Date(ms).toISOString()) return false;
