@@ -157,11 +157,12 @@ export class GatewayMetrics {
     );
   }
 
-  /** One finished (or cut) request. */
+  /** Verified block bytes read from a datanode (ObjectReader). */
   observeBlockRead(via: BlockSource['via'], bytes: number): void {
     this.blockReadBytes[via].inc(bytes);
   }
 
+  /** One finished (or cut) request. */
   observeRequest(operation: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
     let c = this.children.get(operation);
     if (!c) {

@@ -55,15 +55,7 @@ export class ObjectReader {
     let cursor = from;
     const causes: unknown[] = [];
     for (const datanodeId of block.replicas) {
-      let sources: BlockSource[];
-      try {
-        sources = this.placement.sources(datanodeId);
-      } catch (error) {
-        causes.push(error);
-        this.events.onFailover?.(block, datanodeId, error);
-        continue;
-      }
-      for (const source of sources) {
+      for (const source of this.placement.sources(datanodeId)) {
         try {
           for await (const piece of source.readBlock(block, cursor, to - cursor + 1, (length) => staging.take(length))) {
             // Pieces read straight into the shared memory are verified in place.

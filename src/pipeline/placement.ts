@@ -28,32 +28,44 @@ export class Placement {
   /** Reloads the datanode list from metadata (addresses may change across restarts). */
   async refresh(): Promise<void> {
     this.datanodes = await this.store.listDatanodes();
-    if (this.shortCircuitReads) await Promise.all(this.datanodes.filter((d) => d.state === 'live').map((d) => this.probe(d)));
+    if (this.shortCircuitReads) await Promise.all(this.datanodes.filter((d) => d.state === 'live').map((d) => this.probe(d).probed));
   }
 
   /**
    * Where to read a datanode's replicas from, best first: its files when they are on this
-   * host and it is live, then gRPC (which also covers a local read that fails).
+   * host and it is live, then gRPC (which also covers a local read that fails). An unknown
+   * datanode is a source that fails, as an unreachable one does.
    */
   sources(datanodeId: string): BlockSource[] {
-    const client = this.client(datanodeId);
     const node = this.datanodes.find((d) => d.id === datanodeId);
-    if (!this.shortCircuitReads || node?.state !== 'live') return [client];
-    const known = this.local.get(node.id);
-    if (known?.address !== node.address) {
-      void this.probe(node);
-      return [client];
-    }
-    return known.reader ? [known.reader, client] : [client];
+    if (!node) return [failingSource(new Error(`unknown datanode ${datanodeId}`))];
+    const client = this.clientOf(node);
+    const reader = this.shortCircuitReads && node.state === 'live' ? this.probe(node).reader : undefined;
+    return reader ? [reader, client] : [client];
   }
 
-  /** Finds out, once per address, whether a datanode's files are on this host. */
-  private probe(node: DatanodeRecord): Promise<void> {
+  client(datanodeId: string): DatanodeClient {
+    const node = this.datanodes.find((d) => d.id === datanodeId);
+    if (!node) throw new Error(`unknown datanode ${datanodeId}`);
+    return this.clientOf(node);
+  }
+
+  private clientOf(node: DatanodeRecord): DatanodeClient {
+    const cached = this.clients.get(node.id);
+    if (cached && cached.address === node.address) return cached.client;
+    cached?.client.close();
+    const client = new DatanodeClient(node.address);
+    this.clients.set(node.id, { address: node.address, client });
+    return client;
+  }
+
+  /** Whether a datanode's files are on this host: probed once per address, the answer set when known. */
+  private probe(node: DatanodeRecord): LocalProbe {
     const known = this.local.get(node.id);
-    if (known?.address === node.address) return known.probed;
+    if (known?.address === node.address) return known;
     const probe: LocalProbe = { address: node.address, reader: undefined, probed: Promise.resolve() };
     this.local.set(node.id, probe);
-    probe.probed = this.client(node.id)
+    probe.probed = this.clientOf(node)
       .info()
       .then((info) => LocalBlockReader.forDatanode(info))
       .then(
@@ -65,18 +77,7 @@ export class Placement {
           if (this.local.get(node.id) === probe) this.local.delete(node.id);
         },
       );
-    return probe.probed;
-  }
-
-  client(datanodeId: string): DatanodeClient {
-    const node = this.datanodes.find((d) => d.id === datanodeId);
-    if (!node) throw new Error(`unknown datanode ${datanodeId}`);
-    const cached = this.clients.get(datanodeId);
-    if (cached && cached.address === node.address) return cached.client;
-    cached?.client.close();
-    const client = new DatanodeClient(node.address);
-    this.clients.set(datanodeId, { address: node.address, client });
-    return client;
+    return probe;
   }
 
   /**
@@ -113,4 +114,14 @@ export class Placement {
     this.clients.clear();
     this.local.clear();
   }
+}
+
+function failingSource(error: Error): BlockSource {
+  return {
+    via: 'grpc',
+    // eslint-disable-next-line require-yield -- fails before any piece
+    async *readBlock() {
+      throw error;
+    },
+  };
 }

@@ -3,7 +3,6 @@
 // copy carries the stored checksums, so the target verifies every slice before it acknowledges.
 import type { MetadataStore, UnderReplicatedBlock } from '../metadata/store.js';
 import type { Placement } from '../pipeline/placement.js';
-import type { BlockSource } from '../datanode/client.js';
 import { log } from '../common/log.js';
 import { LeasedService } from './leased-service.js';
 
@@ -58,13 +57,7 @@ export class ReReplicationService extends LeasedService {
   private async copyTo(block: UnderReplicatedBlock, target: string): Promise<boolean> {
     for (const source of block.live) {
       // The replica's files when they are on this host (short-circuit), else its datanode over gRPC.
-      let sources: BlockSource[] = [];
-      try {
-        sources = this.placement.sources(source);
-      } catch (error) {
-        copyFailed(block, source, target, error);
-      }
-      for (const from of sources) {
+      for (const from of this.placement.sources(source)) {
         const writer = this.placement.client(target).openBlockWriter(block);
         try {
           for await (const piece of from.readBlock(block, 0, block.length)) {
@@ -74,14 +67,10 @@ export class ReReplicationService extends LeasedService {
           return true;
         } catch (error) {
           writer.abort();
-          copyFailed(block, source, target, error, from.via);
+          log('warn', 'copy from a replica failed; trying the next', { block: block.localId, source, via: from.via, target, error: String(error) });
         }
       }
     }
     return false;
   }
-}
-
-function copyFailed(block: UnderReplicatedBlock, source: string, target: string, error: unknown, via?: BlockSource['via']): void {
-  log('warn', 'copy from a replica failed; trying the next', { block: block.localId, source, via, target, error: String(error) });
 }
