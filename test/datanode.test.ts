@@ -19,6 +19,14 @@ import { startDatanodeServer, type DatanodeServer } from '../src/datanode/server
 import { encodeChunk } from '../src/datanode/chunk-encoding.js';
 import { copyBytes, SharedStaging } from '../src/hashing/shared-memory.js';
 import { datanodeService, type WriteBlockRequest } from '../src/datanode/proto.js';
+import { releaseReceived } from '../src/datanode/receive-buffers.js';
+import { createRequire } from 'node:module';
+import fc from 'fast-check';
+
+// grpc-js's decoder, as receive-buffers.ts (loaded with the datanode server) replaced its write.
+const { StreamDecoder } = createRequire(import.meta.url)('@grpc/grpc-js/build/src/stream-decoder.js') as {
+  StreamDecoder: new (maxReadMessageLength: number) => { write(data: Buffer): Buffer[] };
+};
 
 const BPC = 512;
 const MiB = 1024 * 1024;
@@ -137,6 +145,57 @@ async function eventually(check: () => Promise<boolean>, ms = 3000): Promise<boo
   }
   return check();
 }
+
+/** A payload as gRPC frames it: compression flag 0, big-endian length, bytes. */
+function grpcFramed(payload: Buffer): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(payload.length, 1);
+  return Buffer.concat([prefix, payload]);
+}
+
+t.test('gRPC reassembly: messages cut at any points come out whole and in order, released or not', async (t) => {
+  fc.assert(
+    fc.property(
+      // Small messages (shared pool) and large ones (recycled memory), empty ones included.
+      fc.array(fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 256 * 1024 - 5, max: MiB + 7 })), { minLength: 1, maxLength: 5 }),
+      fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 12 }),
+      fc.boolean(),
+      (sizes, cuts, release) => {
+        // Each message one byte value of its own: a stale byte from reused memory would show.
+        const expected = sizes.map((size, i) => grpcFramed(Buffer.alloc(size, i + 1)));
+        const stream = Buffer.concat(expected);
+        const decoder = new StreamDecoder(-1);
+        const received: Buffer[] = [];
+        for (let at = 0, cut = 0; at < stream.length; at += cuts[cut++ % cuts.length]!) {
+          for (const message of decoder.write(stream.subarray(at, at + cuts[cut % cuts.length]!))) {
+            received.push(Buffer.from(message));
+            if (release) releaseReceived(message);
+          }
+        }
+        return received.length === expected.length && received.every((message, i) => message.equals(expected[i]!));
+      },
+    ),
+    { numRuns: 150 },
+  );
+  t.throws(() => new StreamDecoder(10).write(grpcFramed(Buffer.alloc(11))), /Received message larger than max \(11 vs 10\)/);
+});
+
+t.test('gRPC reassembly: a released message\'s memory takes the next large message, an unreleased one\'s does not', async (t) => {
+  const decoder = new StreamDecoder(-1);
+  // Framed, all three fit the same capacity (1 MiB).
+  const [first] = decoder.write(grpcFramed(Buffer.alloc(MiB - 5, 1)));
+  const [second] = decoder.write(grpcFramed(Buffer.alloc(MiB - 5, 2)));
+  t.not(second!.buffer, first!.buffer, 'memory still in use is not handed out again');
+  releaseReceived(second!.subarray(5));
+  releaseReceived(Buffer.alloc(MiB)); // not reassembly memory: ignored
+  const [third] = decoder.write(grpcFramed(Buffer.alloc(MiB - 100, 3)));
+  t.equal(third!.buffer, second!.buffer, 'a released buffer is reused (views of it release it too)');
+  t.ok(third!.equals(grpcFramed(Buffer.alloc(MiB - 100, 3))), 'and holds exactly the new message');
+  t.ok(first!.equals(grpcFramed(Buffer.alloc(MiB - 5, 1))), 'the unreleased message is intact');
+  const [small] = decoder.write(grpcFramed(Buffer.alloc(10, 4)));
+  releaseReceived(small!);
+  t.ok(small!.equals(grpcFramed(Buffer.alloc(10, 4))), 'small messages come from Buffer\'s pool');
+});
 
 t.test('multi-chunk block with 4 MiB chunks: write, commit, read whole and ranged', async (t) => {
   const { client } = await startNode(t);

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { encodePieceAt, type EncodedMessage } from './chunk-encoding.js';
 import { BlockStore, BlockWriter, StoreError, blockKey, type BlockKey } from './block-store.js';
+import { releaseReceived } from './receive-buffers.js';
 import {
   datanodeService,
   grpcMessageOptions,
@@ -140,6 +141,8 @@ async function writeBlock(store: BlockStore, call: grpc.ServerDuplexStream<Write
       if (request.chunk) {
         const { offset, data, checksums } = request.chunk;
         await writer.write(offset, data, checksums);
+        // On disk: its memory may take the next chunk.
+        releaseReceived(data);
         call.write({ chunkAck: { offset, length: data.length } });
       } else if (request.commit) {
         await writer.commit(request.commit.length);
