@@ -1,12 +1,12 @@
 // The baselines' lifecycle: each bare server (baseline-server.ts) runs as its own process,
 // so that the load generator in the bench process competes with it exactly as it does with
-// s3g, and is stopped by its PID.
+// s3g, and is stopped by its PID. It runs with the node flags s3g runs with.
 import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { BaselineKind } from './baseline-server.js';
 import { endpointAt, type Endpoint } from './endpoint.js';
 import { spawnServer } from './proc.js';
-import { ROOT, tempDir } from './s3g-server.js';
+import { ROOT, s3gNodeFlags, tempDir } from './s3g-server.js';
 
 export interface BaselineServer {
   endpoint: Endpoint;
@@ -19,7 +19,7 @@ export async function startBaseline(kind: BaselineKind): Promise<BaselineServer>
   const proc = await spawnServer({
     name: `baseline-${kind}`,
     command: process.execPath,
-    args: ['--import', 'tsx', fileURLToPath(new URL('./baseline-server.ts', import.meta.url)), kind, dir],
+    args: [...s3gNodeFlags(), '--import', 'tsx', fileURLToPath(new URL('./baseline-server.ts', import.meta.url)), kind, dir],
     cwd: ROOT,
     ready: /^baseline ready (http:\/\/\S+)$/m,
   }).catch(async (error: unknown) => {

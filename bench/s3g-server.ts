@@ -1,6 +1,6 @@
 // The s3g server under test: `bin/s3g serve` on 127.0.0.1 with kernel-chosen ports and a
 // temporary data directory, its admin /stats endpoint, and its shutdown by PID.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,13 @@ import { spawnServer, type ServerProcess } from './proc.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const S3G = join(ROOT, 'bin', 's3g');
+
+/** The node flags bin/s3g runs s3g with (its heap sizing), read from the script itself. */
+export function s3gNodeFlags(): string[] {
+  const flags = /^exec node (.*?) \$S3G_NODE_ARGS/m.exec(readFileSync(S3G, 'utf8'))?.[1];
+  if (flags === undefined) throw new Error(`no "exec node FLAGS $S3G_NODE_ARGS" line in ${S3G}`);
+  return flags.split(/\s+/);
+}
 
 export const S3G_CREDENTIALS: Credentials = { accessKeyId: 'AKIAS3GBENCHADMIN001', secretAccessKey: 'bench-secret-key-0123456789abcdefghijklmn' };
 
@@ -36,10 +43,7 @@ export interface S3gOptions {
   dataDir?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
-  /**
-   * Node flags for the gateway (e.g. --cpu-prof, which Node refuses in NODE_OPTIONS). The
-   * gateway then runs as `node FLAGS dist/cli/main.js`, which is what bin/s3g execs.
-   */
+  /** Node flags for the gateway and its datanodes (e.g. --cpu-prof, which Node refuses in NODE_OPTIONS), through S3G_NODE_ARGS. */
   nodeArgs?: string[];
 }
 
@@ -53,9 +57,15 @@ export async function startS3g(options: S3gOptions = {}): Promise<S3gServer> {
   try {
     proc = await spawnServer({
       name: 's3g',
-      command: options.nodeArgs ? process.execPath : S3G,
-      args: [...(options.nodeArgs ? [...options.nodeArgs, join(ROOT, 'dist', 'cli', 'main.js')] : []), 'serve', '--host', '127.0.0.1', '--data', dataDir, '--port', '0', '--admin-port', '0', ...(options.args ?? [])],
-      env: { ...process.env, S3G_ACCESS_KEY: S3G_CREDENTIALS.accessKeyId, S3G_SECRET_KEY: S3G_CREDENTIALS.secretAccessKey, ...options.env },
+      command: S3G,
+      args: ['serve', '--host', '127.0.0.1', '--data', dataDir, '--port', '0', '--admin-port', '0', ...(options.args ?? [])],
+      env: {
+        ...process.env,
+        S3G_ACCESS_KEY: S3G_CREDENTIALS.accessKeyId,
+        S3G_SECRET_KEY: S3G_CREDENTIALS.secretAccessKey,
+        ...(options.nodeArgs ? { S3G_NODE_ARGS: options.nodeArgs.join(' ') } : {}),
+        ...options.env,
+      },
       ready: /^s3g ready (http:\/\/\S+)$/m,
       readyTimeoutMs: 60_000,
     });

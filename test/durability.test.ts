@@ -188,6 +188,13 @@ t.test('3 replicas: a datanode killed during an upload is excluded and the uploa
   const server = await startServer({ args: ['--datanodes', '3', '--replication', '3', '--chunk-size', '1MiB', '--block-size', '8MiB'] });
   t.teardown(() => server.kill9());
   const pids = datanodePids(server);
+  // bin/s3g's node flags (heap sizing) reach the datanodes serve forks, not only the gateway.
+  const nodeFlags = (pid: number): string[] => {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return args.slice(1, args.findIndex((arg) => arg.endsWith('.js')));
+  };
+  t.ok(nodeFlags(server.proc.pid!).some((flag) => /^--initial-old-space-size=\d+$/.test(flag)), 'the gateway runs with bin/s3g\'s heap flag');
+  for (const pid of Object.values(pids)) t.same(nodeFlags(pid), nodeFlags(server.proc.pid!), `datanode ${pid} runs with the same flags`);
   const s3 = sdkClient(server);
   await s3.send(new CreateBucketCommand({ Bucket: 'failover' }));
   const size = 96 * 1024 * 1024;
