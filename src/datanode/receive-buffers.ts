@@ -1,10 +1,12 @@
-// grpc-js reassembles every received message from its HTTP/2 DATA frames into a new buffer.
-// On a datanode that is a fresh 4 MiB allocation per chunk: memory the OS must fault in
-// again and that V8 counts as external, so it runs a full garbage collection every few dozen
-// chunks. Here a datanode's large messages are reassembled into recycled buffers instead,
-// and WriteBlock gives each one back once its chunk is on disk (releaseReceived). A buffer
-// that is never given back is simply collected. This replaces grpc-js's StreamDecoder.write
-// (build/src, no public hook exists), whose shape is checked when this module loads.
+// grpc-js reassembles every received message from its HTTP/2 DATA frames into a new buffer:
+// on a datanode a fresh 4 MiB allocation per chunk, on a gateway reading over gRPC 1 MiB per
+// piece. That is memory the OS must fault in again and that V8 counts as external, so it runs
+// a full garbage collection every few dozen messages. Here large messages are reassembled
+// into recycled buffers instead, each given back (releaseReceived) once nothing uses it: by
+// WriteBlock once its chunk is on disk, by ObjectReader once a piece is copied into the
+// shared memory it is verified in. A buffer that is never given back is simply collected.
+// This replaces grpc-js's StreamDecoder.write (build/src, no public hook exists), whose shape
+// is checked when this module loads.
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);

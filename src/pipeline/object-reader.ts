@@ -7,6 +7,7 @@ import type { HashPool } from '../hashing/pool.js';
 import type { Placement } from './placement.js';
 import type { BlockSource } from '../datanode/client.js';
 import { SharedStaging } from '../hashing/shared-memory.js';
+import { releaseReceived } from '../datanode/receive-buffers.js';
 
 export class ChecksumMismatchError extends Error {}
 
@@ -58,8 +59,13 @@ export class ObjectReader {
       for (const source of this.placement.sources(datanodeId)) {
         try {
           for await (const piece of source.readBlock(block, cursor, to - cursor + 1, (length) => staging.take(length))) {
-            // Pieces read straight into the shared memory are verified in place.
-            const shared = piece.data.buffer instanceof SharedArrayBuffer ? piece.data : staging.share(piece.data);
+            // Pieces read straight into the shared memory are verified in place; the memory a gRPC
+            // piece was received in goes back to grpc-js's reassembly once copied.
+            let shared: Uint8Array = piece.data;
+            if (!(shared.buffer instanceof SharedArrayBuffer)) {
+              shared = staging.share(piece.data);
+              releaseReceived(piece.data);
+            }
             const bad = await this.pool.verify(shared, piece.checksums.bytesPerChecksum, piece.checksums.crc32c);
             if (bad >= 0) {
               throw new ChecksumMismatchError(
@@ -67,11 +73,11 @@ export class ObjectReader {
               );
             }
             const skip = cursor - piece.offset;
-            const take = Math.min(piece.data.length - skip, to - cursor + 1);
+            const take = Math.min(shared.length - skip, to - cursor + 1);
             if (skip < 0 || take <= 0) throw new Error(`datanode ${datanodeId} (${source.via}) sent a piece outside the requested range`);
             cursor += take;
-            this.events.onRead?.(source.via, piece.data.length);
-            yield piece.data.subarray(skip, skip + take);
+            this.events.onRead?.(source.via, shared.length);
+            yield shared.subarray(skip, skip + take);
             if (cursor > to) return;
           }
           if (cursor <= to) throw new Error(`datanode ${datanodeId} (${source.via}) ended block ${block.localId} early at ${cursor}`);
