@@ -15,7 +15,7 @@ import { startAdminServer } from './admin-http.js';
 import { log } from '../common/log.js';
 import { flagOptions, loadConfig, type Config } from '../observability/config.js';
 import { parseArgs } from 'node:util';
-import { flushLogs, logger, setLogLevel } from '../observability/logger.js';
+import { accessLogger, flushLogs, setLogLevel } from '../observability/logger.js';
 import { GatewayMetrics } from '../observability/metrics.js';
 import { requestObserver } from '../observability/requests.js';
 import { ThroughputHistory } from '../observability/throughput.js';
@@ -121,7 +121,7 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
         },
       },
     },
-    requestObserver(metrics, logger),
+    requestObserver(metrics, accessLogger),
   );
   gatewayInFlight = gateway.inFlight;
 

@@ -128,6 +128,10 @@ export class SqliteMetadataStore implements MetadataStore {
     // Freed space inside pages is zeroed, so a replaced (plaintext or old-KEK) secret leaves no trace there.
     this.db.pragma('secure_delete = FAST');
     this.db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 10_000)}`);
+    // 32 MiB of page cache rather than SQLite's 2 MiB: a small object lives inline in its row
+    // (one overflow page per 4 KiB object), and with 2 MiB a GET over a thousand of them read
+    // a page from the file on every request.
+    this.db.pragma('cache_size = -32768');
   }
 
   async migrate(): Promise<void> {
