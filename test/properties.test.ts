@@ -12,6 +12,9 @@ import { AwsChunkedDecoder, type AwsChunkedOptions } from '../src/auth/streaming
 import { XMLBuilder } from 'fast-xml-parser';
 import { parseXml, xmlDocument, xmlElement, xmlText } from '../src/gateway/xml.js';
 import { isoDate } from '../src/gateway/respond.js';
+import { HashPool } from '../src/hashing/pool.js';
+import { sliceChecksums } from '../src/hashing/checksums.js';
+import { CHECKSUM_ALGORITHMS, createChecksum } from '../src/hashing/s3-checksums.js';
 
 const RUNS = 400;
 
@@ -242,4 +245,35 @@ t.test('XML: arbitrary documents parse or give MalformedXML; text round-trips', 
     { numRuns: RUNS },
   );
   t.pass();
+});
+
+t.test('hash pool: bodies handed over in one turn, batched into shared tasks, each get their own digests', async (t) => {
+  const pool = new HashPool({ threads: 2 });
+  t.teardown(() => pool.close());
+  const job = fc.record({
+    // Up to 400 KiB each, so that some turns pass the 1 MiB batch limit and flush early.
+    data: fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 0, max: 400 << 10 }).map((n) => new Uint8Array(n).map((_, i) => (i * 31 + n) & 0xff))),
+    md5: fc.boolean(),
+    sha256: fc.boolean(),
+    checksum: fc.option(fc.constantFrom(...CHECKSUM_ALGORITHMS), { nil: undefined }),
+    bytesPerChecksum: fc.constantFrom(512, 16 << 10),
+  });
+  await fc.assert(
+    fc.asyncProperty(fc.array(job, { minLength: 1, maxLength: 12 }), async (jobs) => {
+      const results = await Promise.all(jobs.map(({ data, ...options }) => pool.whole(data, options)));
+      jobs.forEach((job, i) => {
+        const checksum = job.checksum && createChecksum(job.checksum);
+        checksum?.update(job.data);
+        t.same(results[i], {
+          crc32c: sliceChecksums(job.data, job.bytesPerChecksum),
+          digests: {
+            md5: job.md5 ? createHash('md5').update(job.data).digest('hex') : undefined,
+            sha256: job.sha256 ? createHash('sha256').update(job.data).digest('hex') : undefined,
+            checksum: checksum?.digest(),
+          },
+        });
+      });
+    }),
+    { numRuns: 40 },
+  );
 });

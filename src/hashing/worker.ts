@@ -1,7 +1,8 @@
 // Piscina worker: every per-byte computation of the gateway runs here, off the event loop.
 // A request's running hashes (MD5, SHA-256, the x-amz-checksum algorithm) cannot move
 // between threads, so a streaming session is one long task fed through a MessagePort;
-// independent work (slice CRCs for a read) is one short task each.
+// independent work (slice CRCs for a read, the small bodies handed over in one turn of the
+// event loop) is one short task each.
 import { createHash, type Hash } from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 import { firstBadSlice, sliceChecksums } from './checksums.js';
@@ -25,10 +26,11 @@ export type SessionReply = { id: number; crc32c: number[] } | { id: number; rele
 
 export type Task =
   | ({ kind: 'session'; port: MessagePort } & DigestOptions)
-  | ({ kind: 'whole'; data: Uint8Array } & DigestOptions)
+  | { kind: 'wholes'; jobs: WholeJob[] }
   | { kind: 'verify'; data: Uint8Array; bytesPerChecksum: number; expected: number[] }
   | { kind: 'sha256'; data: Uint8Array };
 
+export type WholeJob = { data: Uint8Array } & DigestOptions;
 export type WholeResult = { crc32c: number[]; digests: Digests };
 
 class RunningDigests {
@@ -77,15 +79,18 @@ function runSession(task: Extract<Task, { kind: 'session' }>): Promise<void> {
   });
 }
 
-export default function handle(task: Task): Promise<void> | WholeResult | number | string {
+function hashWhole(job: WholeJob): WholeResult {
+  const running = new RunningDigests(job);
+  running.update(job.data);
+  return { crc32c: sliceChecksums(job.data, job.bytesPerChecksum), digests: running.digest() };
+}
+
+export default function handle(task: Task): Promise<void> | WholeResult[] | number | string {
   switch (task.kind) {
     case 'session':
       return runSession(task);
-    case 'whole': {
-      const running = new RunningDigests(task);
-      running.update(task.data);
-      return { crc32c: sliceChecksums(task.data, task.bytesPerChecksum), digests: running.digest() };
-    }
+    case 'wholes':
+      return task.jobs.map(hashWhole);
     case 'verify':
       return firstBadSlice(task.data, task.bytesPerChecksum, task.expected);
     case 'sha256':
