@@ -44,6 +44,7 @@ t.test('defaults', async (t) => {
     bytesPerChecksum: 16 * 1024,
     inlineThreshold: 64 * 1024,
     uploadBuffers: 8,
+    gatewayProcesses: 1,
     hashNice: 10,
     datanodeNice: 10,
     shortCircuitReads: true,

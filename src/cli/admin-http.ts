@@ -5,9 +5,10 @@
 //   GET  /             the admin page; GET /api/status is the JSON it polls (and `s3g admin status` prints)
 //   POST /api/purge    starts a purge pass now (`s3g admin purge`)
 //   GET  /stats        event-loop delay and memory as JSON, for benchmarks; `?reset=1` starts a new window,
-//                      `?gc=1` collects garbage first (node --expose-gc)
+//                      `?gc=1` collects garbage first (node --expose-gc); with several gateway
+//                      processes, the worst loop and the summed memory, and each process's own
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { LoopDelay } from '../observability/loop-delay.js';
+import { ProcessStatsSampler, combineStats, type ProcessStats, type StatsOptions } from '../observability/process-stats.js';
 import type { Readiness } from '../observability/health.js';
 import type { ClusterStatus } from '../observability/status.js';
 import { ADMIN_PAGE, ADMIN_PAGE_CSP } from '../observability/admin-page.js';
@@ -30,31 +31,18 @@ export interface AdminEndpoints {
   status?(): Promise<ClusterStatus>;
   /** Starts a purge pass; resolves when it is over. */
   purge?(): Promise<void>;
+  /** The other processes serving the same S3 port, whose /stats are added to this one's. */
+  otherProcesses?(options: StatsOptions): Promise<ProcessStats[]>;
 }
 
 export async function startAdminServer(host: string, port: number, endpoints: AdminEndpoints): Promise<AdminServer> {
-  const loopDelay = new LoopDelay();
-  let peakRss = process.memoryUsage.rss();
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 100);
-  sampler.unref();
+  const sampler = new ProcessStatsSampler();
 
-  const stats = (url: URL): unknown => {
-    const ms = (value: number): number => Math.round(value * 100) / 100;
-    // ?gc=1: a full collection first (node started with --expose-gc), so heapUsed is what is live.
-    if (url.searchParams.has('gc')) (globalThis as { gc?: () => void }).gc?.();
-    const memory = process.memoryUsage();
-    const result = {
-      eventLoopDelayMs: { p50: ms(loopDelay.percentileMs(50)), p99: ms(loopDelay.percentileMs(99)), max: ms(loopDelay.maxMs) },
-      rssBytes: memory.rss,
-      peakRssBytes: Math.max(peakRss, memory.rss),
-      heapUsedBytes: memory.heapUsed,
-      externalBytes: memory.external,
-    };
-    if (url.searchParams.has('reset')) {
-      loopDelay.reset();
-      peakRss = memory.rss;
-    }
-    return result;
+  const stats = async (url: URL): Promise<unknown> => {
+    const options = { reset: url.searchParams.has('reset'), gc: url.searchParams.has('gc') };
+    const own = sampler.read(options);
+    if (!endpoints.otherProcesses) return own;
+    return combineStats([own, ...(await endpoints.otherProcesses(options))]);
   };
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -65,7 +53,7 @@ export async function startAdminServer(host: string, port: number, endpoints: Ad
       const r = await endpoints.readiness();
       return text(res, r.ready ? 200 : 503, r.ready ? 'ready\n' : `not ready: ${r.reasons.join('; ')}\n`);
     }
-    if (get && url.pathname === '/stats') return json(res, 200, stats(url));
+    if (get && url.pathname === '/stats') return json(res, 200, await stats(url));
     if (get && url.pathname === '/metrics' && endpoints.metrics) {
       const body = await endpoints.metrics.text();
       res.writeHead(200, { 'Content-Type': endpoints.metrics.contentType, 'Cache-Control': 'no-store' }).end(body);
@@ -99,8 +87,7 @@ export async function startAdminServer(host: string, port: number, endpoints: Ad
   return {
     server,
     close() {
-      clearInterval(sampler);
-      loopDelay.disable();
+      sampler.close();
       server.close();
       server.closeAllConnections();
     },

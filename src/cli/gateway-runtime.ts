@@ -1,23 +1,21 @@
-// What every gateway process runs, whether `serve` (with its local datanodes) or a cluster's
-// `gateway`: the hashing pool, the S3 front, background services, metrics, the admin port,
-// the ready line, and an orderly shutdown on SIGTERM.
+// What every gateway runs, whether `serve` (with its local datanodes) or a cluster's
+// `gateway`: the S3 front (and its worker processes, with --gateway-processes), background
+// services, metrics, the admin port, the ready line, and an orderly shutdown on SIGTERM.
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { parseArgs } from 'node:util';
+import { AggregatorRegistry } from 'prom-client';
 import type { MetadataStore } from '../metadata/store.js';
-import { HashPool } from '../hashing/pool.js';
-import { ChunkBufferPool } from '../pipeline/chunk-buffers.js';
 import type { Placement } from '../pipeline/placement.js';
-import { ObjectWriter, type StorageConfig } from '../pipeline/object-writer.js';
-import { ObjectReader } from '../pipeline/object-reader.js';
-import { createGateway } from '../gateway/server.js';
 import { BlockPurgeService } from '../services/block-purge.js';
 import { ReReplicationService } from '../services/re-replication.js';
 import { startAdminServer } from './admin-http.js';
+import { GatewayProcesses, type PoolStats, type WorkerInit } from './gateway-processes.js';
+import { createS3Front } from './s3-front.js';
 import { log } from '../common/log.js';
 import { flagOptions, loadConfig, type Config } from '../observability/config.js';
-import { parseArgs } from 'node:util';
-import { accessLogger, flushLogs, setLogLevel } from '../observability/logger.js';
-import { GatewayMetrics } from '../observability/metrics.js';
-import { requestObserver } from '../observability/requests.js';
+import { flushLogs, setLogLevel } from '../observability/logger.js';
 import { ThroughputHistory } from '../observability/throughput.js';
 import { ClusterMonitor } from '../observability/cluster.js';
 import { ReadinessCheck } from '../observability/health.js';
@@ -29,6 +27,8 @@ export interface GatewayRuntimeOptions {
   placement: Placement;
   /** A development key pair to print (no S3G_ACCESS_KEY / S3G_SECRET_KEY given). */
   adminUser?: { accessKeyId: string; secretAccessKey: string };
+  /** What worker processes need to open the same metadata (--gateway-processes above 1). */
+  workerInit: Omit<WorkerInit, 'config'>;
   /** Stops what the caller started (serve's datanodes) once the gateway has drained. */
   afterGatewayStop?: () => Promise<void>;
   logFields?: Record<string, unknown>;
@@ -53,15 +53,6 @@ export function serverConfig(argv: string[], usage: string): Config | undefined 
 export async function runGateway(options: GatewayRuntimeOptions): Promise<number> {
   const { config, store, placement } = options;
   const { replication } = config;
-  const storage: StorageConfig = {
-    chunkSize: config.chunkSize,
-    blockSize: config.blockSize,
-    bytesPerChecksum: config.bytesPerChecksum,
-    replication,
-    maxBuffersPerRequest: 4,
-    inlineThreshold: config.inlineThreshold,
-  };
-  const pool = new HashPool({ threads: config.hashThreads, niceIncrement: config.hashNice });
   // This process's identity for the leases of background services.
   const gatewayId = randomUUID();
   const purge = new BlockPurgeService(
@@ -85,45 +76,12 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
     // What Placement.choose accepts for a pipeline: a majority of the replication factor.
     minDatanodes: Math.ceil(replication / 2),
   });
-  let gatewayInFlight = (): number => 0;
   // Every LeasedService of this process, for the s3g_background_* metrics.
   const backgroundServices = [purge, reReplication];
-  const metrics = new GatewayMetrics(
-    { inFlight: () => gatewayInFlight(), pool: () => pool.stats, cluster: () => monitor.snapshot(), services: () => backgroundServices },
-    VERSION,
-  );
-  const history = new ThroughputHistory(metrics.totals);
+  const { gateway, pool, metrics } = createS3Front(config, store, placement, { cluster: () => monitor.snapshot(), services: () => backgroundServices });
+  const workers = config.gatewayProcesses > 1 ? new GatewayProcesses(config.gatewayProcesses - 1, { config, ...options.workerInit }) : undefined;
+  const history = new ThroughputHistory(() => workers?.totals(metrics.totals) ?? metrics.totals);
   history.start();
-
-  const gateway = createGateway(
-    {
-      store,
-      pool,
-      writer: new ObjectWriter(store, pool, placement, new ChunkBufferPool(storage.chunkSize, storage.bytesPerChecksum, config.uploadBuffers), storage),
-      reader: new ObjectReader(pool, placement, {
-        onFailover: (block, datanodeId, error) =>
-          log('warn', 'replica read failed; trying the next', { block: `${block.containerId}/${block.localId}`, datanodeId, error: String(error) }),
-        onRead: (via, bytes) => metrics.observeBlockRead(via, bytes),
-      }),
-      config: {
-        domains: config.domain,
-        region: config.region,
-        storage,
-        defaultBucketLayout: config.defaultBucketLayout,
-        maxPutSize: 5 * 1024 ** 3,
-        shutdownGraceMs: config.shutdownGrace * 1000,
-        limits: {
-          maxRequests: config.maxRequests,
-          headersTimeoutMs: config.headersTimeout * 1000,
-          idleTimeoutMs: config.idleTimeout * 1000,
-          minBodyBytesPerSecond: config.minBodyRate,
-          bodyRateWindowMs: config.bodyRateWindow * 1000,
-        },
-      },
-    },
-    requestObserver(metrics, accessLogger),
-  );
-  gatewayInFlight = gateway.inFlight;
 
   let purging = false;
   const purgeNow = async (): Promise<void> => {
@@ -139,11 +97,13 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
       await monitor.refresh().catch(() => undefined);
     }
   };
+  await workers?.start();
+  const listener = workers ? dealConnections(gateway.server, workers) : gateway.server;
   await new Promise<void>((resolveListen, reject) => {
-    gateway.server.once('error', reject);
-    gateway.server.listen(config.port, config.host, () => resolveListen());
+    listener.once('error', reject);
+    listener.listen(config.port, config.host, () => resolveListen());
   });
-  const port = portOf(gateway.server.address(), config.port);
+  const port = portOf(listener.address(), config.port);
   const adminUrl = { value: '' };
   const status = new StatusReporter({
     s3Url: `http://${config.host}:${port}`,
@@ -151,23 +111,26 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
     cluster: monitor,
     history,
     readiness: () => readiness.check(),
-    inFlight: gateway.inFlight,
-    pool: () => pool.stats,
+    inFlight: () => gateway.inFlight() + (workers?.inFlight() ?? 0),
+    pool: () => sumPools([pool.stats, ...(workers?.pools() ?? [])]),
     purgeRunning: () => purging,
     services: () => backgroundServices,
   });
   const adminServer = await startAdminServer(config.host, config.adminPort, {
     readiness: () => readiness.check(),
-    metrics,
+    metrics: workers
+      ? { text: async () => AggregatorRegistry.aggregate([await metrics.registry.getMetricsAsJSON(), ...(await workers.metrics())]).metrics(), contentType: metrics.contentType }
+      : metrics,
     status: () => status.status(),
     purge: purgeNow,
+    otherProcesses: workers && ((statsOptions) => workers.stats(statsOptions)),
   });
   const adminPort = portOf(adminServer.server.address(), config.adminPort);
   adminUrl.value = `http://${config.host}:${adminPort}`;
   if (options.adminUser) process.stdout.write(`s3g admin credentials: access key ${options.adminUser.accessKeyId} secret ${options.adminUser.secretAccessKey}\n`);
   process.stdout.write(`s3g admin ${adminUrl.value}\n`);
   process.stdout.write(`s3g ready http://${config.host}:${port}\n`);
-  log('info', 'serving', { port, adminPort, replication, version: VERSION, ...options.logFields });
+  log('info', 'serving', { port, adminPort, replication, version: VERSION, ...(workers ? { gatewayWorkers: workers.pids() } : {}), ...options.logFields });
 
   await new Promise<void>((resolveSignal) => {
     process.once('SIGTERM', resolveSignal);
@@ -176,7 +139,8 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
   // Not ready from here on, so load balancers move away while in-flight requests finish.
   readiness.beginShutdown();
   log('info', 'shutting down');
-  await gateway.shutdown();
+  if (workers) listener.close();
+  await Promise.all([gateway.shutdown(), workers?.stop(config.shutdownGrace * 1000)]);
   clearInterval(placementRefresh);
   await purge.stop();
   await reReplication.stop();
@@ -191,6 +155,30 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
   log('info', 'stopped');
   await flushLogs();
   return 0;
+}
+
+/**
+ * The listening socket of several gateway processes: each connection, accepted paused, goes to
+ * the next worker or to this process's own server, whose connection tracking (headers
+ * timeout, idle connections) starts on 'listening' as if it listened itself.
+ */
+function dealConnections(server: Server, workers: GatewayProcesses): NetServer {
+  const listener = createNetServer({ pauseOnConnect: true }, (socket) => {
+    if (workers.dispatch(socket)) return;
+    server.emit('connection', socket);
+    socket.resume();
+  });
+  listener.once('listening', () => server.emit('listening'));
+  return listener;
+}
+
+function sumPools(pools: PoolStats[]): PoolStats {
+  const threads = pools.reduce((sum, p) => sum + p.threads, 0);
+  return {
+    threads,
+    queueSize: pools.reduce((sum, p) => sum + p.queueSize, 0),
+    utilization: threads === 0 ? 0 : pools.reduce((sum, p) => sum + p.utilization * p.threads, 0) / threads,
+  };
 }
 
 function portOf(address: ReturnType<import('node:net').Server['address']>, fallback: number): number {

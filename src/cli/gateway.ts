@@ -25,5 +25,5 @@ export async function gateway(argv: string[]): Promise<number> {
   const adminUser = await bootstrapAdmin(store);
   const placement = new Placement(store, config.shortCircuitReads);
   await placement.refresh();
-  return runGateway({ config, store, placement, adminUser, logFields: { meta: config.meta.replace(/\/\/[^@/]*@/, '//…@') } });
+  return runGateway({ config, store, placement, adminUser, workerInit: { meta: config.meta, kek: { kekFile: config.kekFile } }, logFields: { meta: config.meta.replace(/\/\/[^@/]*@/, '//…@') } });
 }

@@ -24,8 +24,10 @@ export async function serve(argv: string[]): Promise<number> {
 
   const dataDir = resolve(config.data);
   mkdirSync(join(dataDir, 'meta'), { recursive: true });
-  const secrets = loadSecretBox({ kekFile: config.kekFile, defaultFile: join(dataDir, 'kek'), createDefault: true })!;
-  const store = await openMetadataStore(config.meta ?? `sqlite:${join(dataDir, 'meta', 's3g.db')}`, secrets);
+  const kek = { kekFile: config.kekFile, defaultFile: join(dataDir, 'kek') };
+  const secrets = loadSecretBox({ ...kek, createDefault: true })!;
+  const meta = config.meta ?? `sqlite:${join(dataDir, 'meta', 's3g.db')}`;
+  const store = await openMetadataStore(meta, secrets);
   const adminUser = await bootstrapAdmin(store);
   const placement = new Placement(store, config.shortCircuitReads);
   const datanodes = new LocalDatanodes(dataDir, config.datanodes, store, placement, config.datanodeNice);
@@ -35,6 +37,7 @@ export async function serve(argv: string[]): Promise<number> {
     store,
     placement,
     adminUser,
+    workerInit: { meta, kek },
     afterGatewayStop: () => datanodes.stop(),
     logFields: { datanodes: datanodes.pids(), dataDir },
   });

@@ -3,7 +3,7 @@
 // bucket or key) and label children cached so a request allocates nothing here. Everything
 // else (pool, datanodes, stored totals, backlogs) is read at scrape time from sources the
 // process keeps anyway.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import type { ClusterSnapshot } from './cluster.js';
 import type { BacklogView } from './progress.js';
 import type { ServiceProgress } from '../services/leased-service.js';
@@ -51,7 +51,8 @@ export class GatewayMetrics {
   constructor(sources: MetricsSources, version: string) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    new Gauge({ name: 's3g_build_info', help: 'Always 1; labels name the running version', labelNames: ['version', 'node'], registers }).set(
+    // `aggregator`: how the admin port adds up the processes of --gateway-processes (sum by default).
+    new Gauge({ name: 's3g_build_info', help: 'Always 1; labels name the running version', labelNames: ['version', 'node'], registers, aggregator: 'first' }).set(
       { version, node: process.version },
       1,
     );
@@ -78,7 +79,7 @@ export class GatewayMetrics {
 
     gauge(registers, 's3g_hash_pool_threads', 'Hashing pool worker threads', (g) => g.set(sources.pool().threads));
     gauge(registers, 's3g_hash_pool_queue_depth', 'Hashing tasks waiting for a worker', (g) => g.set(sources.pool().queueSize));
-    gauge(registers, 's3g_hash_pool_utilization', 'Share of the hashing pool busy, 0..1', (g) => g.set(sources.pool().utilization));
+    gauge(registers, 's3g_hash_pool_utilization', 'Share of the hashing pool busy, 0..1', (g) => g.set(sources.pool().utilization), [], 'average');
 
     const cluster = (fn: (g: Gauge, c: ClusterSnapshot) => void) => (g: Gauge) => {
       const c = sources.cluster();
@@ -193,12 +194,13 @@ export class GatewayMetrics {
   }
 }
 
-function gauge(registers: Registry[], name: string, help: string, collect: (g: Gauge) => void, labelNames: string[] = []): void {
+function gauge(registers: Registry[], name: string, help: string, collect: (g: Gauge) => void, labelNames: string[] = [], aggregator: Aggregator = 'sum'): void {
   new Gauge({
     name,
     help,
     labelNames,
     registers,
+    aggregator,
     collect() {
       collect(this);
     },

@@ -17,10 +17,11 @@ export class ThroughputHistory {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly totals: RequestTotals,
+    /** Running totals since the start (this process's, or the sum of a gateway's processes). */
+    private readonly totals: () => RequestTotals,
     private readonly keep = 300,
   ) {
-    this.last = { ...totals };
+    this.last = { ...totals() };
   }
 
   start(periodMs = 1000): void {
@@ -33,7 +34,7 @@ export class ThroughputHistory {
   }
 
   sample(at = Date.now()): void {
-    const now = this.totals;
+    const now = this.totals();
     this.samples.push({
       t: at,
       requests: now.requests - this.last.requests,
