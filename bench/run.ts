@@ -152,6 +152,14 @@ class Bench {
         await (await largePutWorkload('signed', config.large).prepare(s3gOverGrpc.endpoint))();
         await this.compare(overGrpc, s3gOverGrpc, { baseline: bareLarge.endpoint });
       }
+      // Small objects again with two processes on the S3 port, the lever for them (README, Gateway processes).
+      const twoProcesses = (['PUT', 'GET'] as const)
+        .map((method) => smallWorkload(config, method, { id: `small-${method.toLowerCase()}-2p`, how: 'with --gateway-processes 2' }))
+        .filter((workload) => this.selected(workload.id));
+      if (twoProcesses.length > 0) {
+        const s3gTwo = await servers.add(startS3g({ args: ['--gateway-processes', '2'] }));
+        for (const workload of twoProcesses) await this.compare(workload, s3gTwo, { baseline: bareSmall.endpoint });
+      }
     } finally {
       await servers.stopAll();
     }

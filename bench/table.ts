@@ -100,13 +100,19 @@ export function render(environment: Environment, rows: Row[], targets: TargetRes
 export function evaluateTargets(rows: Row[]): TargetResult[] {
   const byId = new Map(rows.map((r) => [r.id, r]));
   const results: TargetResult[] = [];
-  const ratioTarget = (target: string, id: string, minimum: number): void => {
+  const ratioOf = (id: string): number | undefined => {
     const row = byId.get(id);
-    const ratio = row && speedRatio(row.unit, row.s3g, row.baseline);
-    results.push({ target, actual: ratio === undefined ? 'no ratio' : `${ratio.toFixed(2)}×`, met: ratio === undefined ? undefined : ratio >= minimum });
+    return row && speedRatio(row.unit, row.s3g, row.baseline);
   };
-  ratioTarget('small PUT >= 0.35x bare PUT', 'small-put', 0.35);
-  ratioTarget('small GET >= 0.5x bare GET', 'small-get', 0.5);
+  /** Judged on the default configuration; `variant` (another row of the same workload) is shown beside it. */
+  const ratioTarget = (target: string, id: string, minimum: number, variant?: { id: string; label: string }): void => {
+    const ratio = ratioOf(id);
+    const other = variant && ratioOf(variant.id);
+    const actual = (ratio === undefined ? 'no ratio' : `${ratio.toFixed(2)}×`) + (other === undefined ? '' : ` (${variant!.label}: ${other.toFixed(2)}×)`);
+    results.push({ target, actual, met: ratio === undefined ? undefined : ratio >= minimum });
+  };
+  ratioTarget('small PUT >= 0.35x bare PUT', 'small-put', 0.35, { id: 'small-put-2p', label: '2 gateway processes' });
+  ratioTarget('small GET >= 0.5x bare GET', 'small-get', 0.5, { id: 'small-get-2p', label: '2 gateway processes' });
   ratioTarget('large signed PUT >= 0.7x ideal pipeline', 'large-put-signed', 0.7);
   ratioTarget('large GET >= 0.7x bare file stream', 'large-get', 0.7);
 

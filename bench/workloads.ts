@@ -56,13 +56,14 @@ async function inParallel<T>(items: readonly T[], width: number, fn: (item: T) =
 
 export type SmallMethod = 'PUT' | 'GET' | 'HEAD';
 
-export function smallWorkload(config: BenchConfig, method: SmallMethod): Workload {
+/** `variant` names a second measurement of the same exchange (another id, and how it differs). */
+export function smallWorkload(config: BenchConfig, method: SmallMethod, variant?: { id: string; how: string }): Workload {
   const { size, keys: keyCount, connections, durationS } = config.small;
   const keys = Array.from({ length: keyCount }, (_, i) => `small-${i}`);
   const body = smallBody(size);
   return {
-    id: `small-${method.toLowerCase()}`,
-    title: `${size / 1024} KiB ${method}`,
+    id: variant?.id ?? `small-${method.toLowerCase()}`,
+    title: `${size / 1024} KiB ${method}${variant ? ` ${variant.how}` : ''}`,
     unit: 'ops/s',
     async prepare(endpoint) {
       await createBucket(endpoint, SMALL_BUCKET);
