@@ -1528,6 +1528,56 @@ t.test('SQLite group commit: concurrent writes share one transaction', async (t)
   await again.close();
 });
 
+t.test('SQLite: a write lock held by another connection is waited for on a timer, not on the event loop', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 's3g-busy-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 's3g.db');
+  const store = new SqliteMetadataStore(path, { secrets, busyTimeoutMs: 1000 });
+  await store.migrate();
+  // Another process's write transaction, as SQLite sees it: a second connection holding the lock.
+  const other = new Database(path);
+  t.teardown(() => other.close());
+  /** The longest the event loop went without running a 5 ms timer while `during` ran. */
+  const longestStall = async (during: () => Promise<unknown>): Promise<number> => {
+    let last = performance.now();
+    let longest = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 5);
+    try {
+      await during();
+    } finally {
+      clearInterval(ticker);
+    }
+    return longest;
+  };
+
+  other.exec('BEGIN IMMEDIATE');
+  let created = false;
+  const write = store.createUser({ name: 'waited' }).then(() => (created = true));
+  const stall = await longestStall(async () => {
+    await sleep(300);
+    t.notOk(created, 'the write waits while the lock is held');
+    other.exec('COMMIT');
+    await write;
+  });
+  t.ok(created, 'and commits once it is released');
+  t.ok(stall < 100, `the event loop kept running meanwhile (longest gap ${stall.toFixed(1)} ms)`);
+
+  // Held past busy_timeout: the write fails with SQLITE_BUSY, as it did in SQLite's busy handler.
+  other.exec('BEGIN IMMEDIATE');
+  const failed = await longestStall(async () => {
+    await t.rejects(store.createUser({ name: 'given-up' }), { code: 'SQLITE_BUSY' });
+  });
+  other.exec('ROLLBACK');
+  t.ok(failed < 100, `no stall while giving up either (longest gap ${failed.toFixed(1)} ms)`);
+  await store.createUser({ name: 'after' });
+  t.same((await store.listUsers()).map((u) => u.name), ['after', 'waited']);
+  await store.close();
+});
+
 t.test('migration 2 upgrades a version-1 database in place', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 's3g-upgrade-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

@@ -6,8 +6,9 @@
 // a commit costs an fsync (~0.5 ms, blocking the event loop); sharing it among concurrent
 // requests is what keeps small-object PUT rates from being capped by the disk.
 // IMMEDIATE takes the write lock before the first read, so a read-check-write transaction
-// never fails with SQLITE_BUSY_SNAPSHOT when another process commits in between
-// (busy_timeout covers the wait).
+// never fails with SQLITE_BUSY_SNAPSHOT when another process commits in between. While
+// another process holds that lock, a group waits on a timer, not in SQLite's busy handler,
+// which sleeps on the event loop's thread (see flush).
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -88,6 +89,8 @@ interface DatanodeRow { id: string; address: string; capacity_bytes: number; use
 const EXPIRE_BATCH = 256;
 /** Operations per group commit: bounds how long one transaction holds the write lock. */
 const MAX_GROUP = 256;
+/** How often a group tries again for the write lock another process holds. */
+const BUSY_RETRY_MS = 1;
 
 interface PendingWrite {
   fn: () => unknown;
@@ -106,6 +109,10 @@ export class SqliteMetadataStore implements MetadataStore {
   /** A bucket's layout never changes and its id is never reused: safe to keep. */
   private readonly layouts = new Map<number, BucketLayout>();
   private flushScheduled = false;
+  private readonly busyTimeoutMs: number;
+  /** When a group first found the write lock taken by another process, until one gets it. */
+  private busySince: number | undefined;
+  private busyRetry: NodeJS.Timeout | undefined;
   /** Makes commits durable before they are acknowledged (file databases, from migrate()). */
   private walSync: WalSync | undefined;
   /** One thread for usage totals, started on first use (sqlite-usage.ts). */
@@ -116,7 +123,8 @@ export class SqliteMetadataStore implements MetadataStore {
     this.inMemory = path === ':memory:';
     this.path = this.inMemory ? path : resolve(path);
     if (!this.inMemory) mkdirSync(dirname(this.path), { recursive: true });
-    this.db = new Database(this.path, { timeout: options.busyTimeoutMs ?? 10_000 });
+    this.busyTimeoutMs = Math.trunc(options.busyTimeoutMs ?? 10_000);
+    this.db = new Database(this.path, { timeout: this.busyTimeoutMs });
     this.deadAfterMs = options.datanodeDeadAfterMs ?? 60_000;
     this.secrets = options.secrets;
     this.db.pragma('journal_mode = WAL');
@@ -127,7 +135,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.pragma('foreign_keys = ON');
     // Freed space inside pages is zeroed, so a replaced (plaintext or old-KEK) secret leaves no trace there.
     this.db.pragma('secure_delete = FAST');
-    this.db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 10_000)}`);
+    this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
     // 32 MiB of page cache rather than SQLite's 2 MiB: a small object lives inline in its row
     // (one overflow page per 4 KiB object), and with 2 MiB a GET over a thousand of them read
     // a page from the file on every request.
@@ -145,7 +153,8 @@ export class SqliteMetadataStore implements MetadataStore {
     await this.usagePool?.destroy();
     this.usagePool = undefined;
     if (!this.db.open) return;
-    while (this.queue.length > 0) this.flush();
+    clearTimeout(this.busyRetry);
+    while (this.queue.length > 0) this.flush(true);
     await this.walSync?.close();
     this.walSync = undefined;
     this.db.close();
@@ -1051,6 +1060,32 @@ export class SqliteMetadataStore implements MetadataStore {
     return row?.kind === 'multipart' ? row : undefined;
   }
 
+  /** Runs fn with SQLite's busy timeout at 0: a lock held elsewhere fails at once with SQLITE_BUSY. */
+  private withoutBusyWait<T>(fn: () => T): T {
+    this.statement('PRAGMA busy_timeout = 0').get();
+    try {
+      return fn();
+    } finally {
+      this.statement(`PRAGMA busy_timeout = ${this.busyTimeoutMs}`).get();
+    }
+  }
+
+  /** Puts the group back first in line and tries again shortly; false once busy_timeout has passed. */
+  private retryWhenBusy(group: PendingWrite[]): boolean {
+    const now = Date.now();
+    this.busySince ??= now;
+    if (now - this.busySince > this.busyTimeoutMs) {
+      this.busySince = undefined;
+      return false;
+    }
+    this.queue.unshift(...group);
+    this.busyRetry ??= setTimeout(() => {
+      this.busyRetry = undefined;
+      if (this.db.open && this.queue.length > 0) this.flush();
+    }, BUSY_RETRY_MS);
+    return true;
+  }
+
   /** Queues fn for the next group commit; resolves with its result once that commit is durable. */
   private write<T>(fn: () => T): Promise<T> {
     if (!this.db.open) return Promise.reject(new Error('metadata store is closed'));
@@ -1068,7 +1103,8 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
-  private flush(): void {
+  /** Commits the next group; `waitForLock` waits in SQLite's busy handler (closing) rather than on a timer. */
+  private flush(waitForLock = false): void {
     const group = this.queue.splice(0, MAX_GROUP);
     if (this.queue.length > 0 && !this.flushScheduled) {
       this.flushScheduled = true;
@@ -1078,24 +1114,28 @@ export class SqliteMetadataStore implements MetadataStore {
       });
     }
     const outcomes: { ok: boolean; value: unknown }[] = [];
-    try {
-      this.db.transaction(() => {
-        for (const op of group) {
-          try {
-            // A nested transaction is a SAVEPOINT: a throwing operation undoes only itself.
-            outcomes.push({ ok: true, value: this.db.transaction(op.fn)() });
-          } catch (error) {
-            // Some errors (I/O, disk full) make SQLite roll back the whole transaction;
-            // then nothing in the group is applied and all of it must fail.
-            if (!this.db.inTransaction) throw error;
-            outcomes.push({ ok: false, value: error });
-          }
+    const transaction = this.db.transaction(() => {
+      for (const op of group) {
+        try {
+          // A nested transaction is a SAVEPOINT: a throwing operation undoes only itself.
+          outcomes.push({ ok: true, value: this.db.transaction(op.fn)() });
+        } catch (error) {
+          // Some errors (I/O, disk full) make SQLite roll back the whole transaction;
+          // then nothing in the group is applied and all of it must fail.
+          if (!this.db.inTransaction) throw error;
+          outcomes.push({ ok: false, value: error });
         }
-      }).immediate();
+      }
+    });
+    try {
+      if (waitForLock) transaction.immediate();
+      else this.withoutBusyWait(() => transaction.immediate());
     } catch (error) {
+      if (!waitForLock && (error as { code?: string }).code === 'SQLITE_BUSY' && this.retryWhenBusy(group)) return;
       for (const op of group) op.reject(error);
       return;
     }
+    this.busySince = undefined;
     const settle = () => group.forEach((op, i) => (outcomes[i]!.ok ? op.resolve(outcomes[i]!.value) : op.reject(outcomes[i]!.value)));
     if (!this.walSync) return settle();
     this.walSync.durable().then(settle, (error: unknown) => {
