@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { CONFIG_KEYS, ConfigError, OPTIONS, envName, loadConfig, optionName } from '../src/observability/config.js';
 import { ROOT, S3G, datanodePids, disposeServer, startServer, tempDir } from './helpers/server.js';
@@ -161,6 +162,32 @@ t.test('serve refuses a bad configuration before starting anything', async (t) =
   t.equal(failure?.stdout, '', 'no ready line');
   t.match(failure?.stderr, 's3g: invalid configuration:');
   t.match(failure?.stderr, `block-size: must be a size such as 4MiB, 16KiB or 1048576 (config file ${yaml}: "lots")`);
+});
+
+t.test('serve whose S3 port is taken exits 1 with the reason, and its datanodes stop', async (t) => {
+  const data = tempDir();
+  t.teardown(() => rmSync(data, { recursive: true, force: true }));
+  const taken = createNetServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const port = String((taken.address() as AddressInfo).port);
+  const failure = await promisify(execFile)(S3G, ['serve', '--data', data, '--port', port, '--admin-port', '0', '--gateway-processes', '2'], { timeout: 30_000 }).then(
+    () => undefined,
+    (error: { code: number; stderr: string; stdout: string }) => error,
+  );
+  t.equal(failure?.code, 1, 'exit 1, not a hang');
+  t.match(failure?.stderr, /s3g: listen EADDRINUSE/);
+  t.notMatch(failure?.stdout, /s3g ready/);
+  const datanodesOf = (): string[] =>
+    readdirSync('/proc').filter((pid) => {
+      try {
+        return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(join(data, 'datanodes'));
+      } catch {
+        return false; // ended while we looked
+      }
+    });
+  await waitFor('the datanode processes to exit', () => datanodesOf().length === 0, 10_000);
+  t.pass('no datanode process left');
 });
 
 t.test('serve runs its datanodes and hashing threads nicer than the event loop', async (t) => {

@@ -3,6 +3,7 @@ import { serve } from './serve.js';
 import { admin } from './admin.js';
 import { datanode } from './datanode.js';
 import { gateway } from './gateway.js';
+import { flushLogs } from '../observability/logger.js';
 
 const USAGE = `usage: s3g <command> [options]
 
@@ -41,6 +42,8 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     process.stderr.write(`s3g: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
+    // Exit now: what had started before the failure (serve's datanodes and worker processes,
+    // timers of background services) would otherwise keep the process alive.
+    void flushLogs().finally(() => process.exit(1));
   },
 );
