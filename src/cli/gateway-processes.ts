@@ -12,12 +12,12 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from '../observability/config.js';
 import type { RequestTotals } from '../observability/metrics.js';
 import type { ProcessStats, StatsOptions } from '../observability/process-stats.js';
+import type { PoolStats } from '../hashing/pool.js';
 import type { KekSources } from './kek.js';
 import { log } from '../common/log.js';
 
 const workerFile = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './gateway-worker.ts' : './gateway-worker.js', import.meta.url));
 
-export type PoolStats = { threads: number; queueSize: number; utilization: number };
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
 export interface WorkerInit {
@@ -74,7 +74,7 @@ export class GatewayProcesses {
     await Promise.all(Array.from({ length: this.count }, (_, slot) => this.launch(slot)));
   }
 
-  /** The PIDs of the workers (tests kill them). */
+  /** The PIDs of the workers (for the log). */
   pids(): number[] {
     return [...this.workers.values()].flatMap((w) => (w.child.pid === undefined ? [] : [w.child.pid]));
   }
@@ -98,12 +98,7 @@ export class GatewayProcesses {
 
   totals(own: RequestTotals): RequestTotals {
     const all = { ...own };
-    for (const part of [this.retired, ...this.reports().map((r) => r.totals)]) {
-      all.requests += part.requests;
-      all.errors += part.errors;
-      all.bytesIn += part.bytesIn;
-      all.bytesOut += part.bytesOut;
-    }
+    for (const part of [this.retired, ...this.reports().map((r) => r.totals)]) addTotals(all, part);
     return all;
   }
 
@@ -198,14 +193,8 @@ export class GatewayProcesses {
     });
     child.once('exit', (code, signal) => {
       worker.ready = false;
-      if (worker.report) {
-        const t = worker.report.totals;
-        this.retired.requests += t.requests;
-        this.retired.errors += t.errors;
-        this.retired.bytesIn += t.bytesIn;
-        this.retired.bytesOut += t.bytesOut;
-        worker.report = undefined;
-      }
+      if (worker.report) addTotals(this.retired, worker.report.totals);
+      worker.report = undefined;
       if (this.stopping) return;
       log('warn', 'gateway worker exited; restarting', { worker: slot + 1, pid: child.pid, code, signal });
       setTimeout(() => void this.launch(slot).catch((error: unknown) => log('error', 'gateway worker restart failed', { worker: slot + 1, error: String(error) })), 500).unref();
@@ -213,4 +202,11 @@ export class GatewayProcesses {
     child.send({ type: 'init', init: this.init } satisfies ToWorker);
     return ready;
   }
+}
+
+function addTotals(into: RequestTotals, part: RequestTotals): void {
+  into.requests += part.requests;
+  into.errors += part.errors;
+  into.bytesIn += part.bytesIn;
+  into.bytesOut += part.bytesOut;
 }

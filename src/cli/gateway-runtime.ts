@@ -11,8 +11,9 @@ import type { Placement } from '../pipeline/placement.js';
 import { BlockPurgeService } from '../services/block-purge.js';
 import { ReReplicationService } from '../services/re-replication.js';
 import { startAdminServer } from './admin-http.js';
-import { GatewayProcesses, type PoolStats, type WorkerInit } from './gateway-processes.js';
-import { createS3Front } from './s3-front.js';
+import { GatewayProcesses, type WorkerInit } from './gateway-processes.js';
+import type { PoolStats } from '../hashing/pool.js';
+import { createS3Front, keepPlacementFresh } from './s3-front.js';
 import { log } from '../common/log.js';
 import { flagOptions, loadConfig, type Config } from '../observability/config.js';
 import { flushLogs, setLogLevel } from '../observability/logger.js';
@@ -64,9 +65,7 @@ export async function runGateway(options: GatewayRuntimeOptions): Promise<number
   purge.start();
   const reReplication = new ReReplicationService(store, placement, { intervalMs: config.replicationInterval * 1000, replication }, gatewayId);
   reReplication.start();
-  // Datanodes come and go (cluster mode: they register themselves); placement follows the metadata.
-  const placementRefresh = setInterval(() => void placement.refresh().catch(() => undefined), 5000);
-  placementRefresh.unref();
+  const placementRefresh = keepPlacementFresh(placement);
 
   const monitor = new ClusterMonitor(store, { intervalMs: config.statsInterval * 1000, replication });
   monitor.start();

@@ -8,7 +8,7 @@ import { Placement } from '../pipeline/placement.js';
 import { ProcessStatsSampler } from '../observability/process-stats.js';
 import { flushLogs, setLogLevel } from '../observability/logger.js';
 import { log } from '../common/log.js';
-import { createS3Front, type S3Front } from './s3-front.js';
+import { createS3Front, keepPlacementFresh, type S3Front } from './s3-front.js';
 import { loadSecretBox } from './kek.js';
 import type { FromWorker, ToWorker, WorkerInit } from './gateway-processes.js';
 import type { Socket } from 'node:net';
@@ -28,7 +28,7 @@ async function start(init: WorkerInit): Promise<void> {
   const store = await openMetadataStore(init.meta, secrets);
   const placement = new Placement(store, config.shortCircuitReads);
   await placement.refresh();
-  const refresh = setInterval(() => void placement.refresh().catch(() => undefined), 5000);
+  const refresh = keepPlacementFresh(placement);
   const front = createS3Front(config, store, placement, { cluster: () => undefined, services: () => [] });
   // Connections arrive from the parent, already accepted: the server never listens itself, but
   // its connection tracking (headers timeout, idle connections) starts on 'listening'.

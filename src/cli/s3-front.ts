@@ -24,7 +24,7 @@ export interface S3Front {
 /** Cluster-wide sources of the metrics: only the process that runs the background services has them. */
 export type ClusterSources = Pick<MetricsSources, 'cluster' | 'services'>;
 
-export function storageConfig(config: Config): StorageConfig {
+function storageConfig(config: Config): StorageConfig {
   return {
     chunkSize: config.chunkSize,
     blockSize: config.blockSize,
@@ -33,6 +33,11 @@ export function storageConfig(config: Config): StorageConfig {
     maxBuffersPerRequest: 4,
     inlineThreshold: config.inlineThreshold,
   };
+}
+
+/** Datanodes come and go (cluster mode: they register themselves); placement follows the metadata. */
+export function keepPlacementFresh(placement: Placement): NodeJS.Timeout {
+  return setInterval(() => void placement.refresh().catch(() => undefined), 5000).unref();
 }
 
 export function createS3Front(config: Config, store: MetadataStore, placement: Placement, cluster: ClusterSources): S3Front {

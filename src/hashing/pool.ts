@@ -18,6 +18,13 @@ export interface HashPoolOptions {
   niceIncrement?: number;
 }
 
+/** What the pool reports of itself (metrics, the admin page). */
+export interface PoolStats {
+  threads: number;
+  queueSize: number;
+  utilization: number;
+}
+
 export interface ChunkHashes {
   crc32c: number[];
   /** Resolves once the worker no longer reads the chunk's bytes, so its buffer may be reused. */
@@ -98,7 +105,7 @@ export class HashPool {
     return this.piscina.run({ kind: 'sha256', data } satisfies Task);
   }
 
-  get stats(): { threads: number; queueSize: number; utilization: number } {
+  get stats(): PoolStats {
     return { threads: this.piscina.threads.length, queueSize: this.piscina.queueSize, utilization: this.piscina.utilization };
   }
 

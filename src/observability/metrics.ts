@@ -8,10 +8,11 @@ import type { ClusterSnapshot } from './cluster.js';
 import type { BacklogView } from './progress.js';
 import type { ServiceProgress } from '../services/leased-service.js';
 import type { BlockSource } from '../datanode/client.js';
+import type { PoolStats } from '../hashing/pool.js';
 
 export interface MetricsSources {
   inFlight(): number;
-  pool(): { threads: number; queueSize: number; utilization: number };
+  pool(): PoolStats;
   /** The latest periodic view of datanodes and stored totals; undefined before the first. */
   cluster(): ClusterSnapshot | undefined;
   /** Background services (purge, re-replication) and what their passes did. */

@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { LoopDelay } from './loop-delay.js';
+import type { PoolStats } from '../hashing/pool.js';
 import type { BucketUsage, DatanodeRecord } from '../metadata/store.js';
 import type { ClusterMonitor, ReplicationHealth } from './cluster.js';
 import type { Readiness } from './health.js';
@@ -23,7 +24,7 @@ export interface GatewayStatus {
   requestsPerSecond: number;
   bytesInPerSecond: number;
   bytesOutPerSecond: number;
-  hashPool: { threads: number; queueSize: number; utilization: number };
+  hashPool: PoolStats;
   eventLoopDelayP99Ms: number;
   rssBytes: number;
 }
