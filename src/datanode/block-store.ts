@@ -518,10 +518,17 @@ async function readFully(fh: FileHandle, buffer: Buffer, at: number, length: num
   }
 }
 
+/**
+ * Bytes handed to one write(2). A chunk (4 MiB by default) goes down in pieces: the kernel
+ * does not preempt a thread inside a system call, and one 4 MiB write into fresh page-cache
+ * pages held a CPU for up to 20 ms here, with the gateway's event loop waiting behind it.
+ */
+const WRITE_PIECE = 256 * 1024;
+
 async function writeFully(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    const { bytesWritten } = await fh.write(data, done, Math.min(data.length - done, WRITE_PIECE), position + done);
     done += bytesWritten;
   }
 }
