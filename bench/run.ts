@@ -228,9 +228,9 @@ class Bench {
       ...listings.map((fixture) => ({ fixture, workload: directoryListWorkload(config, fixture) })),
       ...renames.map((fixture) => ({ fixture, workload: renameWorkload(config, fixture, rename(fixture)) })),
     ].filter(({ workload }) => this.selected(workload.id));
-    if (workloads.length === 0) return;
     const servers = new Servers();
     try {
+      if (workloads.length === 0) return;
       for (const { fixture } of workloads) {
         const started = performance.now();
         log(`populating ${fixture.layout} bucket ${fixture.bucket} with ${fixture.keys} keys`);
