@@ -1528,6 +1528,33 @@ t.test('SQLite group commit: concurrent writes share one transaction', async (t)
   await again.close();
 });
 
+t.test('SQLite group commit: an operation that fails undoes its own writes only', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 's3g-savepoint-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = new SqliteMetadataStore(join(dir, 's3g.db'), { secrets });
+  t.teardown(() => store.close());
+  await store.migrate();
+  await store.createUser({ name: 'alice' });
+  const bucket = await store.createBucket({ volume: 's3v', name: 'tree', owner: 'alice', layout: 'FSO' });
+  const db = (store as unknown as { db: Database.Database }).db;
+  const transaction = db.transaction.bind(db);
+  let outer = 0;
+  db.transaction = ((fn: (...args: unknown[]) => unknown) => {
+    if (!db.inTransaction) outer++;
+    return transaction(fn);
+  }) as typeof db.transaction;
+  const commit = (key: string, ifMatch?: string) =>
+    store.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key, size: 0, etag: 'e', attributes: {}, blocks: [], ...(ifMatch ? { ifMatch } : {}) });
+
+  // The first creates the directories a/ and a/b/, then fails its If-Match; the second commits.
+  const [failed, committed] = await Promise.allSettled([commit('a/b/c', '"other"'), commit('d/e')]);
+  t.equal(outer, 1, 'both in one group commit');
+  t.match(failed, { status: 'rejected', reason: { code: 'NoSuchKey' } });
+  t.equal(committed.status, 'fulfilled');
+  t.same(db.prepare('SELECT name FROM directories ORDER BY name').all(), [{ name: 'd/' }], "the failed commit's directories are undone, the other's kept");
+  t.ok(await store.getObject(bucket.id, 'd/e'));
+});
+
 t.test('SQLite: a write lock held by another connection is waited for on a timer, not on the event loop', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 's3g-busy-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
