@@ -1499,6 +1499,17 @@ t.test('SQLite pragmas: WAL, synchronous NORMAL plus a WAL fdatasync per acknowl
   await store.close();
 });
 
+/** Counts the transactions the store opens on db from now on (nested ones, savepoints, not counted). */
+function countTransactions(db: Database.Database): () => number {
+  const transaction = db.transaction.bind(db);
+  let outer = 0;
+  db.transaction = ((fn: (...args: unknown[]) => unknown) => {
+    if (!db.inTransaction) outer++;
+    return transaction(fn);
+  }) as typeof db.transaction;
+  return () => outer;
+}
+
 t.test('SQLite group commit: concurrent writes share one transaction', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 's3g-group-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -1506,17 +1517,12 @@ t.test('SQLite group commit: concurrent writes share one transaction', async (t)
   const store = new SqliteMetadataStore(path, { secrets });
   await store.migrate();
   const db = (store as unknown as { db: Database.Database }).db;
-  const transaction = db.transaction.bind(db);
-  let outer = 0;
-  db.transaction = ((fn: (...args: unknown[]) => unknown) => {
-    if (!db.inTransaction) outer++;
-    return transaction(fn);
-  }) as typeof db.transaction;
+  const outer = countTransactions(db);
 
   await Promise.all(['u1', 'u2', 'u3', 'u4'].map((name) => store.createUser({ name })));
-  t.equal(outer, 1, 'four concurrent writes, one transaction (one fsync)');
+  t.equal(outer(), 1, 'four concurrent writes, one transaction (one fsync)');
   await store.createUser({ name: 'u5' });
-  t.equal(outer, 2, 'a lone write gets its own');
+  t.equal(outer(), 2, 'a lone write gets its own');
 
   // Writes still queued when the store closes are committed, not dropped.
   const late = store.createUser({ name: 'late' });
@@ -1537,18 +1543,13 @@ t.test('SQLite group commit: an operation that fails undoes its own writes only'
   await store.createUser({ name: 'alice' });
   const bucket = await store.createBucket({ volume: 's3v', name: 'tree', owner: 'alice', layout: 'FSO' });
   const db = (store as unknown as { db: Database.Database }).db;
-  const transaction = db.transaction.bind(db);
-  let outer = 0;
-  db.transaction = ((fn: (...args: unknown[]) => unknown) => {
-    if (!db.inTransaction) outer++;
-    return transaction(fn);
-  }) as typeof db.transaction;
+  const outer = countTransactions(db);
   const commit = (key: string, ifMatch?: string) =>
     store.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key, size: 0, etag: 'e', attributes: {}, blocks: [], ...(ifMatch ? { ifMatch } : {}) });
 
   // The first creates the directories a/ and a/b/, then fails its If-Match; the second commits.
   const [failed, committed] = await Promise.allSettled([commit('a/b/c', '"other"'), commit('d/e')]);
-  t.equal(outer, 1, 'both in one group commit');
+  t.equal(outer(), 1, 'both in one group commit');
   t.match(failed, { status: 'rejected', reason: { code: 'NoSuchKey' } });
   t.equal(committed.status, 'fulfilled');
   t.same(db.prepare('SELECT name FROM directories ORDER BY name').all(), [{ name: 'd/' }], "the failed commit's directories are undone, the other's kept");
