@@ -49,7 +49,6 @@ export type FromWorker =
 const ASK_TIMEOUT_MS = 2000;
 
 interface Worker {
-  slot: number;
   child: ChildProcess;
   ready: boolean;
   report?: WorkerReport;
@@ -162,7 +161,7 @@ export class GatewayProcesses {
   private launch(slot: number): Promise<void> {
     // The parent's node flags (heap sizing, a TypeScript loader, --cpu-prof) apply to workers too.
     const child = fork(workerFile, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const worker: Worker = { slot, child, ready: false };
+    const worker: Worker = { child, ready: false };
     this.workers.set(slot, worker);
     // A message that cannot be sent (the worker died meanwhile) loses that connection only.
     child.on('error', (error) => log('warn', 'gateway worker unreachable', { worker: slot + 1, error: String(error) }));
