@@ -4,6 +4,12 @@ const MiB = 1 << 20;
 
 export interface BenchConfig {
   quick: boolean;
+  /**
+   * Times each compared workload runs on each server, in alternating order (s3g, baseline,
+   * peer, s3g, ...); the table shows medians. One load on this shared machine varies by a
+   * fifth or more from one minute to the next.
+   */
+  rounds: number;
   small: { size: number; connections: number; durationS: number; keys: number };
   large: { size: number; streams: number; deadlineMs: number };
   /** Peak RSS of the gateway while this many uploads of `size` run at once. */
@@ -17,6 +23,7 @@ export function benchConfig(quick: boolean): BenchConfig {
   return quick
     ? {
         quick,
+        rounds: 1,
         small: { size: 4096, connections: 64, durationS: 2, keys: 64 },
         large: { size: 8 * MiB, streams: 4, deadlineMs: 20_000 },
         rss: { size: 8 * MiB, streams: 32, deadlineMs: 20_000 },
@@ -25,6 +32,7 @@ export function benchConfig(quick: boolean): BenchConfig {
       }
     : {
         quick,
+        rounds: 3,
         small: { size: 4096, connections: 64, durationS: 10, keys: 1024 },
         large: { size: 256 * MiB, streams: 4, deadlineMs: 180_000 },
         rss: { size: 256 * MiB, streams: 32, deadlineMs: 600_000 },

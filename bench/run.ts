@@ -2,11 +2,13 @@
 // on 127.0.0.1, and stopped by its PID; every load is bounded in time. Prints one table to
 // stdout (progress goes to stderr) and writes bench/results/<date>.json.
 //
-//   node --import tsx bench/run.ts [--quick] [--only REGEX] [--profile]
+//   node --import tsx bench/run.ts [--quick] [--only REGEX] [--rounds N] [--results DIR] [--profile]
 //
-// --only runs the workloads whose id matches (a regular expression); --profile runs the
-// large signed PUT (or the s3g workloads --only selects) against a gateway started with
-// --cpu-prof and prints its top self-time functions instead.
+// --only runs the workloads whose id matches (a regular expression); --rounds sets how many
+// alternating rounds each compared workload runs (full mode 3, quick 1); --results is where
+// the JSON goes (default bench/results); --profile runs the large signed PUT (or the s3g
+// workloads --only selects) against a gateway started with --cpu-prof and prints its top
+// self-time functions instead.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
@@ -19,6 +21,7 @@ import { metadataPath, populateListBucket } from './list-fixture.js';
 import { openMetadataStore } from '../src/metadata/open.js';
 import { peerUnavailable, startPeer, tmpfsWithRoom, type PeerServer } from './peer.js';
 import { renderProfile, summariseProfile, type ProfileSummary } from './profile.js';
+import { combineRounds } from './rounds.js';
 import { ROOT, startS3g, tempDir, type S3gServer } from './s3g-server.js';
 import { evaluateTargets, render, type Environment, type Row } from './table.js';
 import {
@@ -78,8 +81,8 @@ class Bench {
   }
 
   /** Prepares, then runs the workload; for s3g, inside a /stats window. Failures become the measurement's error. */
-  async measure(workload: Workload, endpoint: Endpoint, gateway?: S3gServer): Promise<Measurement> {
-    log(`${workload.id} on ${endpoint.name}`);
+  async measure(workload: Workload, endpoint: Endpoint, gateway?: S3gServer, round = ''): Promise<Measurement> {
+    log(`${workload.id} on ${endpoint.name}${round}`);
     try {
       const run = await workload.prepare(endpoint);
       await gateway?.stats(true);
@@ -93,16 +96,31 @@ class Bench {
     }
   }
 
-  /** One table row: s3g, then its baseline (measured here unless given), then the peer. */
+  /**
+   * One table row: s3g, its baseline (the row's workload unless another is given) and the
+   * peer, in alternating rounds (config.rounds unless given); each figure combines its rounds
+   * (rounds.ts). A server that failed a round sits out the rounds after it.
+   */
   async compare(
     workload: Workload,
     s3g: S3gServer,
-    options: { baseline?: Endpoint | Measurement; peer?: PeerServer },
+    options: { baseline?: { endpoint: Endpoint; workload?: Workload }; peer?: PeerServer; rounds?: number },
   ): Promise<void> {
     if (!this.selected(workload.id)) return;
-    const row: Row = { id: workload.id, workload: workload.title, unit: workload.unit, s3g: await this.measure(workload, s3g.endpoint, s3g) };
-    if (options.baseline) row.baseline = 'url' in options.baseline ? await this.measure(workload, options.baseline) : options.baseline;
-    if (options.peer) row.peer = await this.measure(workload, options.peer.endpoint);
+    const rounds = options.rounds ?? this.config.rounds;
+    const runs = [
+      { column: 's3g' as const, workload, endpoint: s3g.endpoint, gateway: s3g },
+      ...(options.baseline ? [{ column: 'baseline' as const, workload: options.baseline.workload ?? workload, endpoint: options.baseline.endpoint }] : []),
+      ...(options.peer ? [{ column: 'peer' as const, workload, endpoint: options.peer.endpoint }] : []),
+    ].map((run) => ({ ...run, measurements: [] as Measurement[] }));
+    for (let round = 1; round <= rounds; round++) {
+      for (const run of runs) {
+        if (run.measurements.some((m) => m.error !== undefined)) continue;
+        run.measurements.push(await this.measure(run.workload, run.endpoint, 'gateway' in run ? run.gateway : undefined, rounds > 1 ? ` (round ${round} of ${rounds})` : ''));
+      }
+    }
+    const row: Row = { id: workload.id, workload: workload.title, unit: workload.unit, s3g: combineRounds(runs[0]!.measurements) };
+    for (const run of runs.slice(1)) row[run.column] = combineRounds(run.measurements);
     this.rows.push(row);
     log(`  ${JSON.stringify(row)}`);
   }
@@ -132,25 +150,27 @@ class Bench {
       const bareSmall = await servers.add(startBaseline('small'));
       const bareLarge = await servers.add(startBaseline('large'));
 
-      // One ideal-pipeline PUT is the baseline of every large PUT mode (the bare server has no auth to vary).
-      let idealPut: Measurement | undefined;
+      const idealPut = largePutWorkload('plain', config.large);
       for (const workload of objectWorkloads(config)) {
         if (!this.selected(workload.id)) continue;
-        let baseline: Endpoint | Measurement | undefined;
-        if (workload.id.startsWith('small-')) baseline = bareSmall.endpoint;
-        else if (workload.id === 'large-get') baseline = bareLarge.endpoint; // reads the files the plain PUT wrote
-        else if (workload.id.startsWith('large-put-')) {
-          baseline = idealPut ??= await this.measure(largePutWorkload('plain', config.large), bareLarge.endpoint);
+        if (workload.id === 'rss') {
+          // s3g's alone: one peak of 32 uploads.
+          await this.compare(workload, s3g, { rounds: 1 });
+          continue;
         }
-        // The RSS run is s3g's alone.
-        await this.compare(workload, s3g, { baseline, peer: workload.id === 'rss' ? undefined : peer });
+        let baseline: { endpoint: Endpoint; workload?: Workload } | undefined;
+        if (workload.id.startsWith('small-')) baseline = { endpoint: bareSmall.endpoint };
+        else if (workload.id === 'large-get') baseline = { endpoint: bareLarge.endpoint }; // reads the files the plain PUT wrote
+        // The bare server has no auth to vary: the ideal pipeline's plain PUT is every PUT mode's baseline.
+        else if (workload.id.startsWith('large-put-')) baseline = { endpoint: bareLarge.endpoint, workload: idealPut };
+        await this.compare(workload, s3g, { baseline, peer });
       }
       // The same GET with every byte through the datanode process, as a gateway on another host reads.
       const overGrpc = largeGetWorkload({ ...config.large, id: 'large-get-grpc', how: 'over gRPC (short-circuit-reads false)' });
       if (this.selected(overGrpc.id)) {
         const s3gOverGrpc = await servers.add(startS3g({ args: ['--short-circuit-reads', 'false'] }));
         await (await largePutWorkload('signed', config.large).prepare(s3gOverGrpc.endpoint))();
-        await this.compare(overGrpc, s3gOverGrpc, { baseline: bareLarge.endpoint });
+        await this.compare(overGrpc, s3gOverGrpc, { baseline: { endpoint: bareLarge.endpoint } });
       }
       // Small objects again with two processes on the S3 port, the lever for them (README, Gateway processes).
       const twoProcesses = (['PUT', 'GET'] as const)
@@ -158,7 +178,7 @@ class Bench {
         .filter((workload) => this.selected(workload.id));
       if (twoProcesses.length > 0) {
         const s3gTwo = await servers.add(startS3g({ args: ['--gateway-processes', '2'] }));
-        for (const workload of twoProcesses) await this.compare(workload, s3gTwo, { baseline: bareSmall.endpoint });
+        for (const workload of twoProcesses) await this.compare(workload, s3gTwo, { baseline: { endpoint: bareSmall.endpoint } });
       }
     } finally {
       await servers.stopAll();
@@ -190,7 +210,8 @@ class Bench {
           `list fixture: ${config.list.keys} keys written to s3rver's directory${tmpfs ? ` (on ${tmpfs}, tmpfs)` : ''} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
         );
       }
-      for (const workload of workloads) await this.compare(workload, s3g, { peer });
+      // Each figure is already the median of many pages.
+      for (const workload of workloads) await this.compare(workload, s3g, { peer, rounds: 1 });
     } finally {
       await servers.stopAll();
       rmSync(dataDir, { recursive: true, force: true });
@@ -238,7 +259,7 @@ class Bench {
         this.notes.push(`${fixture.bucket}: ${fixture.keys} keys (${fixture.layout}) written to s3g's metadata in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       }
       const s3g = await servers.add(startS3g({ dataDir }));
-      for (const { workload } of workloads) await this.compare(workload, s3g, {});
+      for (const { workload } of workloads) await this.compare(workload, s3g, { rounds: 1 });
     } finally {
       await servers.stopAll();
       rmSync(dataDir, { recursive: true, force: true });
@@ -246,7 +267,7 @@ class Bench {
   }
 }
 
-function environment(quick: boolean): Environment {
+function environment(config: BenchConfig): Environment {
   let nproc = availableParallelism();
   try {
     nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) || nproc;
@@ -255,17 +276,18 @@ function environment(quick: boolean): Environment {
   }
   return {
     date: new Date().toISOString(),
-    mode: quick ? 'quick' : 'full',
+    mode: config.quick ? 'quick' : 'full',
     nproc,
     cpu: cpus()[0]?.model.trim() ?? 'unknown',
     node: process.version,
+    rounds: config.rounds,
     loadAverage: { start: loadavg()[0]! },
   };
 }
 
-function resultFile(env: Environment, suffix = ''): string {
-  mkdirSync(RESULTS, { recursive: true });
-  return join(RESULTS, `${env.date.slice(0, 19).replace(/:/g, '-')}${env.mode === 'quick' ? '-quick' : ''}${suffix}.json`);
+function resultFile(env: Environment, dir: string, suffix = ''): string {
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `${env.date.slice(0, 19).replace(/:/g, '-')}${env.mode === 'quick' ? '-quick' : ''}${suffix}.json`);
 }
 
 /** The objects section's workloads, in running order: the large GET reads what the signed PUT wrote. */
@@ -284,8 +306,8 @@ function objectWorkloads(config: BenchConfig): Workload[] {
  * The workloads matching `only` (default: the large signed PUT) against a gateway started
  * with --cpu-prof; summarises the self time of the gateway's threads and its datanodes.
  */
-async function profile(config: BenchConfig, env: Environment, only = '^large-put-signed$'): Promise<void> {
-  const dir = join(RESULTS, `profile-${env.date.slice(0, 19).replace(/:/g, '-')}`);
+async function profile(config: BenchConfig, env: Environment, resultsDir: string, only = '^large-put-signed$'): Promise<void> {
+  const dir = join(resultsDir, `profile-${env.date.slice(0, 19).replace(/:/g, '-')}`);
   mkdirSync(dir, { recursive: true });
   const workloads = objectWorkloads(config).filter((w) => new RegExp(only).test(w.id));
   if (workloads.length === 0) throw new Error(`no workload matches ${only}`);
@@ -315,18 +337,28 @@ async function profile(config: BenchConfig, env: Environment, only = '^large-put
     `${id}: ${m.error ?? `${m.value?.toFixed(1)} ${workloads.find((w) => w.id === id)!.unit}, loop p99 ${m.loopP99Ms} ms, peak RSS ${Math.round((m.peakRssBytes ?? 0) / (1 << 20))} MiB`}`);
   process.stdout.write(`s3g CPU profile, ${env.date} (${env.mode} mode, load average ${env.loadAverage.start.toFixed(2)})\n${results.join('\n')}\n\n`);
   process.stdout.write(`${summaries.map((s) => renderProfile(s.title, s.summary)).join('\n\n')}\n`);
-  const file = resultFile(env, '-profile');
+  const file = resultFile(env, resultsDir, '-profile');
   writeFileSync(file, JSON.stringify({ environment: env, measurements, profiles: summaries }, null, 2) + '\n');
   process.stdout.write(`\nprofiles in ${dir}\nsummary written to ${file}\n`);
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, profile: { type: 'boolean', default: false } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      results: { type: 'string', default: RESULTS },
+    },
   });
   const config = benchConfig(values.quick);
-  const env = environment(values.quick);
-  if (values.profile) return profile(config, env, values.only);
+  if (values.rounds !== undefined) {
+    config.rounds = Number(values.rounds);
+    if (!Number.isInteger(config.rounds) || config.rounds < 1) throw new Error(`--rounds ${values.rounds}: a whole number of at least 1`);
+  }
+  const env = environment(config);
+  if (values.profile) return profile(config, env, values.results, values.only);
 
   const started = performance.now();
   const bench = new Bench(config, values.only);
@@ -337,7 +369,7 @@ async function main(): Promise<void> {
   const targets = evaluateTargets(bench.rows);
   const notes = [...bench.notes, `total bench time ${((performance.now() - started) / 1000).toFixed(0)} s`];
   process.stdout.write(`${render(env, bench.rows, targets)}\n\n${notes.map((n) => `note: ${n}`).join('\n')}\n`);
-  const file = resultFile(env);
+  const file = resultFile(env, values.results);
   writeFileSync(file, JSON.stringify({ environment: env, config, rows: bench.rows, targets, notes }, null, 2) + '\n');
   process.stdout.write(`results written to ${file}\n`);
 }

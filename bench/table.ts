@@ -18,6 +18,8 @@ export interface Environment {
   nproc: number;
   cpu: string;
   node: string;
+  /** Alternating rounds of each compared workload (BenchConfig.rounds). */
+  rounds: number;
   /** 1-minute load average at the start and the end: other work on the machine skews the numbers. */
   loadAverage: { start: number; end?: number };
 }
@@ -47,8 +49,20 @@ function formatValue(unit: Unit, m: Measurement): string {
   return `${v.toFixed(v < 100 ? 2 : 0)} ms`;
 }
 
-function formatRatio(ratio: number | undefined): string {
-  return ratio === undefined ? '' : `${ratio.toFixed(2)}×`;
+/** The ratio of each round's pair of figures (measured minutes apart, not hours). */
+export function roundRatios(unit: Unit, s3g: Measurement | undefined, other: Measurement | undefined): number[] {
+  const mine = s3g?.rounds ?? [];
+  const theirs = other?.rounds ?? [];
+  if (mine.length < 2 || mine.length !== theirs.length) return [];
+  return mine.flatMap((value, i) => speedRatio(unit, { value }, { value: theirs[i] }) ?? []);
+}
+
+function formatRatio(unit: Unit, s3g: Measurement | undefined, other: Measurement | undefined): string {
+  const ratio = speedRatio(unit, s3g, other);
+  if (ratio === undefined) return '';
+  const perRound = roundRatios(unit, s3g, other);
+  const spread = perRound.length < 2 ? '' : ` (${Math.min(...perRound).toFixed(2)}–${Math.max(...perRound).toFixed(2)})`;
+  return `${ratio.toFixed(2)}×${spread}`;
 }
 
 export function render(environment: Environment, rows: Row[], targets: TargetResult[]): string {
@@ -66,9 +80,9 @@ export function render(environment: Environment, rows: Row[], targets: TargetRes
     row.workload,
     cell(row.unit, row.s3g),
     cell(row.unit, row.baseline),
-    formatRatio(speedRatio(row.unit, row.s3g, row.baseline)),
+    formatRatio(row.unit, row.s3g, row.baseline),
     cell(row.unit, row.peer),
-    formatRatio(speedRatio(row.unit, row.s3g, row.peer)),
+    formatRatio(row.unit, row.s3g, row.peer),
     row.s3g.loopP99Ms === undefined ? '' : `${row.s3g.loopP99Ms} ms`,
     row.s3g.peakRssBytes === undefined ? '' : `${Math.round(row.s3g.peakRssBytes / MiB)} MiB`,
   ]);
@@ -86,6 +100,12 @@ export function render(environment: Environment, rows: Row[], targets: TargetRes
     'Baselines: bare node:http (small objects); an ideal hash+write pipeline and a bare file stream (large objects).',
     'loop p99 / peak RSS: the s3g gateway process during that workload (admin /stats).',
   ];
+  if (environment.rounds > 1) {
+    out.push(
+      `Figures are medians of ${environment.rounds} rounds run in turn (s3g, baseline, peer, s3g, ...); in parentheses, the lowest and ` +
+        'highest ratio of one round\'s pair. loop p99 and peak RSS are the worst round\'s. Listings: medians of their pages, one round.',
+    );
+  }
   if (environment.mode === 'quick') out.push('Quick mode: tiny sizes and short loads; the numbers only show that the suite runs.');
   if (footnotes.length > 0) out.push('', ...footnotes.map((f, i) => `[${i + 1}] ${f}`));
   const targetWidth = Math.max(...targets.map((t) => t.target.length));

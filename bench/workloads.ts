@@ -9,6 +9,7 @@ import { bodyDigests, patternSlices, smallBody } from './body.js';
 import type { BenchConfig } from './config.js';
 import { createBucket, objectPath, s3Client, signedHeaders, type Endpoint } from './endpoint.js';
 import { concurrently, exchange, hammer, type Exchange } from './load.js';
+import { median } from './rounds.js';
 
 export type Unit = 'ops/s' | 'MB/s' | 'ms';
 
@@ -23,6 +24,8 @@ export interface Measurement {
   /** Of the s3g gateway during the load (admin /stats). */
   loopP99Ms?: number;
   peakRssBytes?: number;
+  /** Each round's value, when the figure is the median of several (bench/rounds.ts). */
+  rounds?: number[];
 }
 
 export interface Workload {
@@ -260,12 +263,11 @@ async function timedListing(config: BenchConfig, endpoint: Endpoint, bucket: str
   while (samples.length < reps && (samples.length === 0 || performance.now() < deadline)) {
     samples.push(await listPage(config, endpoint, bucket, extra, entries));
   }
-  return median(samples);
+  return medianOf(samples);
 }
 
-function median(samples: number[]): Measurement {
-  samples.sort((a, b) => a - b);
-  return { value: samples[Math.floor(samples.length / 2)]!, note: `median of ${samples.length}` };
+function medianOf(samples: number[]): Measurement {
+  return { value: median(samples), note: `median of ${samples.length}` };
 }
 
 // ---- FSO and OBS: one directory of a large bucket, and a directory rename ----
@@ -314,7 +316,7 @@ export function renameWorkload(config: BenchConfig, fixture: ListFixture, rename
           token = page.NextContinuationToken;
         } while (token);
         if (listed !== fixture.keys) throw new Error(`${listed} keys listed under ${current}/ after the renames, expected ${fixture.keys}`);
-        return { ...median(samples), note: `median of ${samples.length}; ${listed} keys listed under the new name` };
+        return { ...medianOf(samples), note: `median of ${samples.length}; ${listed} keys listed under the new name` };
       };
     },
   };

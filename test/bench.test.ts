@@ -1,0 +1,117 @@
+// The benchmark suite: how rounds combine into one figure and how the table shows them, then
+// `bench/run.ts --quick` end to end (two rounds, so the combining runs on real measurements):
+// every workload measured on every server it names, the JSON complete, the targets judged.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, tempDir } from './helpers/server.js';
+import { combineRounds, median } from '../bench/rounds.js';
+import { render, roundRatios, type Environment, type Row } from '../bench/table.js';
+import type { Measurement } from '../bench/workloads.js';
+
+t.test('median: the middle value, or the mean of the two middle ones', async (t) => {
+  t.equal(median([5]), 5);
+  t.equal(median([9, 1, 5]), 5, 'unsorted input');
+  t.equal(median([4, 1, 3, 2]), 2.5);
+  t.throws(() => median([]), /no values/);
+});
+
+t.test('combineRounds', async (t) => {
+  const single: Measurement = { value: 7, p99Ms: 3, loopP99Ms: 4 };
+  t.same(combineRounds([single]), single, 'one round is the figure as measured');
+
+  const combined = combineRounds([
+    { value: 300, p99Ms: 40, loopP99Ms: 9, peakRssBytes: 200, failed: 1 },
+    { value: 100, p99Ms: 60, loopP99Ms: 21, peakRssBytes: 250 },
+    { value: 200, p99Ms: 50, loopP99Ms: 12, peakRssBytes: 240, failed: 2 },
+  ]);
+  t.same(
+    combined,
+    { rounds: [300, 100, 200], value: 200, p99Ms: 50, failed: 3, loopP99Ms: 21, peakRssBytes: 250 },
+    'medians of values and request p99s; the worst loop p99 and peak RSS; failed requests summed; each round kept',
+  );
+
+  const failure = combineRounds([{ value: 1 }, { error: 'large-get on s3g: HTTP 500' }]);
+  t.equal(failure.value, undefined, 'a failed round leaves no value');
+  t.equal(failure.error, 'round 2 of 2: large-get on s3g: HTTP 500', 'and says which round failed');
+  t.throws(() => combineRounds([]), /no rounds/);
+});
+
+t.test('the table shows medians and the spread of the rounds\' own ratios', async (t) => {
+  const rows: Row[] = [
+    {
+      id: 'large-get',
+      workload: '256 MiB ×4 GET',
+      unit: 'MB/s',
+      s3g: combineRounds([{ value: 400 }, { value: 300 }, { value: 350 }]),
+      baseline: combineRounds([{ value: 400 }, { value: 500 }, { value: 350 }]),
+    },
+    { id: 'list-first', workload: 'ListObjectsV2', unit: 'ms', s3g: { value: 10 }, peer: { value: 50 } },
+  ];
+  t.same(roundRatios('MB/s', rows[0]!.s3g, rows[0]!.baseline), [1, 0.6, 1], 'each round\'s s3g over its baseline');
+  t.same(roundRatios('ms', rows[1]!.s3g, rows[1]!.peer), [], 'no spread for a single round');
+  const environment: Environment = { date: '2026-11-27T00:00:00Z', mode: 'full', nproc: 2, cpu: 'test', node: 'v20', rounds: 3, loadAverage: { start: 1 } };
+  const table = render(environment, rows, []);
+  t.match(table, /350 MB\/s \| +400 MB\/s \| 0\.88× \(0\.60–1\.00\)/, 'median over median, then the lowest and highest round ratio');
+  t.match(table, /10\.00 ms \|.*50\.00 ms \| +5\.00× \|/, 'ms rows: the other server\'s time over s3g\'s, without a spread');
+  t.match(table, /Figures are medians of 3 rounds/);
+  t.notMatch(render({ ...environment, rounds: 1 }, rows, []), /Figures are medians/, 'one round: no word about rounds');
+});
+
+/** Runs the bench to completion (it bounds every load; the timeout is a last resort). */
+function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 480_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+interface BenchResults {
+  environment: Environment;
+  rows: Row[];
+  targets: { target: string; met: boolean | undefined }[];
+}
+
+t.test('bench/run.ts --quick --rounds 2 measures every workload', async (t) => {
+  const results = tempDir('s3g-test-bench-');
+  const { code, stdout, stderr } = await runBench(['--quick', '--rounds', '2', '--results', results]);
+  t.equal(code, 0, 'exits 0', { stderr: stderr.slice(-4000) });
+  const files = readdirSync(results).filter((f) => f.endsWith('-quick.json'));
+  t.equal(files.length, 1, 'one JSON file in --results');
+  const json = JSON.parse(readFileSync(join(results, files[0]!), 'utf8')) as BenchResults;
+  t.equal(json.environment.rounds, 2);
+
+  const ids = json.rows.map((r) => r.id);
+  const compared = ['small-put', 'small-get', 'small-head', 'large-put-signed', 'large-put-unsigned', 'large-put-sdk', 'large-get', 'large-get-grpc', 'small-put-2p', 'small-get-2p'];
+  const listings = ['list-first', 'list-middle', 'list-root-delimiter', 'list-directory-delimiter'];
+  t.same(ids.filter((id) => compared.includes(id)).sort(), [...compared].sort(), 'every compared workload has a row');
+  t.ok(ids.includes('rss'), 'the peak RSS row');
+  t.ok(listings.every((id) => ids.includes(id)), 'the listing rows');
+  t.ok(ids.filter((id) => id.startsWith('fso-')).length === 6, 'the FSO and OBS rows');
+
+  for (const row of json.rows) {
+    t.equal(row.s3g.error, undefined, `${row.id}: s3g measured`);
+    t.ok(row.s3g.value !== undefined && row.s3g.value > 0, `${row.id}: s3g has a figure`);
+    if (compared.includes(row.id)) {
+      t.equal(row.s3g.rounds?.length, 2, `${row.id}: two rounds of s3g`);
+      t.equal(row.baseline?.error, undefined, `${row.id}: baseline measured`);
+      t.equal(row.baseline?.rounds?.length, 2, `${row.id}: two rounds of the baseline`);
+      t.equal(row.s3g.value, median(row.s3g.rounds!), `${row.id}: the figure is the median of its rounds`);
+    } else {
+      t.equal(row.s3g.rounds, undefined, `${row.id}: one round`);
+    }
+  }
+  // The peer answers every workload it is given except the SDK's aws-chunked PUT, which s3rver stores verbatim.
+  for (const row of json.rows.filter((r) => r.peer !== undefined && r.id !== 'large-put-sdk')) {
+    t.equal(row.peer!.error, undefined, `${row.id}: s3rver measured`);
+  }
+  t.equal(json.targets.length, 8, 'every target judged');
+  t.ok(json.targets.every((target) => typeof target.met === 'boolean'), 'each met or missed, none left unmeasured');
+  t.match(stdout, /Figures are medians of 2 rounds/, 'the table says what its figures are');
+});
