@@ -1,6 +1,6 @@
-// Several rounds of one workload on one server as one figure. The value is the median (the
-// middle round resists one disturbed minute on a shared machine); the gateway's event-loop
-// p99 and peak RSS are the worst round's, since their targets are bounds.
+// Several rounds of one workload on one server as one figure: the median of each number the
+// rounds measured (the middle round resists one disturbed minute on a shared machine), except
+// the peak RSS, the highest of them.
 import type { Measurement } from './workloads.js';
 
 export function median(values: number[]): number {
@@ -10,10 +10,11 @@ export function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-const worst = (values: (number | undefined)[]): number | undefined => {
-  const known = values.filter((v): v is number => v !== undefined);
-  return known.length === 0 ? undefined : Math.max(...known);
-};
+/** The median of the rounds' `field`, when every round measured it. */
+function medianOf(rounds: Measurement[], field: 'value' | 'p99Ms' | 'loopP99Ms'): number | undefined {
+  const values = rounds.map((m) => m[field]);
+  return values.every((v): v is number => v !== undefined) ? median(values) : undefined;
+}
 
 /** One round that failed fails the figure: a server that fails once in three is not measured. */
 export function combineRounds(rounds: Measurement[]): Measurement {
@@ -24,18 +25,16 @@ export function combineRounds(rounds: Measurement[]): Measurement {
     return rounds.length === 1 ? failure : { ...failure, error: `round ${failedRound + 1} of ${rounds.length}: ${failure.error}` };
   }
   if (rounds.length === 1) return rounds[0]!;
-  const values = rounds.map((m) => m.value).filter((v): v is number => v !== undefined);
-  const p99s = rounds.map((m) => m.p99Ms).filter((v): v is number => v !== undefined);
+  const combined: Measurement = { rounds };
+  for (const field of ['value', 'p99Ms', 'loopP99Ms'] as const) {
+    const middle = medianOf(rounds, field);
+    if (middle !== undefined) combined[field] = middle;
+  }
+  const peaks = rounds.map((m) => m.peakRssBytes).filter((v): v is number => v !== undefined);
+  if (peaks.length > 0) combined.peakRssBytes = Math.max(...peaks);
   const failed = rounds.reduce((sum, m) => sum + (m.failed ?? 0), 0);
-  const notes = [...new Set(rounds.map((m) => m.note).filter((n): n is string => n !== undefined))];
-  const combined: Measurement = { rounds: rounds.map((m) => m.value ?? Number.NaN) };
-  if (values.length === rounds.length) combined.value = median(values);
-  if (p99s.length === rounds.length) combined.p99Ms = median(p99s);
   if (failed > 0) combined.failed = failed;
+  const notes = [...new Set(rounds.map((m) => m.note).filter((n): n is string => n !== undefined))];
   if (notes.length > 0) combined.note = notes.join('; ');
-  const loopP99Ms = worst(rounds.map((m) => m.loopP99Ms));
-  const peakRssBytes = worst(rounds.map((m) => m.peakRssBytes));
-  if (loopP99Ms !== undefined) combined.loopP99Ms = loopP99Ms;
-  if (peakRssBytes !== undefined) combined.peakRssBytes = peakRssBytes;
   return combined;
 }

@@ -54,15 +54,18 @@ export function roundRatios(unit: Unit, s3g: Measurement | undefined, other: Mea
   const mine = s3g?.rounds ?? [];
   const theirs = other?.rounds ?? [];
   if (mine.length < 2 || mine.length !== theirs.length) return [];
-  return mine.flatMap((value, i) => speedRatio(unit, { value }, { value: theirs[i] }) ?? []);
+  return mine.flatMap((round, i) => speedRatio(unit, round, theirs[i]) ?? []);
+}
+
+/** A figure with, in parentheses, the lowest and highest of its rounds. */
+function withSpread(figure: string, perRound: number[], digits: number): string {
+  return perRound.length < 2 ? figure : `${figure} (${Math.min(...perRound).toFixed(digits)}–${Math.max(...perRound).toFixed(digits)})`;
 }
 
 function formatRatio(unit: Unit, s3g: Measurement | undefined, other: Measurement | undefined): string {
   const ratio = speedRatio(unit, s3g, other);
   if (ratio === undefined) return '';
-  const perRound = roundRatios(unit, s3g, other);
-  const spread = perRound.length < 2 ? '' : ` (${Math.min(...perRound).toFixed(2)}–${Math.max(...perRound).toFixed(2)})`;
-  return `${ratio.toFixed(2)}×${spread}`;
+  return withSpread(`${ratio.toFixed(2)}×`, roundRatios(unit, s3g, other), 2);
 }
 
 export function render(environment: Environment, rows: Row[], targets: TargetResult[]): string {
@@ -83,7 +86,7 @@ export function render(environment: Environment, rows: Row[], targets: TargetRes
     formatRatio(row.unit, row.s3g, row.baseline),
     cell(row.unit, row.peer),
     formatRatio(row.unit, row.s3g, row.peer),
-    row.s3g.loopP99Ms === undefined ? '' : `${row.s3g.loopP99Ms} ms`,
+    row.s3g.loopP99Ms === undefined ? '' : withSpread(`${row.s3g.loopP99Ms} ms`, (row.s3g.rounds ?? []).flatMap((m) => m.loopP99Ms ?? []), 1),
     row.s3g.peakRssBytes === undefined ? '' : `${Math.round(row.s3g.peakRssBytes / MiB)} MiB`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
@@ -103,7 +106,7 @@ export function render(environment: Environment, rows: Row[], targets: TargetRes
   if (environment.rounds > 1) {
     out.push(
       `Figures are medians of ${environment.rounds} rounds run in turn (s3g, baseline, peer, s3g, ...); in parentheses, the lowest and ` +
-        'highest ratio of one round\'s pair. loop p99 and peak RSS are the worst round\'s. Listings: medians of their pages, one round.',
+        'highest ratio of one round\'s pair, and of one round\'s loop p99. Peak RSS: the highest round. Listings: medians of their pages, one round.',
     );
   }
   if (environment.mode === 'quick') out.push('Quick mode: tiny sizes and short loads; the numbers only show that the suite runs.');

@@ -24,8 +24,8 @@ export interface Measurement {
   /** Of the s3g gateway during the load (admin /stats). */
   loopP99Ms?: number;
   peakRssBytes?: number;
-  /** Each round's value, when the figure is the median of several (bench/rounds.ts). */
-  rounds?: number[];
+  /** Each round as measured, when the figure combines several (bench/rounds.ts). */
+  rounds?: Measurement[];
 }
 
 export interface Workload {
