@@ -48,6 +48,7 @@ t.test('defaults', async (t) => {
     gatewayProcesses: 1,
     hashNice: 10,
     datanodeNice: 10,
+    datanodeReservedSpace: 1024 ** 3,
     shortCircuitReads: true,
     purgeInterval: 30,
     replicationInterval: 30,

@@ -7,6 +7,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openMetadataStore } from '../metadata/open.js';
 import { startDatanodeServer } from '../datanode/server.js';
+import { parseSizeOrZero } from './sizes.js';
+import { DEFAULT_RESERVED_BYTES } from '../datanode/block-store.js';
 import { log } from '../common/log.js';
 import { startAdminServer } from './admin-http.js';
 import { DatanodeMetrics } from '../observability/datanode-metrics.js';
@@ -19,6 +21,7 @@ const USAGE = `usage: s3g datanode --meta URL --data DIR [options]
   --port N                    gRPC port (default 9880; 0 = any free port)
   --advertise HOST:PORT       address gateways use (default HOST:PORT as bound)
   --heartbeat-interval SECS   metadata heartbeat period (default 5)
+  --reserved-space SIZE       take no new block while the disk has less free (default 1GiB; 0: none)
   --admin-port N              /health, /ready, /metrics (default 9879; 0 = any free port)
 `;
 
@@ -41,6 +44,7 @@ export async function datanode(argv: string[]): Promise<number> {
       port: { type: 'string', default: '9880' },
       advertise: { type: 'string' },
       'heartbeat-interval': { type: 'string', default: '5' },
+      'reserved-space': { type: 'string' },
       'admin-port': { type: 'string', default: '9879' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -56,12 +60,14 @@ export async function datanode(argv: string[]): Promise<number> {
     if (!Number.isInteger(value) || value < 0 || value > 65535) throw new Error(`${flag} must be 0..65535, got '${value}'`);
   }
   if (!(heartbeatMs > 0)) throw new Error(`--heartbeat-interval must be a positive number, got '${values['heartbeat-interval']}'`);
+  const reserved = values['reserved-space'];
+  const reservedBytes = reserved === undefined ? DEFAULT_RESERVED_BYTES : parseSizeOrZero(reserved);
 
   const dir = resolve(values.data);
   mkdirSync(dir, { recursive: true });
   const id = stableDatanodeId(dir);
   const store = await openMetadataStore(values.meta);
-  const server = await startDatanodeServer({ id, dir, host: values.host, port });
+  const server = await startDatanodeServer({ id, dir, host: values.host, port, reservedBytes });
   const address = values.advertise ?? server.address;
   const report = async (): Promise<void> => {
     const stats = await server.store.stats();

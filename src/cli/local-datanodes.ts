@@ -28,8 +28,12 @@ export class LocalDatanodes {
     count: number,
     private readonly store: MetadataStore,
     private readonly placement: Placement,
-    /** Added to the datanodes' nice value, so the gateway's event loop gets the CPU first. */
-    private readonly nice = 0,
+    private readonly options: {
+      /** Added to the datanodes' nice value, so the gateway's event loop gets the CPU first. */
+      nice: number;
+      /** Free disk space no new block may take (BlockStore.reservedBytes). */
+      reservedBytes: number;
+    },
   ) {
     this.slots = Array.from({ length: count }, (_, i) => ({ id: String(i + 1), dir: join(dataDir, 'datanodes', String(i + 1)) }));
   }
@@ -63,7 +67,10 @@ export class LocalDatanodes {
 
   private async launch(slot: Slot): Promise<void> {
     mkdirSync(slot.dir, { recursive: true });
-    const child = fork(childFile, ['--id', slot.id, '--dir', slot.dir, '--host', '127.0.0.1', '--port', '0', '--nice', String(this.nice)], {
+    const child = fork(childFile, [
+      ...['--id', slot.id, '--dir', slot.dir, '--host', '127.0.0.1', '--port', '0'],
+      ...['--nice', String(this.options.nice), '--reserved-space', String(this.options.reservedBytes)],
+    ], {
       // The parent's node flags (a TypeScript loader, --cpu-prof) apply to datanodes too.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

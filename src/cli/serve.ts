@@ -30,7 +30,10 @@ export async function serve(argv: string[]): Promise<number> {
   const store = await openMetadataStore(meta, secrets);
   const adminUser = await bootstrapAdmin(store);
   const placement = new Placement(store, config.shortCircuitReads);
-  const datanodes = new LocalDatanodes(dataDir, config.datanodes, store, placement, config.datanodeNice);
+  const datanodes = new LocalDatanodes(dataDir, config.datanodes, store, placement, {
+    nice: config.datanodeNice,
+    reservedBytes: config.datanodeReservedSpace,
+  });
   await datanodes.start();
   return runGateway({
     config,

@@ -78,6 +78,12 @@ export const READ_PIECE_BYTES = 1024 * 1024;
 /** Largest accepted bytesPerChecksum: a read piece holds at least one slice. */
 export const MAX_BYTES_PER_CHECKSUM = 16 * 1024 * 1024;
 
+/**
+ * Free disk space a datanode keeps by default (`--reserved-space`): room for the metadata,
+ * logs and whatever else shares the disk once blocks have filled the rest.
+ */
+export const DEFAULT_RESERVED_BYTES = 1024 ** 3;
+
 const CRC_BYTES = 4;
 /** <dir>/INSTANCE_FILE holds the store's instanceId. */
 export const INSTANCE_FILE = 'instance';
@@ -96,13 +102,15 @@ export class BlockStore {
     readonly dir: string,
     /** Written to <dir>/instance at open: whoever reads it back there shares this store's disk. */
     readonly instanceId: string,
+    /** Free space of the filesystem no new block may take (Ozone's volume min free space). */
+    readonly reservedBytes: number,
   ) {
     this.containersDir = join(dir, 'containers');
   }
 
   /** Opens (creating if needed) the store and scans it for used bytes and committed blocks. */
-  static async open(dir: string): Promise<BlockStore> {
-    const store = new BlockStore(resolve(dir), randomUUID());
+  static async open(dir: string, options: { reservedBytes?: number } = {}): Promise<BlockStore> {
+    const store = new BlockStore(resolve(dir), randomUUID(), options.reservedBytes ?? 0);
     await mkdir(store.containersDir, { recursive: true });
     await writeFile(join(store.dir, INSTANCE_FILE), store.instanceId);
     await store.scan();
@@ -144,6 +152,12 @@ export class BlockStore {
     const writer = new BlockWriter(this, block.containerId, key, paths);
     this.writers.set(key, writer);
     try {
+      // A full disk would fail the block part way (and whatever shares the disk, such as
+      // serve's metadata); refusing it at the start lets the gateway say why.
+      const free = await this.freeBytes();
+      if (free < this.reservedBytes) {
+        throw new StoreError(status.RESOURCE_EXHAUSTED, `open block ${key}: ${free} bytes free, below the reserve of ${this.reservedBytes}`);
+      }
       if (await exists(paths.meta)) throw new StoreError(status.ALREADY_EXISTS, `block ${key} is already committed`);
       await mkdir(paths.container, { recursive: true });
       const leftover = await fileSize(paths.data);
@@ -213,17 +227,25 @@ export class BlockStore {
     return deleted;
   }
 
-  /** capacityBytes = usedBytes + what the filesystem still grants us, so capacity - used = free. */
+  /**
+   * capacityBytes = usedBytes + what new blocks may still take (the filesystem's free space
+   * less the reserve), so capacity - used = room, which placement weighs.
+   */
   async stats(): Promise<StoreStats> {
-    let available = 0;
+    let room = 0;
     let healthy = !this.closed;
     try {
-      const fs = await statfs(this.dir);
-      available = fs.bavail * fs.bsize;
+      room = Math.max(0, (await this.freeBytes()) - this.reservedBytes);
     } catch {
       healthy = false;
     }
-    return { capacityBytes: this.used + available, usedBytes: this.used, blockCount: this.committedBlocks, healthy };
+    return { capacityBytes: this.used + room, usedBytes: this.used, blockCount: this.committedBlocks, healthy };
+  }
+
+  /** What the filesystem still grants this process. */
+  private async freeBytes(): Promise<number> {
+    const fs = await statfs(this.dir);
+    return fs.bavail * fs.bsize;
   }
 
   get usedBytes(): number {

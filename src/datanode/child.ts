@@ -1,6 +1,6 @@
 // A datanode in its own process, so the gateway's event loop never carries the datanode's
 // side of the gRPC traffic. `s3g serve` forks this file:
-//   child.js --id ID --dir DIR --host 127.0.0.1 --port 0 [--nice N]
+//   child.js --id ID --dir DIR --host 127.0.0.1 --port 0 [--nice N] [--reserved-space BYTES]
 // and waits for the IPC message { type: 'ready', id, port } (or { type: 'error', id, message }).
 // Without an IPC channel (started by hand) it prints one "datanode ID ready HOST:PORT" line.
 // SIGTERM, SIGINT or the parent going away (IPC disconnect) close it gracefully, exit 0.
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     port: { type: 'string', default: '0' },
     'grace-ms': { type: 'string', default: '5000' },
     nice: { type: 'string', default: '0' },
+    'reserved-space': { type: 'string', default: '0' },
   },
   strict: true,
 });
@@ -25,8 +26,12 @@ const dir = values.dir;
 const port = Number(values.port);
 const graceMs = Number(values['grace-ms']);
 const nice = Number(values.nice);
-if (!id || !dir || !Number.isInteger(port) || port < 0 || port > 65535 || !Number.isFinite(graceMs) || !Number.isInteger(nice) || nice < 0) {
-  process.stderr.write('usage: child --id ID --dir DIR [--host HOST] [--port PORT] [--grace-ms MS] [--nice N]\n');
+const reservedBytes = Number(values['reserved-space']);
+if (
+  !id || !dir || !Number.isInteger(port) || port < 0 || port > 65535 || !Number.isFinite(graceMs) ||
+  !Number.isInteger(nice) || nice < 0 || !Number.isSafeInteger(reservedBytes) || reservedBytes < 0
+) {
+  process.stderr.write('usage: child --id ID --dir DIR [--host HOST] [--port PORT] [--grace-ms MS] [--nice N] [--reserved-space BYTES]\n');
   process.exit(2);
 }
 if (nice > 0) lowerPriority(nice);
@@ -49,7 +54,7 @@ process.on('SIGINT', () => void stop());
 process.on('disconnect', () => void stop());
 
 try {
-  server = await startDatanodeServer({ id, dir, host: values.host!, port });
+  server = await startDatanodeServer({ id, dir, host: values.host!, port, reservedBytes });
   if (process.send) process.send({ type: 'ready', id, port: server.port });
   else process.stdout.write(`datanode ${id} ready ${server.address}\n`);
 } catch (err) {

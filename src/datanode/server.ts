@@ -20,6 +20,8 @@ export interface DatanodeServerOptions {
   host: string;
   /** 0 = any free port. */
   port: number;
+  /** Free disk space no new block may take (BlockStore.reservedBytes); default 0. */
+  reservedBytes?: number;
 }
 
 export interface DatanodeServer {
@@ -60,7 +62,7 @@ function widenReceiveWindows(server: grpc.Server): void {
 }
 
 export async function startDatanodeServer(opts: DatanodeServerOptions): Promise<DatanodeServer> {
-  const store = await BlockStore.open(opts.dir);
+  const store = await BlockStore.open(opts.dir, { reservedBytes: opts.reservedBytes });
   const server = new grpc.Server(serverOptions);
   server.addService(datanodeService, handlers(opts.id, store));
   const hostPort = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;

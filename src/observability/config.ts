@@ -7,6 +7,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseSize } from '../cli/sizes.js';
+import { DEFAULT_RESERVED_BYTES } from '../datanode/block-store.js';
 
 /** Integers arrive as numbers (file) or strings (environment, flags). */
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -32,6 +33,11 @@ function size() {
       return z.NEVER;
     }
   });
+}
+
+/** A size, or 0 meaning none. */
+function sizeOrZero() {
+  return z.union([z.literal(0), z.literal('0').transform(() => 0), size()]);
 }
 
 /** Booleans arrive as booleans (file) or strings (environment, flags). */
@@ -61,12 +67,13 @@ const fields = {
   chunkSize: size().default(4 * 1024 ** 2),
   blockSize: size().default(256 * 1024 ** 2),
   bytesPerChecksum: size().default(16 * 1024),
-  inlineThreshold: z.union([z.literal(0), z.literal('0').transform(() => 0), size()]).default(64 * 1024),
+  inlineThreshold: sizeOrZero().default(64 * 1024),
   uploadBuffers: integer(1, 65536).default(8),
   gatewayProcesses: integer(1, 64).default(1),
   hashThreads: integer(1, 1024).optional(),
   hashNice: integer(0, 19).default(10),
   datanodeNice: integer(0, 19).default(10),
+  datanodeReservedSpace: sizeOrZero().default(DEFAULT_RESERVED_BYTES),
   shortCircuitReads: boolean().default(true),
   purgeInterval: seconds().default(30),
   replicationInterval: seconds().default(30),
@@ -130,6 +137,7 @@ export const OPTIONS: Record<ConfigKey, OptionDoc> = {
   hashThreads: { arg: 'N', help: 'hashing pool threads (of each gateway process)', shown: 'CPU count − 1 (at least 1)' },
   hashNice: { arg: 'N', help: 'hashing threads run this much nicer than the event loop (0–19)', shown: '10' },
   datanodeNice: { arg: 'N', help: 'local datanode processes run this much nicer than the gateway (0–19, serve)', shown: '10' },
+  datanodeReservedSpace: { arg: 'SIZE', help: 'local datanodes take no new block while their disk has less free (0: none; serve)', shown: '1GiB' },
   shortCircuitReads: { arg: 'BOOL', help: 'read blocks of datanodes on this host from their files, not over gRPC', shown: 'true' },
   purgeInterval: { arg: 'SECONDS', help: 'deleted-block purge period', shown: '30' },
   replicationInterval: { arg: 'SECONDS', help: 're-replication check period (under-replicated blocks are copied)', shown: '30' },

@@ -5,12 +5,14 @@
 // data that never gets committed can always be found and reclaimed.
 import type { BlockRef, MetadataStore, OpenKeyKind } from '../metadata/store.js';
 import type { ChunkHashes, HashPool, HashSession, DigestOptions, Digests } from '../hashing/pool.js';
-import type { BlockWriter } from '../datanode/client.js';
+import { status } from '@grpc/grpc-js';
+import { DatanodeError, type BlockWriter } from '../datanode/client.js';
 import { encodeChunkAt } from '../datanode/chunk-encoding.js';
 import { copyBytes } from '../hashing/shared-memory.js';
 import type { ChunkBuffer, ChunkBufferPool } from './chunk-buffers.js';
 import type { Placement } from './placement.js';
 import { log } from '../common/log.js';
+import { s3Error } from '../gateway/errors.js';
 import { newObjectId } from '../metadata/shared.js';
 
 export interface StorageConfig {
@@ -52,6 +54,8 @@ interface OpenBlock {
   writers: BlockWriter[];
   /** Indexes of replicas that failed; they get no more chunks and no commit. */
   failed: Set<number>;
+  /** Of those, the ones that failed for lack of disk space. */
+  full: Set<number>;
   length: number;
 }
 
@@ -233,7 +237,7 @@ class WriteRun {
     const ref = await this.store.allocateBlock(await this.openKey(), replicas);
     const writers = replicas.map((id) => this.placement.client(id).openBlockWriter(ref));
     this.allWriters.push(...writers);
-    this.block = { ref, replicas, writers, failed: new Set(), length: 0 };
+    this.block = { ref, replicas, writers, failed: new Set(), full: new Set(), length: 0 };
     return this.block;
   }
 
@@ -241,6 +245,7 @@ class WriteRun {
   private replicaFailed(block: OpenBlock, index: number, error: unknown): void {
     if (block.failed.has(index)) return;
     block.failed.add(index);
+    if (error instanceof DatanodeError && error.code === status.RESOURCE_EXHAUSTED) block.full.add(index);
     this.excluded.add(block.replicas[index]!);
     this.placement.suspect(block.replicas[index]!);
     log('warn', 'replica failed during write; excluding it', {
@@ -248,7 +253,10 @@ class WriteRun {
       datanodeId: block.replicas[index],
       error: String(error),
     });
-    if (block.failed.size === block.writers.length) this.fail(new Error(`every replica of block ${block.ref.localId} failed: ${String(error)}`));
+    if (block.failed.size < block.writers.length) return;
+    // Out of space everywhere it went: the client hears so (the next upload avoids these datanodes).
+    if (block.full.size === block.failed.size) this.fail(s3Error('InsufficientStorage'));
+    else this.fail(new Error(`every replica of block ${block.ref.localId} failed: ${String(error)}`));
   }
 
   private closeBlock(): void {

@@ -131,8 +131,10 @@ export interface TestDatanode {
 }
 
 /** A cluster datanode (`bin/s3g datanode`) registered in the metadata store at `meta`. */
-export async function startDatanode(meta: string, dataDir = tempDir('s3g-dn-')): Promise<TestDatanode> {
-  const proc = spawn(S3G, ['datanode', '--meta', meta, '--data', dataDir, '--port', '0', '--admin-port', '0', '--heartbeat-interval', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startDatanode(meta: string, dataDir = tempDir('s3g-dn-'), args: string[] = []): Promise<TestDatanode> {
+  const proc = spawn(S3G, ['datanode', '--meta', meta, '--data', dataDir, '--port', '0', '--admin-port', '0', '--heartbeat-interval', '1', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
