@@ -108,15 +108,15 @@ class Bench {
   ): Promise<void> {
     if (!this.selected(workload.id)) return;
     const rounds = options.rounds ?? this.config.rounds;
-    const runs = [
-      { column: 's3g' as const, workload, endpoint: s3g.endpoint, gateway: s3g },
-      ...(options.baseline ? [{ column: 'baseline' as const, workload: options.baseline.workload ?? workload, endpoint: options.baseline.endpoint }] : []),
-      ...(options.peer ? [{ column: 'peer' as const, workload, endpoint: options.peer.endpoint }] : []),
-    ].map((run) => ({ ...run, measurements: [] as Measurement[] }));
+    const runs: { column: 's3g' | 'baseline' | 'peer'; workload: Workload; endpoint: Endpoint; gateway?: S3gServer; measurements: Measurement[] }[] = [
+      { column: 's3g', workload, endpoint: s3g.endpoint, gateway: s3g, measurements: [] },
+    ];
+    if (options.baseline) runs.push({ column: 'baseline', workload: options.baseline.workload ?? workload, endpoint: options.baseline.endpoint, measurements: [] });
+    if (options.peer) runs.push({ column: 'peer', workload, endpoint: options.peer.endpoint, measurements: [] });
     for (let round = 1; round <= rounds; round++) {
       for (const run of runs) {
         if (run.measurements.some((m) => m.error !== undefined)) continue;
-        run.measurements.push(await this.measure(run.workload, run.endpoint, 'gateway' in run ? run.gateway : undefined, rounds > 1 ? ` (round ${round} of ${rounds})` : ''));
+        run.measurements.push(await this.measure(run.workload, run.endpoint, run.gateway, rounds > 1 ? ` (round ${round} of ${rounds})` : ''));
       }
     }
     const row: Row = { id: workload.id, workload: workload.title, unit: workload.unit, s3g: combineRounds(runs[0]!.measurements) };

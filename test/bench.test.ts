@@ -2,10 +2,10 @@
 // `bench/run.ts --quick` end to end (two rounds, so the combining runs on real measurements):
 // every workload measured on every server it names, the JSON complete, the targets judged.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tempDir } from './helpers/server.js';
+import { run } from './helpers/exec.js';
 import { combineRounds, median } from '../bench/rounds.js';
 import { render, roundRatios, type Environment, type Row } from '../bench/table.js';
 import type { Measurement } from '../bench/workloads.js';
@@ -61,19 +61,6 @@ t.test('the table shows medians and the spread of the rounds\' own ratios', asyn
   t.notMatch(render({ ...environment, rounds: 1 }, rows, []), /Figures are medians/, 'one round: no word about rounds');
 });
 
-/** Runs the bench to completion (it bounds every load; the timeout is a last resort). */
-function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 480_000 });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 interface BenchResults {
   environment: Environment;
   rows: Row[];
@@ -82,7 +69,10 @@ interface BenchResults {
 
 t.test('bench/run.ts --quick --rounds 2 measures every workload', async (t) => {
   const results = tempDir('s3g-test-bench-');
-  const { code, stdout, stderr } = await runBench(['--quick', '--rounds', '2', '--results', results]);
+  // The bench bounds every load; the timeout is a last resort.
+  const bench = await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--rounds', '2', '--results', results], { cwd: ROOT, timeoutMs: 480_000 });
+  const { code, stderr } = bench;
+  const stdout = bench.stdout.toString();
   t.equal(code, 0, 'exits 0', { stderr: stderr.slice(-4000) });
   const files = readdirSync(results).filter((f) => f.endsWith('-quick.json'));
   t.equal(files.length, 1, 'one JSON file in --results');

@@ -15,7 +15,7 @@ import {
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { BlockStore, StoreError } from '../src/datanode/block-store.js';
+import { BlockStore } from '../src/datanode/block-store.js';
 import { openMetadataStore } from '../src/metadata/open.js';
 import { disposeServer, startDatanode, startServer, tempDir } from './helpers/server.js';
 import { s3Failure, sdkClient } from './helpers/clients.js';
@@ -37,13 +37,11 @@ t.test('a block store below its reserve refuses new blocks and reports no room',
   const roomyStats = await roomy.stats();
   t.ok(roomyStats.capacityBytes > roomyStats.usedBytes, 'without a reserve: room to spare');
 
-  const refused = await full.openWriter({ containerId: 1, localId: 1 }).then(
-    () => undefined,
-    (error: unknown) => error,
+  await t.rejects(
+    full.openWriter({ containerId: 1, localId: 1 }),
+    { name: 'StoreError', code: status.RESOURCE_EXHAUSTED, message: /bytes free, below the reserve of 1125899906842624/ },
+    'a StoreError with RESOURCE_EXHAUSTED, as for ENOSPC',
   );
-  t.ok(refused instanceof StoreError, 'a StoreError');
-  t.equal((refused as StoreError).code, status.RESOURCE_EXHAUSTED, 'RESOURCE_EXHAUSTED, as for ENOSPC');
-  t.match((refused as StoreError).message, /bytes free, below the reserve of 1125899906842624/);
   const fullStats = await full.stats();
   t.equal(fullStats.capacityBytes, fullStats.usedBytes, 'capacity reported = used: no room');
   t.ok(fullStats.healthy, 'still healthy: it serves what it has');

@@ -52,10 +52,8 @@ interface OpenBlock {
   /** Datanode ids, parallel to writers. */
   replicas: string[];
   writers: BlockWriter[];
-  /** Indexes of replicas that failed; they get no more chunks and no commit. */
-  failed: Set<number>;
-  /** Of those, the ones that failed for lack of disk space. */
-  full: Set<number>;
+  /** Replicas that failed, by index, with why; they get no more chunks and no commit. */
+  failed: Map<number, unknown>;
   length: number;
 }
 
@@ -237,15 +235,14 @@ class WriteRun {
     const ref = await this.store.allocateBlock(await this.openKey(), replicas);
     const writers = replicas.map((id) => this.placement.client(id).openBlockWriter(ref));
     this.allWriters.push(...writers);
-    this.block = { ref, replicas, writers, failed: new Set(), full: new Set(), length: 0 };
+    this.block = { ref, replicas, writers, failed: new Map(), length: 0 };
     return this.block;
   }
 
   /** A replica that fails stops counting; the block lives on while one replica is left. */
   private replicaFailed(block: OpenBlock, index: number, error: unknown): void {
     if (block.failed.has(index)) return;
-    block.failed.add(index);
-    if (error instanceof DatanodeError && error.code === status.RESOURCE_EXHAUSTED) block.full.add(index);
+    block.failed.set(index, error);
     this.excluded.add(block.replicas[index]!);
     this.placement.suspect(block.replicas[index]!);
     log('warn', 'replica failed during write; excluding it', {
@@ -255,7 +252,7 @@ class WriteRun {
     });
     if (block.failed.size < block.writers.length) return;
     // Out of space everywhere it went: the client hears so (the next upload avoids these datanodes).
-    if (block.full.size === block.failed.size) this.fail(s3Error('InsufficientStorage'));
+    if ([...block.failed.values()].every(isOutOfSpace)) this.fail(s3Error('InsufficientStorage'));
     else this.fail(new Error(`every replica of block ${block.ref.localId} failed: ${String(error)}`));
   }
 
@@ -270,7 +267,7 @@ class WriteRun {
         ),
       );
       if (block.failed.size === block.writers.length) throw this.failure ?? new Error(`block ${block.ref.localId} has no replica left`);
-      for (const i of block.failed) await this.store.dropReplica(block.ref, block.replicas[i]!);
+      for (const i of block.failed.keys()) await this.store.dropReplica(block.ref, block.replicas[i]!);
     })();
     commit.catch((error: unknown) => this.fail(error));
     this.commits.push(commit);
@@ -280,6 +277,10 @@ class WriteRun {
     this.failure ??= error;
     this.wakeReader?.();
   }
+}
+
+function isOutOfSpace(error: unknown): boolean {
+  return error instanceof DatanodeError && error.code === status.RESOURCE_EXHAUSTED;
 }
 
 /** The chunk's first `length` bytes, copied whole and aligned into its shared buffer for the hashing workers. */

@@ -13,6 +13,8 @@ export interface RunResult {
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Killed (SIGTERM) after this long. */
+  timeoutMs?: number;
 }
 
 /** This process's environment without the variables starting with `prefixes` (AWS_, RCLONE_: a client's own settings). */
@@ -23,7 +25,7 @@ export function envWithout(...prefixes: string[]): NodeJS.ProcessEnv {
 /** Runs a command to completion; never rejects on a non-zero exit. */
 export function run(cmd: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: options.env ?? process.env, cwd: options.cwd, timeout: options.timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
