@@ -222,6 +222,28 @@ export const sqliteMigrations: readonly Migration[] = [
     // scan instead of a table lookup per key (4.3 -> 2.3 ms for a page of 1000 here).
     sql: 'CREATE INDEX objects_listing ON objects (bucket_id, name, object_id, size, etag, modified_at);',
   },
+  {
+    version: 8,
+    name: 'lookup epoch',
+    // Counts changes to what the gateway's lookup cache keeps (lookup-cache.ts), whichever
+    // process or statement makes them.
+    sql: `
+      CREATE TABLE lookup_epoch (
+        id  INTEGER PRIMARY KEY CHECK (id = 1),
+        n   INTEGER NOT NULL
+      );
+      INSERT INTO lookup_epoch (id, n) VALUES (1, 0);
+      CREATE TRIGGER users_insert_epoch AFTER INSERT ON users BEGIN UPDATE lookup_epoch SET n = n + 1; END;
+      CREATE TRIGGER users_update_epoch AFTER UPDATE ON users BEGIN UPDATE lookup_epoch SET n = n + 1; END;
+      CREATE TRIGGER users_delete_epoch AFTER DELETE ON users BEGIN UPDATE lookup_epoch SET n = n + 1; END;
+      CREATE TRIGGER access_keys_insert_epoch AFTER INSERT ON access_keys BEGIN UPDATE lookup_epoch SET n = n + 1; END;
+      CREATE TRIGGER access_keys_update_epoch AFTER UPDATE ON access_keys BEGIN UPDATE lookup_epoch SET n = n + 1; END;
+      CREATE TRIGGER access_keys_delete_epoch AFTER DELETE ON access_keys BEGIN UPDATE lookup_epoch SET n = n + 1; END;
+      CREATE TRIGGER buckets_insert_epoch AFTER INSERT ON buckets BEGIN UPDATE lookup_epoch SET n = n + 1; END;
+      CREATE TRIGGER buckets_update_epoch AFTER UPDATE ON buckets BEGIN UPDATE lookup_epoch SET n = n + 1; END;
+      CREATE TRIGGER buckets_delete_epoch AFTER DELETE ON buckets BEGIN UPDATE lookup_epoch SET n = n + 1; END;
+    `,
+  },
 ];
 
 /** Applies the migrations not yet recorded. Safe to run concurrently from several processes. */

@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Piscina } from 'piscina';
+import { LookupCache, type CachedLookup } from './lookup-cache.js';
 import { migrateSqlite } from './migrations.js';
 import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
@@ -72,6 +73,8 @@ export interface SqliteMetadataStoreOptions {
   datanodeDeadAfterMs?: number;
   /** Seals and opens secret access keys; without it, any method touching a secret throws. */
   secrets?: SecretBox;
+  /** How stale a cached access key or bucket may be after another process changed it (lookup-cache.ts). */
+  lookupRecheckMs?: number;
 }
 
 interface UserRow { name: string; canonical_id: string; display_name: string; admin: number; tenant: string | null; created_at: number }
@@ -105,6 +108,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly deadAfterMs: number;
   private readonly secrets: SecretBox | undefined;
+  private readonly lookupRecheckMs: number | undefined;
   private queue: PendingWrite[] = [];
   /** A bucket's layout never changes and its id is never reused: safe to keep. */
   private readonly layouts = new Map<number, BucketLayout>();
@@ -117,6 +121,10 @@ export class SqliteMetadataStore implements MetadataStore {
   private walSync: WalSync | undefined;
   /** One thread for usage totals, started on first use (sqlite-usage.ts). */
   private usagePool: Piscina | undefined;
+  /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
+  private lookups: LookupCache | undefined;
+  private accessKeys: CachedLookup<{ user: User; secretAccessKey: string }> | undefined;
+  private buckets: CachedLookup<Bucket> | undefined;
 
   constructor(path: string, options: SqliteMetadataStoreOptions = {}) {
     // ':memory:' is a private in-memory database (tests, one-off tools).
@@ -127,6 +135,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db = new Database(this.path, { timeout: this.busyTimeoutMs });
     this.deadAfterMs = options.datanodeDeadAfterMs ?? 60_000;
     this.secrets = options.secrets;
+    this.lookupRecheckMs = options.lookupRecheckMs;
     this.db.pragma('journal_mode = WAL');
     // A commit acknowledged to an S3 client must survive power loss. In WAL mode NORMAL does
     // not fsync at commit (only around checkpoints): a file database gets that fsync from
@@ -147,6 +156,14 @@ export class SqliteMetadataStore implements MetadataStore {
     this.run('INSERT INTO volumes (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', 's3v', Date.now());
     if (this.secrets) await this.reseal('kek_id IS NULL');
     if (!this.inMemory) this.walSync ??= await WalSync.open(`${this.path}-wal`);
+    if (!this.lookups) {
+      this.lookups = new LookupCache({
+        readEpoch: () => this.get<{ n: number }>('SELECT n FROM lookup_epoch WHERE id = 1')!.n,
+        recheckMs: this.lookupRecheckMs,
+      });
+      this.accessKeys = this.lookups.lookup();
+      this.buckets = this.lookups.lookup();
+    }
   }
 
   async close(): Promise<void> {
@@ -221,11 +238,14 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async lookupAccessKey(accessKeyId: string): Promise<{ user: User; secretAccessKey: string } | undefined> {
-    const row = this.get<UserRow & { secret: string; kek_id: string | null }>(
-      'SELECT u.*, k.secret, k.kek_id FROM access_keys k JOIN users u ON u.name = k.user_name WHERE k.access_key_id = ?',
-      accessKeyId,
-    );
-    return row && { user: toUser(row), secretAccessKey: requireSecretBox(this.secrets).open(accessKeyId, { kekId: row.kek_id, secret: row.secret }) };
+    const load = () => {
+      const row = this.get<UserRow & { secret: string; kek_id: string | null }>(
+        'SELECT u.*, k.secret, k.kek_id FROM access_keys k JOIN users u ON u.name = k.user_name WHERE k.access_key_id = ?',
+        accessKeyId,
+      );
+      return row && { user: Object.freeze(toUser(row)), secretAccessKey: requireSecretBox(this.secrets).open(accessKeyId, { kekId: row.kek_id, secret: row.secret }) };
+    };
+    return this.accessKeys ? this.accessKeys.get(accessKeyId, load) : load();
   }
 
   async createAccessKey(userName: string): Promise<AccessKey> {
@@ -274,8 +294,11 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async getBucket(volume: string, name: string): Promise<Bucket | undefined> {
-    const row = this.bucketRow(volume, name);
-    return row && toBucket(row);
+    const load = () => {
+      const row = this.bucketRow(volume, name);
+      return row && toBucket(row);
+    };
+    return this.buckets ? this.buckets.get(`${volume.length}:${volume}/${name}`, load) : load();
   }
 
   async bucketExists(name: string): Promise<boolean> {
@@ -1123,7 +1146,10 @@ export class SqliteMetadataStore implements MetadataStore {
       });
     }
     const outcomes: { ok: boolean; value: unknown }[] = [];
+    const lookups = this.lookups;
+    let movedEpoch = false;
     const transaction = this.db.transaction(() => {
+      const epoch = lookups?.readEpoch();
       for (const op of group) {
         try {
           outcomes.push({ ok: true, value: this.inSavepoint(op.fn) });
@@ -1134,6 +1160,7 @@ export class SqliteMetadataStore implements MetadataStore {
           outcomes.push({ ok: false, value: error });
         }
       }
+      movedEpoch = lookups !== undefined && lookups.readEpoch() !== epoch;
     });
     try {
       if (waitForLock) transaction.immediate();
@@ -1145,8 +1172,9 @@ export class SqliteMetadataStore implements MetadataStore {
     }
     this.busySince = undefined;
     const settle = () => group.forEach((op, i) => (outcomes[i]!.ok ? op.resolve(outcomes[i]!.value) : op.reject(outcomes[i]!.value)));
-    if (!this.walSync) return settle();
-    this.walSync.durable().then(settle, (error: unknown) => {
+    if (movedEpoch) lookups!.recheck();
+    if (!this.walSync && !movedEpoch) return settle();
+    Promise.all([this.walSync?.durable(), movedEpoch ? lookups!.settled() : undefined]).then(settle, (error: unknown) => {
       log('error', 'metadata WAL fdatasync failed; commits not acknowledged', { error: String(error) });
       for (const op of group) op.reject(error);
     });
