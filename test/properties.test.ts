@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { route } from '../src/gateway/router.js';
 import { S3Error } from '../src/gateway/errors.js';
 import { canonicalRequest, headerMap, parseAuthorizationHeader, parsePresignedQuery, type RequestParts } from '../src/auth/sigv4.js';
-import { awsUriEncode } from '../src/auth/uri-encode.js';
+import { awsUriEncode, canonicalQueryComponent, safeDecode } from '../src/auth/uri-encode.js';
 import { AwsChunkedDecoder, type AwsChunkedOptions } from '../src/auth/streaming.js';
 import { XMLBuilder } from 'fast-xml-parser';
 import { parseXml, xmlDocument, xmlElement, xmlText } from '../src/gateway/xml.js';
@@ -178,6 +178,20 @@ t.test('SigV4: canonicalisation of arbitrary requests yields a string or an S3 e
     { numRuns: RUNS },
   );
   t.pass('no unexpected exception');
+});
+
+t.test('SigV4: a query component with a shortcut is canonical exactly as decoding and encoding it again makes it', async (t) => {
+  const component = fc.oneof(nasty, fc.stringMatching(/^[A-Za-z0-9\-._~%+]{0,30}$/));
+  fc.assert(
+    fc.property(component, (raw) => {
+      const decoded = safeDecode(raw.replace(/\+/g, ' '));
+      return canonicalQueryComponent(raw) === (decoded === undefined ? undefined : awsUriEncode(decoded));
+    }),
+    { numRuns: RUNS },
+  );
+  t.equal(canonicalQueryComponent('AKIA%2F20261127%2Fus-east-1'), 'AKIA%2F20261127%2Fus-east-1');
+  t.equal(canonicalQueryComponent('a+b%7e'), 'a%20b~');
+  t.equal(canonicalQueryComponent('%E0%A4%A'), undefined, 'malformed percent-encoding');
 });
 
 const noHash = { sha256: async (data: Uint8Array) => createHash('sha256').update(data).digest('hex') };

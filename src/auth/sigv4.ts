@@ -2,7 +2,7 @@
 // Only the canonical request and HMACs live here; hashing of payload bytes is the pool's job.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { s3Error } from '../gateway/errors.js';
-import { awsUriEncode, safeDecode } from './uri-encode.js';
+import { awsUriEncode, canonicalQueryComponent, safeDecode } from './uri-encode.js';
 
 export const ALGORITHM = 'AWS4-HMAC-SHA256';
 export const MAX_CLOCK_SKEW_MS = 15 * 60 * 1000;
@@ -145,11 +145,11 @@ function canonicalQuery(rawQuery: string, presigned: boolean): string {
     const eq = item.indexOf('=');
     const rawName = eq < 0 ? item : item.slice(0, eq);
     const rawValue = eq < 0 ? '' : item.slice(eq + 1);
-    const name = safeDecode(rawName.replace(/\+/g, ' '));
-    const value = safeDecode(rawValue.replace(/\+/g, ' '));
+    const name = canonicalQueryComponent(rawName);
+    const value = canonicalQueryComponent(rawValue);
     if (name === undefined || value === undefined) throw s3Error('InvalidArgument', 'Invalid percent-encoding in the query string');
     if (presigned && name === 'X-Amz-Signature') continue;
-    pairs.push([awsUriEncode(name), awsUriEncode(value)]);
+    pairs.push([name, value]);
   }
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
   return pairs.map(([n, v]) => `${n}=${v}`).join('&');

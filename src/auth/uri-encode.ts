@@ -16,6 +16,17 @@ export function awsUriEncode(value: string, keepSlash = false): string {
   return keepSlash ? encoded.replace(/%2F/g, '/') : encoded;
 }
 
+/**
+ * A raw query-string name or value as SigV4's canonical query has it: decoded ('+' is a space)
+ * and encoded again; undefined when its percent-encoding is malformed. One of only unreserved
+ * characters (most of a presigned URL's) is already canonical.
+ */
+export function canonicalQueryComponent(raw: string): string | undefined {
+  if (UNRESERVED_ONLY.test(raw)) return raw;
+  const decoded = safeDecode(raw.replace(/\+/g, ' '));
+  return decoded === undefined ? undefined : awsUriEncode(decoded);
+}
+
 /** Percent-decoding that returns undefined for malformed input instead of throwing. */
 export function safeDecode(value: string): string | undefined {
   try {
