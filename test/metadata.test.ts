@@ -1449,6 +1449,29 @@ t.test('PostgreSQL: conditional commits racing from several gateways', { skip: p
   t.same((await stores[3]!.pendingBlockDeletions(10)).map((d) => d.block.localId), [v1.blocks[0]!.localId], 'only the replaced version is retired');
 });
 
+t.test('PostgreSQL: a fresh gateway takes more concurrent commits than its pool has connections', { skip: postgresSkip }, async (t) => {
+  const server = await postgresServer();
+  const url = await server.createDatabase();
+  const admin = await openMetadataStore(url, secrets);
+  // A gateway that has never seen the bucket, with a pool of 4 connections.
+  const gateway = new PostgresMetadataStore(url, { secrets, poolSize: 4 });
+  await gateway.migrate();
+  t.teardown(async () => {
+    await admin.close();
+    await gateway.close();
+    await server.dropDatabase(url);
+  });
+  await admin.createUser({ name: 'alice' });
+  const bucket = await admin.createBucket({ volume: 's3v', name: 'b', owner: 'alice' });
+  const commits = Array.from({ length: 12 }, (_, i) =>
+    gateway.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key: `k${i}`, size: 1, etag: 'e', attributes: {}, blocks: [], inlineData: new Uint8Array([i]) }));
+  // Each commit's transaction once asked the pool for a second connection (the bucket's
+  // layout), and with every connection held by such a transaction, waited forever.
+  const timeout = sleep(20_000).then(() => 'timed out');
+  t.equal(await Promise.race([Promise.all(commits).then(() => 'committed'), timeout]), 'committed', '12 commits through 4 connections');
+  t.equal((await admin.listObjects(bucket.id, { limit: 100 })).length, 12);
+});
+
 // SQLite- and URL-specific checks, outside the shared contract.
 t.test('openMetadataStore', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 's3g-open-'));

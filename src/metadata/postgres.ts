@@ -824,17 +824,23 @@ export class PostgresMetadataStore implements MetadataStore {
   /** One read-write transaction, run again from the start on a conflict. */
   // ---- FSO namespace (namespace.ts) ----
 
-  private async layoutOf(bucketId: number): Promise<BucketLayout | undefined> {
+  /**
+   * Inside a transaction, pass its client: a second connection from the pool could wait forever,
+   * once every connection is held by a transaction waiting likewise (a fresh gateway's first
+   * pool-size concurrent PUTs into a bucket, before the layout was known).
+   */
+  private async layoutOf(bucketId: number, c?: PoolClient): Promise<BucketLayout | undefined> {
     const known = this.layouts.get(bucketId);
     if (known !== undefined) return known;
-    const [row] = await this.select<{ layout: BucketLayout }>('SELECT layout FROM buckets WHERE id = $1', [bucketId]);
+    const sql = 'SELECT layout FROM buckets WHERE id = $1';
+    const [row] = c ? (await c.query<{ layout: BucketLayout }>(sql, [bucketId])).rows : await this.select<{ layout: BucketLayout }>(sql, [bucketId]);
     if (row) this.layouts.set(bucketId, row.layout);
     return row?.layout;
   }
 
   /** The objects row name of an S3 key: itself in an OBS bucket, `<directory id>/<leaf>` in an FSO bucket. */
   private async storedName(c: PoolClient, bucketId: number, key: string, mode: 'create' | 'find'): Promise<string | undefined> {
-    if ((await this.layoutOf(bucketId)) !== 'FSO') return key;
+    if ((await this.layoutOf(bucketId, c)) !== 'FSO') return key;
     const { directories, leaf } = splitKey(fsoKey(key));
     const parent = await directoryAt(c, bucketId, directories, mode);
     return parent === undefined ? undefined : internalName(parent, leaf);
