@@ -1,6 +1,7 @@
 // A revoked access key stops working at once on every gateway: two `s3g gateway` processes
-// share one metadata store (a SQLite file, then PostgreSQL) and look keys up there on every
-// request; the admin works on the same store with the same KEK.
+// share one metadata store (a SQLite file, then PostgreSQL), each with its cache of keys
+// (lookup-cache.ts), which a revocation must reach before it is acknowledged; the admin works
+// on the same store with the same KEK.
 import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';

@@ -1,38 +1,49 @@
 // Access keys and buckets as last read, for the two lookups every S3 request makes before its
 // own work. Read under load, each was a cold SQLite lookup of 17–30 µs (its pages, SQLite's
 // code and the WAL lock's fcntl calls all evicted by the rest of the request), a sixth of a
-// small GET's CPU.
+// small GET's CPU; on PostgreSQL each is a round trip.
 //
-// Entries are trusted while the epoch they were read under is current. Triggers bump the epoch
-// on any change to users, access keys or buckets, whichever process makes it (migration 8). The
-// epoch is read again at most once per `recheckMs`, and before the first lookup after a write
-// of this process. A write that moved the epoch is acknowledged only `recheckMs` after its
-// commit (settled()): by then every cache, in any process, reads the epoch again before its
-// next lookup, so a revoked key fails on every gateway once the revocation is acknowledged.
+// Entries are trusted while the epoch they were read under is current. Every change to users,
+// access keys or buckets moves the epoch, whichever process makes it (SQLite: triggers;
+// PostgreSQL: the store's own writes). The epoch is read again at most once per `recheckMs`,
+// and before the first lookup after a write of this process that moved it. Such a write is
+// acknowledged only `recheckMs` after its commit (settled()): by then every cache, in any
+// process, reads the epoch again before its next lookup, so a revoked key fails on every
+// gateway once the revocation is acknowledged.
 
 /** How stale a lookup may be after another process changed it. */
 export const DEFAULT_RECHECK_MS = 1;
 /** Entries per map; a full map starts again empty (many keys or buckets: a bounded cache, not a copy). */
 const MAX_ENTRIES = 10_000;
 
+type MaybePromise<T> = T | Promise<T>;
+
 export interface LookupCacheOptions {
   /** Reads the current epoch. */
-  readEpoch: () => number;
+  readEpoch: () => MaybePromise<number>;
   recheckMs?: number;
 }
 
 /** A cache of one kind of lookup, sharing the epoch of the LookupCache it was made by. */
 export interface CachedLookup<V> {
   /** The cached value for key, or what load returns (kept unless undefined: misses are not cached). */
-  get(key: string, load: () => V | undefined): V | undefined;
+  get(key: string, load: () => MaybePromise<V | undefined>): Promise<V | undefined>;
 }
 
 export class LookupCache {
   /** Reads the current epoch. */
-  readonly readEpoch: () => number;
+  readonly readEpoch: () => MaybePromise<number>;
   private readonly recheckMs: number;
   private epoch: number | undefined;
+  /** When the epoch read that last validated the cache was started. */
   private checkedAt = -Infinity;
+  /** When recheck() was last called: an epoch read started before then validates nothing. */
+  private recheckAt = -Infinity;
+  /** The epoch read in flight, which lookups arriving meanwhile wait for, and when it started. */
+  private checking: Promise<void> | undefined;
+  private checkingSince = -Infinity;
+  /** Moves whenever the maps are emptied, so that a load begun before keeps its value to itself. */
+  private generation = 0;
   private readonly maps: Map<string, unknown>[] = [];
 
   constructor(options: LookupCacheOptions) {
@@ -45,12 +56,14 @@ export class LookupCache {
     const map = new Map<string, V>();
     this.maps.push(map);
     return {
-      get: (key, load) => {
-        this.validate();
+      get: async (key, load) => {
+        const validating = this.validate();
+        if (validating) await validating;
         const cached = map.get(key);
         if (cached !== undefined) return cached;
-        const value = load();
-        if (value === undefined) return undefined;
+        const generation = this.generation;
+        const value = await load();
+        if (value === undefined || generation !== this.generation) return value;
         if (map.size >= MAX_ENTRIES) map.clear();
         map.set(key, Object.freeze(value));
         return value;
@@ -58,8 +71,9 @@ export class LookupCache {
     };
   }
 
-  /** This process wrote: read the epoch again before the next lookup. */
+  /** This process moved the epoch: read it again before the next lookup. */
   recheck(): void {
+    this.recheckAt = performance.now();
     this.checkedAt = -Infinity;
   }
 
@@ -68,14 +82,27 @@ export class LookupCache {
     return new Promise((resolve) => setTimeout(resolve, this.recheckMs));
   }
 
-  private validate(): void {
+  private validate(): Promise<void> | undefined {
     const now = performance.now();
-    if (now - this.checkedAt < this.recheckMs) return;
-    const epoch = this.readEpoch();
-    this.checkedAt = now;
+    if (now - this.checkedAt < this.recheckMs) return undefined;
+    if (this.checking && this.checkingSince > this.recheckAt) return this.checking;
+    const checking = this.check(now);
+    const done = () => {
+      if (this.checking === checking) this.checking = undefined;
+    };
+    checking.then(done, done);
+    this.checking = checking;
+    this.checkingSince = now;
+    return checking;
+  }
+
+  private async check(startedAt: number): Promise<void> {
+    const epoch = await this.readEpoch();
+    if (startedAt > this.recheckAt) this.checkedAt = startedAt;
     if (epoch === this.epoch) return;
     // Values are read after the epoch: one read under an older epoch is dropped at the next check.
     this.epoch = epoch;
+    this.generation++;
     for (const map of this.maps) map.clear();
   }
 }

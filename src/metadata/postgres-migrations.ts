@@ -198,6 +198,19 @@ export const postgresMigrations: readonly Migration[] = [
     // As in SQLite: listing pages become index-only scans.
     sql: 'CREATE INDEX objects_listing ON objects (bucket_id, name) INCLUDE (object_id, size, etag, modified_at);',
   },
+  {
+    version: 8,
+    name: 'lookup epoch',
+    // As in SQLite, but moved by the store's own writes rather than triggers (CockroachDB has
+    // had none until recently): every s3g write to users, access_keys or buckets moves it.
+    sql: `
+      CREATE TABLE lookup_epoch (
+        id  INTEGER PRIMARY KEY CONSTRAINT lookup_epoch_one_row CHECK (id = 1),
+        n   BIGINT NOT NULL
+      );
+      INSERT INTO lookup_epoch (id, n) VALUES (1, 0);
+    `,
+  },
 ];
 
 /** Which server speaks the protocol: only CockroachDB needs a different spelling. */

@@ -24,6 +24,7 @@ import pg from 'pg';
 import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migratePostgres } from './postgres-migrations.js';
+import { LookupCache, type CachedLookup } from './lookup-cache.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
 import {
   type BlockReplicaRow,
@@ -118,6 +119,8 @@ export interface PostgresMetadataStoreOptions {
   isolation?: 'read committed' | 'serializable';
   /** Seals and opens secret access keys; without it, any method touching a secret throws. */
   secrets?: SecretBox;
+  /** How stale a cached access key or bucket may be after another process changed it (lookup-cache.ts). */
+  lookupRecheckMs?: number;
 }
 
 const EXPIRE_BATCH = 256;
@@ -133,6 +136,11 @@ export class PostgresMetadataStore implements MetadataStore {
   private closed = false;
   /** A bucket's layout never changes and its id is never reused: safe to keep. */
   private readonly layouts = new Map<number, BucketLayout>();
+  private readonly lookupRecheckMs: number | undefined;
+  /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
+  private lookups: LookupCache | undefined;
+  private accessKeys: CachedLookup<{ user: User; secretAccessKey: string }> | undefined;
+  private buckets: CachedLookup<Bucket> | undefined;
 
   constructor(url: string, options: PostgresMetadataStoreOptions = {}) {
     this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
@@ -143,12 +151,21 @@ export class PostgresMetadataStore implements MetadataStore {
     this.maxAttempts = options.maxAttempts ?? 30;
     this.begin = `BEGIN ISOLATION LEVEL ${(options.isolation ?? 'read committed').toUpperCase()}`;
     this.secrets = options.secrets;
+    this.lookupRecheckMs = options.lookupRecheckMs;
   }
 
   async migrate(): Promise<void> {
     await migratePostgres((fn) => this.write(fn));
     await this.statement('INSERT INTO volumes (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', ['s3v', Date.now()]);
     if (this.secrets) await this.reseal('kek_id IS NULL', []);
+    if (!this.lookups) {
+      this.lookups = new LookupCache({
+        readEpoch: async () => Number((await this.select<{ n: number }>('SELECT n FROM lookup_epoch WHERE id = 1'))[0]!.n),
+        recheckMs: this.lookupRecheckMs,
+      });
+      this.accessKeys = this.lookups.lookup();
+      this.buckets = this.lookups.lookup();
+    }
   }
 
   async close(): Promise<void> {
@@ -181,7 +198,7 @@ export class PostgresMetadataStore implements MetadataStore {
   // ---- users and access keys ----
 
   async createUser(input: { name: string; admin?: boolean; tenant?: string; accessKeyId?: string; secretAccessKey?: string }): Promise<UserWithKeys> {
-    return this.write(async (c) => {
+    return this.writeLookups(async (c) => {
       if (await userRow(c, input.name)) throw new MetadataError('UserAlreadyExists', `user ${input.name} already exists`);
       if (input.tenant !== undefined && !(await one(c, 'SELECT 1 FROM tenants WHERE name = $1', [input.tenant]))) {
         throw new MetadataError('NoSuchTenant', `tenant ${input.tenant} does not exist`);
@@ -194,7 +211,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async ensureUser(input: { name: string; admin: boolean; accessKeyId: string; secretAccessKey: string }): Promise<UserWithKeys> {
     // The bootstrap credential comes from the environment, which is the source of truth.
-    return this.write(async (c) => {
+    return this.writeLookups(async (c) => {
       const user = await userRow(c, input.name);
       if (!user) await insertUser(c, input.name, input.admin);
       else if (user.admin !== input.admin) await c.query('UPDATE users SET admin = $1 WHERE name = $2', [input.admin, input.name]);
@@ -220,15 +237,18 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async lookupAccessKey(accessKeyId: string): Promise<{ user: User; secretAccessKey: string } | undefined> {
-    const [row] = await this.select<UserRow & { secret: string; kek_id: string | null }>(
-      'SELECT u.*, k.secret, k.kek_id FROM access_keys k JOIN users u ON u.name = k.user_name WHERE k.access_key_id = $1',
-      [accessKeyId],
-    );
-    return row && { user: toUser(row), secretAccessKey: requireSecretBox(this.secrets).open(accessKeyId, { kekId: row.kek_id, secret: row.secret }) };
+    const load = async () => {
+      const [row] = await this.select<UserRow & { secret: string; kek_id: string | null }>(
+        'SELECT u.*, k.secret, k.kek_id FROM access_keys k JOIN users u ON u.name = k.user_name WHERE k.access_key_id = $1',
+        [accessKeyId],
+      );
+      return row && { user: Object.freeze(toUser(row)), secretAccessKey: requireSecretBox(this.secrets).open(accessKeyId, { kekId: row.kek_id, secret: row.secret }) };
+    };
+    return this.accessKeys ? this.accessKeys.get(accessKeyId, load) : load();
   }
 
   async createAccessKey(userName: string): Promise<AccessKey> {
-    return this.write(async (c) => {
+    return this.writeLookups(async (c) => {
       if (!(await userRow(c, userName))) throw new MetadataError('NoSuchUser', `user ${userName} does not exist`);
       const accessKeyId = newAccessKeyId();
       await insertAccessKey(c, userName, accessKeyId, newSecretAccessKey(), this.secrets);
@@ -237,7 +257,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async revokeAccessKey(accessKeyId: string): Promise<void> {
-    await this.write(async (c) => {
+    await this.writeLookups(async (c) => {
       const deleted = await c.query('DELETE FROM access_keys WHERE access_key_id = $1', [accessKeyId]);
       if (deleted.rowCount === 0) throw new MetadataError('NoSuchAccessKey', `access key ${accessKeyId} does not exist`);
     });
@@ -252,7 +272,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   /** Seals again, with the current KEK, the secrets of the rows matching `where`; returns how many. */
   private reseal(where: string, params: Params): Promise<number> {
-    return this.write(async (c) => {
+    return this.writeLookups(async (c) => {
       const { rows } = await c.query<KeyRow>(`SELECT * FROM access_keys WHERE ${where} FOR UPDATE`, params as unknown[]);
       for (const row of rows) await storeSecret(c, row.access_key_id, toAccessKey(row, this.secrets).secretAccessKey, this.secrets);
       return rows.length;
@@ -262,7 +282,7 @@ export class PostgresMetadataStore implements MetadataStore {
   // ---- volumes and buckets ----
 
   async createBucket(input: { volume: string; name: string; owner: string; layout?: BucketLayout }): Promise<Bucket> {
-    return this.write(async (c) => {
+    return this.writeLookups(async (c) => {
       if (!(await userRow(c, input.owner))) throw new MetadataError('NoSuchUser', `user ${input.owner} does not exist`);
       const existing = await bucketRow(c, input.volume, input.name);
       if (existing) {
@@ -282,8 +302,11 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async getBucket(volume: string, name: string): Promise<Bucket | undefined> {
-    const [row] = await this.select<BucketRow>('SELECT * FROM buckets WHERE volume = $1 AND name = $2', [volume, name]);
-    return row && toBucket(row);
+    const load = async () => {
+      const [row] = await this.select<BucketRow>('SELECT * FROM buckets WHERE volume = $1 AND name = $2', [volume, name]);
+      return row && toBucket(row);
+    };
+    return this.buckets ? this.buckets.get(`${volume.length}:${volume}/${name}`, load) : load();
   }
 
   async bucketExists(name: string): Promise<boolean> {
@@ -298,7 +321,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async deleteBucket(volume: string, name: string): Promise<void> {
-    await this.write(async (c) => {
+    await this.writeLookups(async (c) => {
       // FOR UPDATE waits for writers holding the bucket FOR SHARE: what they committed is seen below.
       const bucket = await one<BucketRow>(c, 'SELECT * FROM buckets WHERE volume = $1 AND name = $2 FOR UPDATE', [volume, name]);
       if (!bucket) throw new MetadataError('NoSuchBucket', `bucket ${name} does not exist`);
@@ -898,6 +921,24 @@ export class PostgresMetadataStore implements MetadataStore {
 
   private write<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
     return this.transaction(this.begin, fn);
+  }
+
+  /**
+   * A write to users, access keys or buckets: it moves the lookup epoch in its transaction and
+   * resolves once every gateway's cache must read the epoch again (lookup-cache.ts).
+   */
+  private async writeLookups<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    const result = await this.write(async (c) => {
+      const value = await fn(c);
+      // Before migrate() has made the table (migrate's own reseal), there is no cache to tell.
+      if (this.lookups) await c.query('UPDATE lookup_epoch SET n = n + 1 WHERE id = 1');
+      return value;
+    });
+    if (this.lookups) {
+      this.lookups.recheck();
+      await this.lookups.settled();
+    }
+    return result;
   }
 
   /** One snapshot for reads of several statements. */

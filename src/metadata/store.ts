@@ -292,7 +292,10 @@ export interface MetadataStore {
   getUser(name: string): Promise<UserWithKeys | undefined>;
   /** Every user, or the users of one tenant. */
   listUsers(tenant?: string): Promise<User[]>;
-  /** Never cached by a gateway: a revoked key must stop working at once on all of them. */
+  /**
+   * Cached (lookup-cache.ts), but a revoked key stops working on every gateway by the time
+   * revokeAccessKey resolves.
+   */
   lookupAccessKey(accessKeyId: string): Promise<{ user: User; secretAccessKey: string } | undefined>;
   /** A new generated access key for the user. Throws NoSuchUser. */
   createAccessKey(userName: string): Promise<AccessKey>;
