@@ -18,6 +18,11 @@ const MAX_ENTRIES = 10_000;
 
 type MaybePromise<T> = T | Promise<T>;
 
+/** A bucket's cache key: its volume and name, unambiguous whatever characters either holds. */
+export function bucketCacheKey(volume: string, name: string): string {
+  return `${volume.length}:${volume}/${name}`;
+}
+
 export interface LookupCacheOptions {
   /** Reads the current epoch. */
   readEpoch: () => MaybePromise<number>;
@@ -31,8 +36,7 @@ export interface CachedLookup<V> {
 }
 
 export class LookupCache {
-  /** Reads the current epoch. */
-  readonly readEpoch: () => MaybePromise<number>;
+  private readonly readEpoch: () => MaybePromise<number>;
   private readonly recheckMs: number;
   private epoch: number | undefined;
   /** When the epoch read that last validated the cache was started. */

@@ -24,7 +24,7 @@ import pg from 'pg';
 import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migratePostgres } from './postgres-migrations.js';
-import { LookupCache, type CachedLookup } from './lookup-cache.js';
+import { bucketCacheKey, LookupCache, type CachedLookup } from './lookup-cache.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
 import {
   type BlockReplicaRow,
@@ -306,7 +306,7 @@ export class PostgresMetadataStore implements MetadataStore {
       const [row] = await this.select<BucketRow>('SELECT * FROM buckets WHERE volume = $1 AND name = $2', [volume, name]);
       return row && toBucket(row);
     };
-    return this.buckets ? this.buckets.get(`${volume.length}:${volume}/${name}`, load) : load();
+    return this.buckets ? this.buckets.get(bucketCacheKey(volume, name), load) : load();
   }
 
   async bucketExists(name: string): Promise<boolean> {

@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Piscina } from 'piscina';
-import { LookupCache, type CachedLookup } from './lookup-cache.js';
+import { bucketCacheKey, LookupCache, type CachedLookup } from './lookup-cache.js';
 import { migrateSqlite } from './migrations.js';
 import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
@@ -157,10 +157,7 @@ export class SqliteMetadataStore implements MetadataStore {
     if (this.secrets) await this.reseal('kek_id IS NULL');
     if (!this.inMemory) this.walSync ??= await WalSync.open(`${this.path}-wal`);
     if (!this.lookups) {
-      this.lookups = new LookupCache({
-        readEpoch: () => this.get<{ n: number }>('SELECT n FROM lookup_epoch WHERE id = 1')!.n,
-        recheckMs: this.lookupRecheckMs,
-      });
+      this.lookups = new LookupCache({ readEpoch: () => this.lookupEpoch(), recheckMs: this.lookupRecheckMs });
       this.accessKeys = this.lookups.lookup();
       this.buckets = this.lookups.lookup();
     }
@@ -298,7 +295,7 @@ export class SqliteMetadataStore implements MetadataStore {
       const row = this.bucketRow(volume, name);
       return row && toBucket(row);
     };
-    return this.buckets ? this.buckets.get(`${volume.length}:${volume}/${name}`, load) : load();
+    return this.buckets ? this.buckets.get(bucketCacheKey(volume, name), load) : load();
   }
 
   async bucketExists(name: string): Promise<boolean> {
@@ -1149,7 +1146,7 @@ export class SqliteMetadataStore implements MetadataStore {
     const lookups = this.lookups;
     let movedEpoch = false;
     const transaction = this.db.transaction(() => {
-      const epoch = lookups?.readEpoch();
+      const epoch = lookups && this.lookupEpoch();
       for (const op of group) {
         try {
           outcomes.push({ ok: true, value: this.inSavepoint(op.fn) });
@@ -1160,7 +1157,7 @@ export class SqliteMetadataStore implements MetadataStore {
           outcomes.push({ ok: false, value: error });
         }
       }
-      movedEpoch = lookups !== undefined && lookups.readEpoch() !== epoch;
+      movedEpoch = lookups !== undefined && this.lookupEpoch() !== epoch;
     });
     try {
       if (waitForLock) transaction.immediate();
@@ -1199,6 +1196,11 @@ export class SqliteMetadataStore implements MetadataStore {
       }
       throw error;
     }
+  }
+
+  /** Moved by triggers on every change to users, access keys or buckets (migration 8). */
+  private lookupEpoch(): number {
+    return this.get<{ n: number }>('SELECT n FROM lookup_epoch WHERE id = 1')!.n;
   }
 
   private read<T>(fn: () => T): T {
