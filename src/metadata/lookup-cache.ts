@@ -16,12 +16,9 @@ export const DEFAULT_RECHECK_MS = 1;
 /** Entries per map; a full map starts again empty (many keys or buckets: a bounded cache, not a copy). */
 const MAX_ENTRIES = 10_000;
 
-type MaybePromise<T> = T | Promise<T>;
+import type { Bucket, User } from './store.js';
 
-/** A bucket's cache key: its volume and name, unambiguous whatever characters either holds. */
-export function bucketCacheKey(volume: string, name: string): string {
-  return `${volume.length}:${volume}/${name}`;
-}
+type MaybePromise<T> = T | Promise<T>;
 
 export interface LookupCacheOptions {
   /** Reads the current epoch. */
@@ -108,5 +105,20 @@ export class LookupCache {
     this.epoch = epoch;
     this.generation++;
     for (const map of this.maps) map.clear();
+  }
+}
+
+/** The two lookups every request makes, cached under one epoch: what both metadata stores keep. */
+export class RequestLookups extends LookupCache {
+  private readonly accessKeys = this.lookup<{ user: User; secretAccessKey: string }>();
+  private readonly buckets = this.lookup<Bucket>();
+
+  accessKey(accessKeyId: string, load: () => MaybePromise<{ user: User; secretAccessKey: string } | undefined>) {
+    return this.accessKeys.get(accessKeyId, load);
+  }
+
+  bucket(volume: string, name: string, load: () => MaybePromise<Bucket | undefined>) {
+    // The volume's length first: unambiguous whatever characters either name holds.
+    return this.buckets.get(`${volume.length}:${volume}/${name}`, load);
   }
 }

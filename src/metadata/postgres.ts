@@ -24,7 +24,7 @@ import pg from 'pg';
 import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migratePostgres } from './postgres-migrations.js';
-import { bucketCacheKey, LookupCache, type CachedLookup } from './lookup-cache.js';
+import { RequestLookups } from './lookup-cache.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
 import {
   type BlockReplicaRow,
@@ -138,9 +138,7 @@ export class PostgresMetadataStore implements MetadataStore {
   private readonly layouts = new Map<number, BucketLayout>();
   private readonly lookupRecheckMs: number | undefined;
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
-  private lookups: LookupCache | undefined;
-  private accessKeys: CachedLookup<{ user: User; secretAccessKey: string }> | undefined;
-  private buckets: CachedLookup<Bucket> | undefined;
+  private lookups: RequestLookups | undefined;
 
   constructor(url: string, options: PostgresMetadataStoreOptions = {}) {
     this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
@@ -158,14 +156,10 @@ export class PostgresMetadataStore implements MetadataStore {
     await migratePostgres((fn) => this.write(fn));
     await this.statement('INSERT INTO volumes (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', ['s3v', Date.now()]);
     if (this.secrets) await this.reseal('kek_id IS NULL', []);
-    if (!this.lookups) {
-      this.lookups = new LookupCache({
-        readEpoch: async () => Number((await this.select<{ n: number }>('SELECT n FROM lookup_epoch WHERE id = 1'))[0]!.n),
-        recheckMs: this.lookupRecheckMs,
-      });
-      this.accessKeys = this.lookups.lookup();
-      this.buckets = this.lookups.lookup();
-    }
+    this.lookups ??= new RequestLookups({
+      readEpoch: async () => Number((await this.select<{ n: number }>('SELECT n FROM lookup_epoch WHERE id = 1'))[0]!.n),
+      recheckMs: this.lookupRecheckMs,
+    });
   }
 
   async close(): Promise<void> {
@@ -244,7 +238,7 @@ export class PostgresMetadataStore implements MetadataStore {
       );
       return row && { user: Object.freeze(toUser(row)), secretAccessKey: requireSecretBox(this.secrets).open(accessKeyId, { kekId: row.kek_id, secret: row.secret }) };
     };
-    return this.accessKeys ? this.accessKeys.get(accessKeyId, load) : load();
+    return this.lookups ? this.lookups.accessKey(accessKeyId, load) : load();
   }
 
   async createAccessKey(userName: string): Promise<AccessKey> {
@@ -306,7 +300,7 @@ export class PostgresMetadataStore implements MetadataStore {
       const [row] = await this.select<BucketRow>('SELECT * FROM buckets WHERE volume = $1 AND name = $2', [volume, name]);
       return row && toBucket(row);
     };
-    return this.buckets ? this.buckets.get(bucketCacheKey(volume, name), load) : load();
+    return this.lookups ? this.lookups.bucket(volume, name, load) : load();
   }
 
   async bucketExists(name: string): Promise<boolean> {

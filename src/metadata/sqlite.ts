@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Piscina } from 'piscina';
-import { bucketCacheKey, LookupCache, type CachedLookup } from './lookup-cache.js';
+import { RequestLookups } from './lookup-cache.js';
 import { migrateSqlite } from './migrations.js';
 import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
@@ -122,9 +122,7 @@ export class SqliteMetadataStore implements MetadataStore {
   /** One thread for usage totals, started on first use (sqlite-usage.ts). */
   private usagePool: Piscina | undefined;
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
-  private lookups: LookupCache | undefined;
-  private accessKeys: CachedLookup<{ user: User; secretAccessKey: string }> | undefined;
-  private buckets: CachedLookup<Bucket> | undefined;
+  private lookups: RequestLookups | undefined;
 
   constructor(path: string, options: SqliteMetadataStoreOptions = {}) {
     // ':memory:' is a private in-memory database (tests, one-off tools).
@@ -156,11 +154,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.run('INSERT INTO volumes (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', 's3v', Date.now());
     if (this.secrets) await this.reseal('kek_id IS NULL');
     if (!this.inMemory) this.walSync ??= await WalSync.open(`${this.path}-wal`);
-    if (!this.lookups) {
-      this.lookups = new LookupCache({ readEpoch: () => this.lookupEpoch(), recheckMs: this.lookupRecheckMs });
-      this.accessKeys = this.lookups.lookup();
-      this.buckets = this.lookups.lookup();
-    }
+    this.lookups ??= new RequestLookups({ readEpoch: () => this.lookupEpoch(), recheckMs: this.lookupRecheckMs });
   }
 
   async close(): Promise<void> {
@@ -242,7 +236,7 @@ export class SqliteMetadataStore implements MetadataStore {
       );
       return row && { user: Object.freeze(toUser(row)), secretAccessKey: requireSecretBox(this.secrets).open(accessKeyId, { kekId: row.kek_id, secret: row.secret }) };
     };
-    return this.accessKeys ? this.accessKeys.get(accessKeyId, load) : load();
+    return this.lookups ? this.lookups.accessKey(accessKeyId, load) : load();
   }
 
   async createAccessKey(userName: string): Promise<AccessKey> {
@@ -295,7 +289,7 @@ export class SqliteMetadataStore implements MetadataStore {
       const row = this.bucketRow(volume, name);
       return row && toBucket(row);
     };
-    return this.buckets ? this.buckets.get(bucketCacheKey(volume, name), load) : load();
+    return this.lookups ? this.lookups.bucket(volume, name, load) : load();
   }
 
   async bucketExists(name: string): Promise<boolean> {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseSize } from '../cli/sizes.js';
+import { parseSize, parseSizeOrZero } from '../cli/sizes.js';
 import { DEFAULT_RESERVED_BYTES } from '../datanode/block-store.js';
 
 /** Integers arrive as numbers (file) or strings (environment, flags). */
@@ -17,27 +17,25 @@ function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
     .pipe(z.number().int({ error: `must be ${range}` }).min(min, { error: `must be ${range}` }).max(max, { error: `must be ${range}` }));
 }
 
+const SIZE_ERROR = 'must be a size such as 4MiB, 16KiB or 1048576';
+
 function seconds() {
   return z
     .union([z.number(), z.string().trim().regex(/^\d+(\.\d+)?$/).transform(Number)], { error: 'must be a number of seconds > 0' })
     .pipe(z.number().positive({ error: 'must be a number of seconds > 0' }));
 }
 
-function size() {
-  return z.union([z.number().int().positive(), z.string()], { error: 'must be a size such as 4MiB, 16KiB or 1048576' }).transform((value, ctx) => {
+/** A size (4MiB, 16KiB, 1048576); with `orZero`, also 0 meaning none. */
+function size({ orZero = false } = {}) {
+  return z.union([z.number().int().min(orZero ? 0 : 1), z.string()], { error: SIZE_ERROR }).transform((value, ctx) => {
     if (typeof value === 'number') return value;
     try {
-      return parseSize(value);
+      return orZero ? parseSizeOrZero(value) : parseSize(value);
     } catch {
-      ctx.addIssue({ code: 'custom', message: 'must be a size such as 4MiB, 16KiB or 1048576' });
+      ctx.addIssue({ code: 'custom', message: SIZE_ERROR });
       return z.NEVER;
     }
   });
-}
-
-/** A size, or 0 meaning none. */
-function sizeOrZero() {
-  return z.union([z.literal(0), z.literal('0').transform(() => 0), size()]);
 }
 
 /** Booleans arrive as booleans (file) or strings (environment, flags). */
@@ -67,13 +65,13 @@ const fields = {
   chunkSize: size().default(4 * 1024 ** 2),
   blockSize: size().default(256 * 1024 ** 2),
   bytesPerChecksum: size().default(16 * 1024),
-  inlineThreshold: sizeOrZero().default(64 * 1024),
+  inlineThreshold: size({ orZero: true }).default(64 * 1024),
   uploadBuffers: integer(1, 65536).default(8),
   gatewayProcesses: integer(1, 64).default(1),
   hashThreads: integer(1, 1024).optional(),
   hashNice: integer(0, 19).default(10),
   datanodeNice: integer(0, 19).default(10),
-  datanodeReservedSpace: sizeOrZero().default(DEFAULT_RESERVED_BYTES),
+  datanodeReservedSpace: size({ orZero: true }).default(DEFAULT_RESERVED_BYTES),
   shortCircuitReads: boolean().default(true),
   purgeInterval: seconds().default(30),
   replicationInterval: seconds().default(30),
