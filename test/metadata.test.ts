@@ -410,6 +410,40 @@ function metadataSuite(factory: StoreFactory): void {
       t.equal(await store.getObject(bucket.id, 'other'), undefined);
     });
 
+    t.test('commits without blocks in one turn are each judged on their own', async (t) => {
+      // Both stores commit these together (a group commit, a PostgreSQL batch).
+      const { store, bucket } = await withBucket(t);
+      const inline = (key: string, bytes: number[], extra: { bucketId?: number; ifNoneMatch?: '*'; ifMatch?: string } = {}) => {
+        const objectId = newObjectId();
+        const body = bytes.length > 0 ? { inlineData: new Uint8Array(bytes) } : {};
+        return store.commitKey({ objectId, bucketId: bucket.id, key, size: bytes.length, etag: `etag-${objectId}`, attributes: {}, blocks: [], ...body, ...extra });
+      };
+      const blocky = await put(store, bucket, 'blocky', [3]);
+      const guarded = await inline('guarded', [7]);
+      const results = await Promise.allSettled([
+        inline('k0', [0]), inline('k1', [1, 1]), inline('empty', []),
+        inline('blocky', [9]),
+        inline('guarded', [8], { ifNoneMatch: '*' }),
+        inline('missing', [1], { ifMatch: '"abc"' }),
+        inline('nowhere', [1], { bucketId: bucket.id + 1000 }),
+        inline('twice', [1]), inline('twice', [2]),
+        inline('k2', [2, 2, 2]),
+      ]);
+      t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+      t.same(results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as MetadataError).code] : [])), ['PreconditionFailed', 'NoSuchKey', 'NoSuchBucket']);
+      for (const [key, bytes] of [['k0', [0]], ['k1', [1, 1]], ['k2', [2, 2, 2]], ['blocky', [9]]] as const) {
+        t.same([...(await store.getObject(bucket.id, key))!.inlineData!], bytes, `${key} holds its bytes`);
+      }
+      t.equal((await store.getObject(bucket.id, 'empty'))?.size, 0, 'an empty object');
+      t.equal((await store.getObject(bucket.id, 'guarded'))?.etag, guarded.etag, 'a failed precondition changes nothing');
+      t.equal(await store.getObject(bucket.id, 'missing'), undefined);
+      const twice = await store.getObject(bucket.id, 'twice');
+      const winner = [results[7], results[8]].find((r) => r.status === 'fulfilled' && r.value.objectId === twice?.objectId);
+      t.ok(winner, 'a key committed twice holds one of the two versions');
+      t.same(twice?.inlineData, (winner as PromiseFulfilledResult<{ inlineData?: Uint8Array }> | undefined)?.value.inlineData, 'whole');
+      t.same(localIds(await store.pendingBlockDeletions(10)), blocky.blocks.map((b) => b.localId), 'the replaced version’s blocks are retired');
+    });
+
     t.test('allocated blocks left out of the commit go to the deletion log', async (t) => {
       const { store, bucket } = await withBucket(t);
       const open = await store.openKey({ bucketId: bucket.id, key: 'k', kind: 'put' });
@@ -1463,13 +1497,57 @@ t.test('PostgreSQL: a fresh gateway takes more concurrent commits than its pool 
   });
   await admin.createUser({ name: 'alice' });
   const bucket = await admin.createBucket({ volume: 's3v', name: 'b', owner: 'alice' });
-  const commits = Array.from({ length: 12 }, (_, i) =>
-    gateway.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key: `k${i}`, size: 1, etag: 'e', attributes: {}, blocks: [], inlineData: new Uint8Array([i]) }));
+  // Objects with blocks, each committed in a transaction of its own (opened through another store).
+  const written = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+    const open = await admin.openKey({ bucketId: bucket.id, key: `k${i}`, kind: 'put' });
+    return { open, block: await admin.allocateBlock(open.objectId, ['dn1']) };
+  }));
+  const commits = written.map(({ open, block }) =>
+    gateway.commitKey({ objectId: open.objectId, bucketId: bucket.id, key: open.key, size: 1, etag: 'e', attributes: {}, blocks: [{ ...block, length: 1 }] }));
   // Each commit's transaction once asked the pool for a second connection (the bucket's
   // layout), and with every connection held by such a transaction, waited forever.
   const timeout = sleep(20_000).then(() => 'timed out');
   t.equal(await Promise.race([Promise.all(commits).then(() => 'committed'), timeout]), 'committed', '12 commits through 4 connections');
   t.equal((await admin.listObjects(bucket.id, { limit: 100 })).length, 12);
+});
+
+t.test('PostgreSQL: commits without blocks share a transaction; a batch that cannot decide for all commits each alone', { skip: postgresSkip }, async (t) => {
+  const server = await postgresServer();
+  const url = await server.createDatabase();
+  const admin = await openMetadataStore(url, secrets);
+  const gateway = await openMetadataStore(url, secrets);
+  t.teardown(async () => {
+    await admin.close();
+    await gateway.close();
+    await server.dropDatabase(url);
+  });
+  await admin.createUser({ name: 'alice' });
+  const [one, two] = await Promise.all(['one', 'two'].map((name) => admin.createBucket({ volume: 's3v', name, owner: 'alice' })));
+  const inline = (bucketId: number, key: string, objectId = newObjectId()) =>
+    gateway.commitKey({ objectId, bucketId, key, size: 1, etag: 'e', attributes: {}, blocks: [], inlineData: new Uint8Array([1]) });
+  /** How many transactions wrote these keys' current rows. */
+  const writers = async (keys: string[]) =>
+    Number((await server.query(url, `SELECT count(DISTINCT xmin::text) AS n FROM objects WHERE name IN (${keys.map((k) => `'${k}'`).join(', ')})`))[0]!.n);
+
+  const batched = ['a0', 'a1', 'a2', 'a3', 'a4', 'a5'];
+  await Promise.all(batched.map((key) => inline(one!.id, key)));
+  t.equal(await writers(batched), 1, 'six PUTs in one turn, one transaction');
+
+  // An object id committed already (a replayed commit) declines the batch: its PUT fails, the others commit.
+  const replayed = (await inline(one!.id, 'b0')).objectId;
+  const results = await Promise.allSettled([inline(one!.id, 'b1', replayed), inline(one!.id, 'b2'), inline(one!.id, 'b3')]);
+  t.same(results.map((r) => r.status), ['rejected', 'fulfilled', 'fulfilled']);
+  t.equal(((results[0] as PromiseRejectedResult).reason as MetadataError).code, 'NoSuchUpload');
+  t.equal(await writers(['b2', 'b3']), 2, 'then each commits alone');
+
+  // A bucket deleted behind this gateway's back (it knows the bucket) declines the batch too.
+  await inline(two!.id, 'gone');
+  await admin.deleteObject(two!.id, 'gone');
+  await admin.deleteBucket('s3v', 'two');
+  const late = await Promise.allSettled([inline(two!.id, 'c0'), inline(one!.id, 'c1'), inline(two!.id, 'c2')]);
+  t.same(late.map((r) => r.status), ['rejected', 'fulfilled', 'rejected']);
+  t.same(late.flatMap((r) => (r.status === 'rejected' ? [(r.reason as MetadataError).code] : [])), ['NoSuchBucket', 'NoSuchBucket']);
+  t.same((await admin.listObjects(one!.id, { limit: 100 })).map((o) => o.key), [...batched, 'b0', 'b2', 'b3', 'c1']);
 });
 
 // SQLite- and URL-specific checks, outside the shared contract.

@@ -18,13 +18,15 @@
 // at 4 writers, throughput falling as writers are added). The code is also correct under
 // SERIALIZABLE (option `isolation`), which is what CockroachDB runs unless its read
 // committed setting is on. Multi-statement reads use a REPEATABLE READ READ ONLY snapshot.
-// No group commit: every call is its own transaction (PostgreSQL shares WAL flushes among
-// concurrent commits itself).
+// PUTs without blocks (inline or empty) that arrive in one turn of the event loop share a
+// transaction (postgres-put-batch.ts); every other call is its own transaction (PostgreSQL
+// shares WAL flushes among concurrent commits itself).
 import pg from 'pg';
 import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migratePostgres } from './postgres-migrations.js';
 import { RequestLookups } from './lookup-cache.js';
+import { BatchDeclined, commitPutBatch, type BatchedPut } from './postgres-put-batch.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
 import {
   type BlockReplicaRow,
@@ -124,8 +126,15 @@ export interface PostgresMetadataStoreOptions {
 }
 
 const EXPIRE_BATCH = 256;
+/** Bounds one batched transaction's statements and the rows it locks. */
+const MAX_PUT_BATCH = 256;
 /** Conflict codes after which the whole transaction is run again. */
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
+
+interface QueuedPut extends BatchedPut {
+  resolve: (record: ObjectRecord) => void;
+  reject: (error: unknown) => void;
+}
 
 export class PostgresMetadataStore implements MetadataStore {
   private readonly pool: pg.Pool;
@@ -139,6 +148,8 @@ export class PostgresMetadataStore implements MetadataStore {
   private readonly lookupRecheckMs: number | undefined;
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
   private lookups: RequestLookups | undefined;
+  /** PUTs without blocks waiting for this turn's batches (commitQueuedPuts). */
+  private queuedPuts: QueuedPut[] = [];
 
   constructor(url: string, options: PostgresMetadataStoreOptions = {}) {
     this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
@@ -375,6 +386,48 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async commitKey(input: CommitKeyInput): Promise<ObjectRecord> {
+    // Without blocks there is no open key to settle: such PUTs (inline, empty) are batched.
+    if (input.blocks.length === 0) {
+      const columns = commitColumns(input);
+      return new Promise((resolve, reject) => {
+        if (this.queuedPuts.length === 0) setImmediate(() => void this.commitQueuedPuts());
+        this.queuedPuts.push({ input, ...columns, resolve, reject });
+      });
+    }
+    return this.commitAlone(input);
+  }
+
+  /** Commits the PUTs queued during one turn of the event loop in batches (postgres-put-batch.ts). */
+  private async commitQueuedPuts(): Promise<void> {
+    const queued = this.queuedPuts;
+    this.queuedPuts = [];
+    const batch: QueuedPut[] = [];
+    const alone: QueuedPut[] = [];
+    const keys = new Set<string>();
+    for (const put of queued) {
+      const key = `${put.input.bucketId}/${put.input.key}`;
+      // A second PUT of a key replaces a version the batch has not written yet; an FSO name
+      // needs its directories; an unknown bucket gets its NoSuchBucket alone.
+      const layout = await this.layoutOf(put.input.bucketId).catch(() => undefined);
+      if (keys.has(key) || layout === undefined || layout === 'FSO') alone.push(put);
+      else {
+        keys.add(key);
+        batch.push(put);
+      }
+    }
+    const commitAlone = (put: QueuedPut) => this.commitAlone(put.input).then(put.resolve, put.reject);
+    alone.forEach(commitAlone);
+    for (let at = 0; at < batch.length; at += MAX_PUT_BATCH) {
+      const puts = batch.slice(at, at + MAX_PUT_BATCH);
+      this.write((c) => commitPutBatch(c, puts, Date.now())).then(
+        (outcomes) => outcomes.forEach((outcome, i) => (outcome.ok ? puts[i]!.resolve(outcome.record) : puts[i]!.reject(outcome.error))),
+        (error: unknown) => (error instanceof BatchDeclined ? puts.forEach(commitAlone) : puts.forEach((put) => put.reject(error))),
+      );
+    }
+  }
+
+  /** A commit in a transaction of its own. */
+  private async commitAlone(input: CommitKeyInput): Promise<ObjectRecord> {
     const { inline, attributes } = commitColumns(input);
     return this.write(async (c) => {
       await requireBucket(c, input.bucketId);
@@ -836,9 +889,6 @@ export class PostgresMetadataStore implements MetadataStore {
     });
   }
 
-  // ---- transactions ----
-
-  /** One read-write transaction, run again from the start on a conflict. */
   // ---- FSO namespace (namespace.ts) ----
 
   /**
@@ -913,6 +963,9 @@ export class PostgresMetadataStore implements MetadataStore {
     };
   }
 
+  // ---- transactions ----
+
+  /** One read-write transaction, run again from the start on a conflict. */
   private write<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
     return this.transaction(this.begin, fn);
   }
