@@ -444,6 +444,23 @@ function metadataSuite(factory: StoreFactory): void {
       t.same(localIds(await store.pendingBlockDeletions(10)), blocky.blocks.map((b) => b.localId), 'the replaced version’s blocks are retired');
     });
 
+    t.test('lookups in one turn each get their own object', async (t) => {
+      // The PostgreSQL store looks these up in one statement.
+      const { store, bucket } = await withBucket(t);
+      const other = await store.createBucket({ volume: 's3v', name: 'other', owner: 'alice' });
+      await put(store, bucket, 'blocky', [3, 4], { replicas: ['dn1', 'dn2'] });
+      await put(store, other, 'blocky', [5], { replicas: ['dn2'] });
+      await store.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key: 'inline', size: 2, etag: 'i', attributes: { contentType: 'text/plain' }, blocks: [], inlineData: new Uint8Array([1, 2]) });
+      const asked = [[bucket.id, 'blocky'], [bucket.id, 'inline'], [other.id, 'blocky'], [bucket.id, 'missing'], [bucket.id, 'inline'], [other.id, 'inline'], [bucket.id + 1000, 'blocky']] as const;
+      const alone = [];
+      for (const [id, key] of asked) alone.push(await store.getObject(id, key));
+      const together = await Promise.all(asked.map(([id, key]) => store.getObject(id, key)));
+      t.same(together, alone, 'the same records as looked up one by one');
+      t.same(together.map((o) => o?.blocks.length), [2, 0, 1, undefined, 0, undefined, undefined]);
+      t.same(together[0]!.blocks[0]!.replicas, ['dn1', 'dn2'], 'with their replicas in order');
+      t.same(together[1]!.attributes, { contentType: 'text/plain' });
+    });
+
     t.test('allocated blocks left out of the commit go to the deletion log', async (t) => {
       const { store, bucket } = await withBucket(t);
       const open = await store.openKey({ bucketId: bucket.id, key: 'k', kind: 'put' });

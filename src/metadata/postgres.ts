@@ -19,14 +19,15 @@
 // SERIALIZABLE (option `isolation`), which is what CockroachDB runs unless its read
 // committed setting is on. Multi-statement reads use a REPEATABLE READ READ ONLY snapshot.
 // PUTs without blocks (inline or empty) that arrive in one turn of the event loop share a
-// transaction (postgres-put-batch.ts); every other call is its own transaction (PostgreSQL
-// shares WAL flushes among concurrent commits itself).
+// transaction, and object lookups a statement (postgres-batches.ts); every other call is its
+// own transaction (PostgreSQL shares WAL flushes among concurrent commits itself).
 import pg from 'pg';
 import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migratePostgres } from './postgres-migrations.js';
 import { RequestLookups } from './lookup-cache.js';
-import { BatchDeclined, commitPutBatch, type BatchedPut } from './postgres-put-batch.js';
+import { BatchDeclined, commitPutBatch, readObjects, type BatchedPut } from './postgres-batches.js';
+import { TurnBatch, type Pending } from '../common/turn-batch.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
 import {
   type BlockReplicaRow,
@@ -67,7 +68,6 @@ import {
   toAccessKey,
   SUMMARY_COLUMNS,
   toBucket,
-  toObjectRecord,
   toOpenKey,
   toPart,
   toSummary,
@@ -126,15 +126,10 @@ export interface PostgresMetadataStoreOptions {
 }
 
 const EXPIRE_BATCH = 256;
-/** Bounds one batched transaction's statements and the rows it locks. */
-const MAX_PUT_BATCH = 256;
+/** Bounds the rows one batched statement names, and the locks one batched transaction holds. */
+const MAX_BATCH = 256;
 /** Conflict codes after which the whole transaction is run again. */
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
-
-interface QueuedPut extends BatchedPut {
-  resolve: (record: ObjectRecord) => void;
-  reject: (error: unknown) => void;
-}
 
 export class PostgresMetadataStore implements MetadataStore {
   private readonly pool: pg.Pool;
@@ -148,8 +143,8 @@ export class PostgresMetadataStore implements MetadataStore {
   private readonly lookupRecheckMs: number | undefined;
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
   private lookups: RequestLookups | undefined;
-  /** PUTs without blocks waiting for this turn's batches (commitQueuedPuts). */
-  private queuedPuts: QueuedPut[] = [];
+  private readonly putBatches = new TurnBatch<BatchedPut, ObjectRecord>((batch) => void this.commitPuts(batch));
+  private readonly objectReads = new TurnBatch<{ bucketId: number; name: string }, ObjectRecord | undefined>((batch) => this.readObjects(batch));
 
   constructor(url: string, options: PostgresMetadataStoreOptions = {}) {
     this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
@@ -387,39 +382,29 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async commitKey(input: CommitKeyInput): Promise<ObjectRecord> {
     // Without blocks there is no open key to settle: such PUTs (inline, empty) are batched.
-    if (input.blocks.length === 0) {
-      const columns = commitColumns(input);
-      return new Promise((resolve, reject) => {
-        if (this.queuedPuts.length === 0) setImmediate(() => void this.commitQueuedPuts());
-        this.queuedPuts.push({ input, ...columns, resolve, reject });
-      });
-    }
+    if (input.blocks.length === 0) return this.putBatches.add({ commit: input, ...commitColumns(input) });
     return this.commitAlone(input);
   }
 
-  /** Commits the PUTs queued during one turn of the event loop in batches (postgres-put-batch.ts). */
-  private async commitQueuedPuts(): Promise<void> {
-    const queued = this.queuedPuts;
-    this.queuedPuts = [];
-    const batch: QueuedPut[] = [];
-    const alone: QueuedPut[] = [];
+  /** Commits the PUTs asked for during one turn of the event loop in batches (postgres-batches.ts). */
+  private async commitPuts(queued: Pending<BatchedPut, ObjectRecord>[]): Promise<void> {
+    const batch: typeof queued = [];
     const keys = new Set<string>();
+    const commitAlone = (put: (typeof queued)[number]) => this.commitAlone(put.input.commit).then(put.resolve, put.reject);
     for (const put of queued) {
-      const key = `${put.input.bucketId}/${put.input.key}`;
+      const { bucketId, key } = put.input.commit;
       // A second PUT of a key replaces a version the batch has not written yet; an FSO name
       // needs its directories; an unknown bucket gets its NoSuchBucket alone.
-      const layout = await this.layoutOf(put.input.bucketId).catch(() => undefined);
-      if (keys.has(key) || layout === undefined || layout === 'FSO') alone.push(put);
+      const layout = await this.layoutOf(bucketId).catch(() => undefined);
+      if (keys.has(`${bucketId}/${key}`) || layout === undefined || layout === 'FSO') void commitAlone(put);
       else {
-        keys.add(key);
+        keys.add(`${bucketId}/${key}`);
         batch.push(put);
       }
     }
-    const commitAlone = (put: QueuedPut) => this.commitAlone(put.input).then(put.resolve, put.reject);
-    alone.forEach(commitAlone);
-    for (let at = 0; at < batch.length; at += MAX_PUT_BATCH) {
-      const puts = batch.slice(at, at + MAX_PUT_BATCH);
-      this.write((c) => commitPutBatch(c, puts, Date.now())).then(
+    for (let at = 0; at < batch.length; at += MAX_BATCH) {
+      const puts = batch.slice(at, at + MAX_BATCH);
+      this.write((c) => commitPutBatch(c, puts.map((put) => put.input), Date.now())).then(
         (outcomes) => outcomes.forEach((outcome, i) => (outcome.ok ? puts[i]!.resolve(outcome.record) : puts[i]!.reject(outcome.error))),
         (error: unknown) => (error instanceof BatchDeclined ? puts.forEach(commitAlone) : puts.forEach((put) => put.reject(error))),
       );
@@ -471,17 +456,23 @@ export class PostgresMetadataStore implements MetadataStore {
   async getObject(bucketId: number, key: string): Promise<ObjectRecord | undefined> {
     // One statement, one snapshot: the row and its blocks agree even if a concurrent
     // commit replaces the key meanwhile. FSO: the path is resolved in the same snapshot.
-    const sql = `SELECT o.*, b.local_id, b.container_id, b.length, r.datanode_id FROM objects o
-       LEFT JOIN blocks b ON b.object_id = o.object_id AND b.idx IS NOT NULL
-       LEFT JOIN block_replicas r ON r.local_id = b.local_id
-       WHERE o.bucket_id = $1 AND o.name = $2 ORDER BY b.idx, r.position`;
-    const rows = (await this.layoutOf(bucketId)) === 'FSO'
-      ? await this.read(async (c) => {
-        const name = await this.storedName(c, bucketId, key, 'find');
-        return name === undefined ? [] : (await c.query<ObjectRow & BlockReplicaRow>(sql, [bucketId, name])).rows;
-      })
-      : await this.select<ObjectRow & BlockReplicaRow>(sql, [bucketId, key]);
-    return rows[0] && { ...toObjectRecord(rows[0], groupBlocks(rows)), key };
+    if ((await this.layoutOf(bucketId)) !== 'FSO') return this.objectReads.add({ bucketId, name: key });
+    const [record] = await this.read(async (c) => {
+      const name = await this.storedName(c, bucketId, key, 'find');
+      return name === undefined ? [] : readObjects(async (sql, params) => (await c.query<ObjectRow & BlockReplicaRow>(sql, params)).rows, [{ bucketId, name }]);
+    });
+    return record && { ...record, key };
+  }
+
+  /** Looks up the OBS objects asked for during one turn of the event loop (postgres-batches.ts). */
+  private readObjects(queued: Pending<{ bucketId: number; name: string }, ObjectRecord | undefined>[]): void {
+    for (let at = 0; at < queued.length; at += MAX_BATCH) {
+      const reads = queued.slice(at, at + MAX_BATCH);
+      readObjects((sql, params) => this.select<ObjectRow & BlockReplicaRow>(sql, params), reads.map((read) => read.input)).then(
+        (records) => records.forEach((record, i) => reads[i]!.resolve(record)),
+        (error: unknown) => reads.forEach((read) => read.reject(error)),
+      );
+    }
   }
 
   async deleteObject(bucketId: number, key: string): Promise<boolean> {

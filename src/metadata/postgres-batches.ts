@@ -1,17 +1,21 @@
-// PUTs without blocks (kept inline, or empty), committed many to one PostgreSQL transaction.
-// Alone, each costs BEGIN, five statements and COMMIT: seven round trips, each waking a
-// backend, and under load the gateway spent more of its CPU writing to those sockets than on
-// anything else (bench/HISTORY.md, 2026-11-27). A batch costs about as many round trips as
-// one PUT alone, and one WAL flush. The locks and checks are those of a PUT alone (see the
-// top of postgres.ts), taken for every row of the batch at once, in key order.
+// Small-object requests to PostgreSQL, many to a round trip. Under load each round trip
+// wakes a backend, and the gateway spent more of its CPU writing to those sockets than on
+// anything else (bench/HISTORY.md, 2026-11-27).
+//
+// PUTs without blocks (kept inline, or empty): alone, each costs BEGIN, five statements and
+// COMMIT. A batch costs about as many round trips as one PUT alone, and one WAL flush. The
+// locks and checks are those of a PUT alone (see the top of postgres.ts), taken for every
+// row of the batch at once, in key order.
+//
+// Object lookups (GET, HEAD): one statement for all, one snapshot, as one lookup alone is.
 import type { PoolClient } from 'pg';
 import { checkPreconditions } from './shared.js';
-import { retireBlocks, toObjectRecord, type ObjectRow } from './postgres-statements.js';
+import { groupBlocks, retireBlocks, toObjectRecord, type BlockReplicaRow, type ObjectRow } from './postgres-statements.js';
 import type { CommitKeyInput, ObjectRecord } from './store.js';
 
 export interface BatchedPut {
   /** blocks empty; the bucket an OBS one; no other PUT of the same key in the batch. */
-  input: CommitKeyInput;
+  commit: CommitKeyInput;
   inline: Buffer | null;
   attributes: string;
 }
@@ -29,11 +33,11 @@ const ROWS = 'unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::tex
 
 /** Commits the batch's PUTs in the caller's transaction; a failed precondition fails only its PUT. */
 export async function commitPutBatch(c: PoolClient, puts: readonly BatchedPut[], now: number): Promise<PutOutcome[]> {
-  const bucketIds = [...new Set(puts.map((p) => p.input.bucketId))];
+  const bucketIds = [...new Set(puts.map((p) => p.commit.bucketId))];
   // Held FOR SHARE, as by a PUT alone: deleteBucket waits for the batch to end.
   const held = await c.query('SELECT id FROM buckets WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE', [bucketIds]);
   if (held.rows.length !== bucketIds.length) throw new BatchDeclined();
-  const objectIds = puts.map((p) => p.input.objectId);
+  const objectIds = puts.map((p) => p.commit.objectId);
   const used = await c.query(
     'SELECT 1 FROM open_keys WHERE object_id = ANY($1::text[]) UNION ALL SELECT 1 FROM objects WHERE object_id = ANY($1::text[]) LIMIT 1',
     [objectIds],
@@ -44,7 +48,7 @@ export async function commitPutBatch(c: PoolClient, puts: readonly BatchedPut[],
     `SELECT bucket_id, name, object_id, etag, inline_data IS NOT NULL AS inline FROM objects
      WHERE (bucket_id, name) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))
      ORDER BY bucket_id, name FOR UPDATE`,
-    [puts.map((p) => p.input.bucketId), puts.map((p) => p.input.key)],
+    [puts.map((p) => p.commit.bucketId), puts.map((p) => p.commit.key)],
   );
   const current = new Map(currents.map((r) => [versionKey(r.bucket_id, r.name), r]));
 
@@ -52,22 +56,22 @@ export async function commitPutBatch(c: PoolClient, puts: readonly BatchedPut[],
   const inserted: ObjectRow[] = [];
   const replaced: ObjectRow[] = [];
   const retired: string[] = [];
-  for (const { input, inline, attributes } of puts) {
-    const version = current.get(versionKey(input.bucketId, input.key));
+  for (const { commit, inline, attributes } of puts) {
+    const version = current.get(versionKey(commit.bucketId, commit.key));
     try {
-      checkPreconditions(input, version);
+      checkPreconditions(commit, version);
     } catch (error) {
       outcomes.push({ ok: false, error });
       continue;
     }
     const row: ObjectRow = {
-      bucket_id: input.bucketId, name: input.key, object_id: input.objectId, size: input.size, etag: input.etag,
+      bucket_id: commit.bucketId, name: commit.key, object_id: commit.objectId, size: commit.size, etag: commit.etag,
       modified_at: now, attributes, inline_data: inline,
     };
     // An inline version has no blocks to retire.
     if (version && !version.inline) retired.push(version.object_id);
     (version ? replaced : inserted).push(row);
-    outcomes.push({ ok: true, record: { ...toObjectRecord(row, []), key: input.key } });
+    outcomes.push({ ok: true, record: { ...toObjectRecord(row, []), key: commit.key } });
   }
 
   await retireBlocks(c, retired, now);
@@ -84,6 +88,33 @@ export async function commitPutBatch(c: PoolClient, puts: readonly BatchedPut[],
     );
   }
   return outcomes;
+}
+
+/** An OBS object's row with its blocks, or undefined, for each (bucket id, name); duplicates allowed. */
+export async function readObjects(
+  query: (sql: string, params: unknown[]) => Promise<(ObjectRow & BlockReplicaRow)[]>,
+  wanted: readonly { bucketId: number; name: string }[],
+): Promise<(ObjectRecord | undefined)[]> {
+  const unique = [...new Map(wanted.map((w) => [versionKey(w.bucketId, w.name), w])).values()];
+  const rows = await query(
+    `SELECT o.*, b.local_id, b.container_id, b.length, r.datanode_id FROM objects o
+     LEFT JOIN blocks b ON b.object_id = o.object_id AND b.idx IS NOT NULL
+     LEFT JOIN block_replicas r ON r.local_id = b.local_id
+     WHERE (o.bucket_id, o.name) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))
+     ORDER BY o.bucket_id, o.name, b.idx, r.position`,
+    [unique.map((w) => w.bucketId), unique.map((w) => w.name)],
+  );
+  const found = new Map<string, (ObjectRow & BlockReplicaRow)[]>();
+  for (const row of rows) {
+    const key = versionKey(row.bucket_id, row.name);
+    const own = found.get(key);
+    if (own) own.push(row);
+    else found.set(key, [row]);
+  }
+  return wanted.map((w) => {
+    const own = found.get(versionKey(w.bucketId, w.name));
+    return own && { ...toObjectRecord(own[0]!, groupBlocks(own)), key: w.name };
+  });
 }
 
 function versionKey(bucketId: number, name: string): string {
