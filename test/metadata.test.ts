@@ -445,7 +445,7 @@ function metadataSuite(factory: StoreFactory): void {
     });
 
     t.test('lookups in one turn each get their own object', async (t) => {
-      // The PostgreSQL store looks these up in one statement.
+      // Both stores look these up together (SQLite in one read transaction, PostgreSQL in one statement).
       const { store, bucket } = await withBucket(t);
       const other = await store.createBucket({ volume: 's3v', name: 'other', owner: 'alice' });
       await put(store, bucket, 'blocky', [3, 4], { replicas: ['dn1', 'dn2'] });

@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Piscina } from 'piscina';
+import { TurnBatch, type Pending } from '../common/turn-batch.js';
 import { RequestLookups } from './lookup-cache.js';
 import { migrateSqlite } from './migrations.js';
 import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
@@ -123,6 +124,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private usagePool: Piscina | undefined;
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
   private lookups: RequestLookups | undefined;
+  private readonly objectReads = new TurnBatch<{ bucketId: number; key: string }, ObjectRecord | undefined>((batch) => this.readObjects(batch));
 
   constructor(path: string, options: SqliteMetadataStoreOptions = {}) {
     // ':memory:' is a private in-memory database (tests, one-off tools).
@@ -401,18 +403,32 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async getObject(bucketId: number, key: string): Promise<ObjectRecord | undefined> {
-    // An OBS object without blocks (inline, empty, absent) is one statement, its own snapshot.
-    if (this.layoutOf(bucketId) === 'OBS') {
-      const row = this.objectRow(bucketId, key);
-      if (!row || row.inline_data !== null || row.size === 0) return row && this.objectRecord(row, key);
-    }
-    // Otherwise one read transaction: the object row and its blocks come from the same
-    // snapshot even if a concurrent commit replaces the key in between.
+    if (this.layoutOf(bucketId) === 'OBS') return this.objectReads.add({ bucketId, key });
+    // One read transaction: the object row and its blocks come from the same snapshot even
+    // if a concurrent commit replaces the key in between.
     return this.read(() => {
       const name = this.storedName(bucketId, key, false);
       const row = name === undefined ? undefined : this.objectRow(bucketId, name);
       return row && this.objectRecord(row, key);
     });
+  }
+
+  /**
+   * The OBS lookups asked for during one turn of the event loop, back to back in one read
+   * transaction: alone, each ran cold, between the HTTP and SigV4 work of its request.
+   */
+  private readObjects(batch: Pending<{ bucketId: number; key: string }, ObjectRecord | undefined>[]): void {
+    let records: (ObjectRecord | undefined)[];
+    try {
+      records = this.read(() => batch.map(({ input }) => {
+        const row = this.objectRow(input.bucketId, input.key);
+        return row && this.objectRecord(row, input.key);
+      }));
+    } catch (error) {
+      batch.forEach((read) => read.reject(error));
+      return;
+    }
+    batch.forEach((read, i) => read.resolve(records[i]));
   }
 
   async deleteObject(bucketId: number, key: string): Promise<boolean> {
