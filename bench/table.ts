@@ -58,6 +58,11 @@ export function roundRatios(unit: Unit, s3g: Measurement | undefined, other: Mea
 }
 
 /** A figure with, in parentheses, the lowest and highest of its rounds. */
+/** An event-loop delay to a tenth of a millisecond (a median of two rounds is their mean). */
+function loopMs(ms: number): string {
+  return ms.toFixed(1);
+}
+
 function withSpread(figure: string, perRound: number[], digits: number): string {
   return perRound.length < 2 ? figure : `${figure} (${Math.min(...perRound).toFixed(digits)}–${Math.max(...perRound).toFixed(digits)})`;
 }
@@ -86,7 +91,7 @@ export function render(environment: Environment, rows: Row[], targets: TargetRes
     formatRatio(row.unit, row.s3g, row.baseline),
     cell(row.unit, row.peer),
     formatRatio(row.unit, row.s3g, row.peer),
-    row.s3g.loopP99Ms === undefined ? '' : withSpread(`${row.s3g.loopP99Ms} ms`, (row.s3g.rounds ?? []).flatMap((m) => m.loopP99Ms ?? []), 1),
+    row.s3g.loopP99Ms === undefined ? '' : withSpread(`${loopMs(row.s3g.loopP99Ms)} ms`, (row.s3g.rounds ?? []).flatMap((m) => m.loopP99Ms ?? []), 1),
     row.s3g.peakRssBytes === undefined ? '' : `${Math.round(row.s3g.peakRssBytes / MiB)} MiB`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
@@ -157,7 +162,7 @@ export function evaluateTargets(rows: Row[]): TargetResult[] {
   const worstLoop = Math.max(...largePuts.map((r) => r.s3g.loopP99Ms!));
   results.push({
     target: 'event-loop p99 <= 20 ms during large PUT',
-    actual: largePuts.length === 0 ? 'not measured' : largePuts.map((r) => `${r.id.replace('large-put-', '')} ${r.s3g.loopP99Ms} ms`).join(', '),
+    actual: largePuts.length === 0 ? 'not measured' : largePuts.map((r) => `${r.id.replace('large-put-', '')} ${loopMs(r.s3g.loopP99Ms!)} ms`).join(', '),
     met: largePuts.length === 0 ? undefined : worstLoop <= 20,
   });
 
