@@ -1564,7 +1564,11 @@ t.test('PostgreSQL: commits without blocks share a transaction; a batch that can
   const late = await Promise.allSettled([inline(two!.id, 'c0'), inline(one!.id, 'c1'), inline(two!.id, 'c2')]);
   t.same(late.map((r) => r.status), ['rejected', 'fulfilled', 'rejected']);
   t.same(late.flatMap((r) => (r.status === 'rejected' ? [(r.reason as MetadataError).code] : [])), ['NoSuchBucket', 'NoSuchBucket']);
-  t.same((await admin.listObjects(one!.id, { limit: 100 })).map((o) => o.key), [...batched, 'b0', 'b2', 'b3', 'c1']);
+  // Found gone, the bucket no longer declines the batches of other buckets' PUTs.
+  const after = await Promise.allSettled([inline(one!.id, 'd0'), inline(two!.id, 'd1'), inline(one!.id, 'd2')]);
+  t.same(after.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+  t.equal(await writers(['d0', 'd2']), 1, 'the live bucket\'s PUTs share a transaction again');
+  t.same((await admin.listObjects(one!.id, { limit: 100 })).map((o) => o.key), [...batched, 'b0', 'b2', 'b3', 'c1', 'd0', 'd2']);
 });
 
 // SQLite- and URL-specific checks, outside the shared contract.

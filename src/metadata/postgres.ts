@@ -138,7 +138,7 @@ export class PostgresMetadataStore implements MetadataStore {
   private readonly begin: string;
   private readonly secrets: SecretBox | undefined;
   private closed = false;
-  /** A bucket's layout never changes and its id is never reused: safe to keep. */
+  /** A bucket's layout never changes and its id is never reused: safe to keep (until it is found gone). */
   private readonly layouts = new Map<number, BucketLayout>();
   private readonly lookupRecheckMs: number | undefined;
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
@@ -390,7 +390,12 @@ export class PostgresMetadataStore implements MetadataStore {
   private async commitPuts(queued: Pending<BatchedPut, ObjectRecord>[]): Promise<void> {
     const batch: typeof queued = [];
     const keys = new Set<string>();
-    const commitAlone = (put: (typeof queued)[number]) => this.commitAlone(put.input.commit).then(put.resolve, put.reject);
+    const commitAlone = (put: (typeof queued)[number]) =>
+      this.commitAlone(put.input.commit).then(put.resolve, (error: unknown) => {
+        // A bucket gone: its next PUTs go alone from the start rather than decline batches.
+        if (error instanceof MetadataError && error.code === 'NoSuchBucket') this.layouts.delete(put.input.commit.bucketId);
+        put.reject(error);
+      });
     for (const put of queued) {
       const { bucketId, key } = put.input.commit;
       // A second PUT of a key replaces a version the batch has not written yet; an FSO name
