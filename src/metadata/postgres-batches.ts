@@ -91,7 +91,7 @@ export async function commitPutBatch(c: PoolClient, puts: readonly BatchedPut[],
 }
 
 /** An OBS object's row with its blocks, or undefined, for each (bucket id, name); duplicates allowed. */
-export async function readObjects(
+export async function selectObjects(
   query: (sql: string, params: unknown[]) => Promise<(ObjectRow & BlockReplicaRow)[]>,
   wanted: readonly { bucketId: number; name: string }[],
 ): Promise<(ObjectRecord | undefined)[]> {

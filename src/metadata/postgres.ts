@@ -26,7 +26,7 @@ import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migratePostgres } from './postgres-migrations.js';
 import { RequestLookups } from './lookup-cache.js';
-import { BatchDeclined, commitPutBatch, readObjects, type BatchedPut } from './postgres-batches.js';
+import { BatchDeclined, commitPutBatch, selectObjects, type BatchedPut } from './postgres-batches.js';
 import { TurnBatch, type Pending } from '../common/turn-batch.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
 import {
@@ -144,7 +144,7 @@ export class PostgresMetadataStore implements MetadataStore {
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
   private lookups: RequestLookups | undefined;
   private readonly putBatches = new TurnBatch<BatchedPut, ObjectRecord>((batch) => void this.commitPuts(batch));
-  private readonly objectReads = new TurnBatch<{ bucketId: number; name: string }, ObjectRecord | undefined>((batch) => this.readObjects(batch));
+  private readonly objectReads = new TurnBatch<{ bucketId: number; name: string }, ObjectRecord | undefined>((batch) => this.lookUpObjects(batch));
 
   constructor(url: string, options: PostgresMetadataStoreOptions = {}) {
     this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
@@ -464,16 +464,16 @@ export class PostgresMetadataStore implements MetadataStore {
     if ((await this.layoutOf(bucketId)) !== 'FSO') return this.objectReads.add({ bucketId, name: key });
     const [record] = await this.read(async (c) => {
       const name = await this.storedName(c, bucketId, key, 'find');
-      return name === undefined ? [] : readObjects(async (sql, params) => (await c.query<ObjectRow & BlockReplicaRow>(sql, params)).rows, [{ bucketId, name }]);
+      return name === undefined ? [] : selectObjects(async (sql, params) => (await c.query<ObjectRow & BlockReplicaRow>(sql, params)).rows, [{ bucketId, name }]);
     });
     return record && { ...record, key };
   }
 
   /** Looks up the OBS objects asked for during one turn of the event loop (postgres-batches.ts). */
-  private readObjects(queued: Pending<{ bucketId: number; name: string }, ObjectRecord | undefined>[]): void {
+  private lookUpObjects(queued: Pending<{ bucketId: number; name: string }, ObjectRecord | undefined>[]): void {
     for (let at = 0; at < queued.length; at += MAX_BATCH) {
       const reads = queued.slice(at, at + MAX_BATCH);
-      readObjects((sql, params) => this.select<ObjectRow & BlockReplicaRow>(sql, params), reads.map((read) => read.input)).then(
+      selectObjects((sql, params) => this.select<ObjectRow & BlockReplicaRow>(sql, params), reads.map((read) => read.input)).then(
         (records) => records.forEach((record, i) => reads[i]!.resolve(record)),
         (error: unknown) => reads.forEach((read) => read.reject(error)),
       );

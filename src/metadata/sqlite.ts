@@ -124,7 +124,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private usagePool: Piscina | undefined;
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
   private lookups: RequestLookups | undefined;
-  private readonly objectReads = new TurnBatch<{ bucketId: number; key: string }, ObjectRecord | undefined>((batch) => this.readObjects(batch));
+  private readonly objectReads = new TurnBatch<{ bucketId: number; key: string }, ObjectRecord | undefined>((batch) => this.lookUpObjects(batch));
 
   constructor(path: string, options: SqliteMetadataStoreOptions = {}) {
     // ':memory:' is a private in-memory database (tests, one-off tools).
@@ -417,7 +417,7 @@ export class SqliteMetadataStore implements MetadataStore {
    * The OBS lookups asked for during one turn of the event loop, back to back in one read
    * transaction: alone, each ran cold, between the HTTP and SigV4 work of its request.
    */
-  private readObjects(batch: Pending<{ bucketId: number; key: string }, ObjectRecord | undefined>[]): void {
+  private lookUpObjects(batch: Pending<{ bucketId: number; key: string }, ObjectRecord | undefined>[]): void {
     let records: (ObjectRecord | undefined)[];
     try {
       records = this.read(() => batch.map(({ input }) => {
