@@ -57,12 +57,12 @@ export function roundRatios(unit: Unit, s3g: Measurement | undefined, other: Mea
   return mine.flatMap((round, i) => speedRatio(unit, round, theirs[i]) ?? []);
 }
 
-/** A figure with, in parentheses, the lowest and highest of its rounds. */
 /** An event-loop delay to a tenth of a millisecond (a median of two rounds is their mean). */
 function loopMs(ms: number): string {
   return ms.toFixed(1);
 }
 
+/** A figure with, in parentheses, the lowest and highest of its rounds. */
 function withSpread(figure: string, perRound: number[], digits: number): string {
   return perRound.length < 2 ? figure : `${figure} (${Math.min(...perRound).toFixed(digits)}–${Math.max(...perRound).toFixed(digits)})`;
 }

@@ -12,7 +12,11 @@ export interface Pending<I, O> {
 export class TurnBatch<I, O> {
   private queued: Pending<I, O>[] = [];
 
-  constructor(private readonly run: (batch: Pending<I, O>[]) => void) {}
+  /** `run` is given the turn's requests in order, at most `maxBatch` at a time. */
+  constructor(
+    private readonly run: (batch: Pending<I, O>[]) => void,
+    private readonly maxBatch = Infinity,
+  ) {}
 
   add(input: I): Promise<O> {
     return new Promise((resolve, reject) => {
@@ -22,8 +26,8 @@ export class TurnBatch<I, O> {
   }
 
   private flush(): void {
-    const batch = this.queued;
+    const queued = this.queued;
     this.queued = [];
-    this.run(batch);
+    for (let at = 0; at < queued.length; at += this.maxBatch) this.run(queued.slice(at, at + this.maxBatch));
   }
 }

@@ -10,13 +10,12 @@
 // acknowledged only `recheckMs` after its commit (settled()): by then every cache, in any
 // process, reads the epoch again before its next lookup, so a revoked key fails on every
 // gateway once the revocation is acknowledged.
+import type { Bucket, User } from './store.js';
 
 /** How stale a lookup may be after another process changed it. */
 export const DEFAULT_RECHECK_MS = 1;
 /** Entries per map; a full map starts again empty (many keys or buckets: a bounded cache, not a copy). */
 const MAX_ENTRIES = 10_000;
-
-import type { Bucket, User } from './store.js';
 
 type MaybePromise<T> = T | Promise<T>;
 

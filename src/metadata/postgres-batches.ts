@@ -117,7 +117,8 @@ export async function selectObjects(
   });
 }
 
-function versionKey(bucketId: number, name: string): string {
+/** One key of one bucket, as a map key. */
+export function versionKey(bucketId: number, name: string): string {
   return `${bucketId}/${name}`;
 }
 

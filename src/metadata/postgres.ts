@@ -26,7 +26,7 @@ import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migratePostgres } from './postgres-migrations.js';
 import { RequestLookups } from './lookup-cache.js';
-import { BatchDeclined, commitPutBatch, selectObjects, type BatchedPut } from './postgres-batches.js';
+import { BatchDeclined, commitPutBatch, selectObjects, versionKey, type BatchedPut } from './postgres-batches.js';
 import { TurnBatch, type Pending } from '../common/turn-batch.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
 import {
@@ -143,8 +143,8 @@ export class PostgresMetadataStore implements MetadataStore {
   private readonly lookupRecheckMs: number | undefined;
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
   private lookups: RequestLookups | undefined;
-  private readonly putBatches = new TurnBatch<BatchedPut, ObjectRecord>((batch) => void this.commitPuts(batch));
-  private readonly objectReads = new TurnBatch<{ bucketId: number; name: string }, ObjectRecord | undefined>((batch) => this.lookUpObjects(batch));
+  private readonly putBatches = new TurnBatch<BatchedPut, ObjectRecord>((batch) => void this.commitPuts(batch), MAX_BATCH);
+  private readonly objectReads = new TurnBatch<{ bucketId: number; name: string }, ObjectRecord | undefined>((batch) => this.lookUpObjects(batch), MAX_BATCH);
 
   constructor(url: string, options: PostgresMetadataStoreOptions = {}) {
     this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
@@ -401,19 +401,17 @@ export class PostgresMetadataStore implements MetadataStore {
       // A second PUT of a key replaces a version the batch has not written yet; an FSO name
       // needs its directories; an unknown bucket gets its NoSuchBucket alone.
       const layout = await this.layoutOf(bucketId).catch(() => undefined);
-      if (keys.has(`${bucketId}/${key}`) || layout === undefined || layout === 'FSO') void commitAlone(put);
+      if (keys.has(versionKey(bucketId, key)) || layout === undefined || layout === 'FSO') void commitAlone(put);
       else {
-        keys.add(`${bucketId}/${key}`);
+        keys.add(versionKey(bucketId, key));
         batch.push(put);
       }
     }
-    for (let at = 0; at < batch.length; at += MAX_BATCH) {
-      const puts = batch.slice(at, at + MAX_BATCH);
-      this.write((c) => commitPutBatch(c, puts.map((put) => put.input), Date.now())).then(
-        (outcomes) => outcomes.forEach((outcome, i) => (outcome.ok ? puts[i]!.resolve(outcome.record) : puts[i]!.reject(outcome.error))),
-        (error: unknown) => (error instanceof BatchDeclined ? puts.forEach(commitAlone) : puts.forEach((put) => put.reject(error))),
-      );
-    }
+    if (batch.length === 0) return;
+    this.write((c) => commitPutBatch(c, batch.map((put) => put.input), Date.now())).then(
+      (outcomes) => outcomes.forEach((outcome, i) => (outcome.ok ? batch[i]!.resolve(outcome.record) : batch[i]!.reject(outcome.error))),
+      (error: unknown) => (error instanceof BatchDeclined ? batch.forEach(commitAlone) : batch.forEach((put) => put.reject(error))),
+    );
   }
 
   /** A commit in a transaction of its own. */
@@ -470,14 +468,11 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   /** Looks up the OBS objects asked for during one turn of the event loop (postgres-batches.ts). */
-  private lookUpObjects(queued: Pending<{ bucketId: number; name: string }, ObjectRecord | undefined>[]): void {
-    for (let at = 0; at < queued.length; at += MAX_BATCH) {
-      const reads = queued.slice(at, at + MAX_BATCH);
-      selectObjects((sql, params) => this.select<ObjectRow & BlockReplicaRow>(sql, params), reads.map((read) => read.input)).then(
-        (records) => records.forEach((record, i) => reads[i]!.resolve(record)),
-        (error: unknown) => reads.forEach((read) => read.reject(error)),
-      );
-    }
+  private lookUpObjects(reads: Pending<{ bucketId: number; name: string }, ObjectRecord | undefined>[]): void {
+    selectObjects((sql, params) => this.select<ObjectRow & BlockReplicaRow>(sql, params), reads.map((read) => read.input)).then(
+      (records) => records.forEach((record, i) => reads[i]!.resolve(record)),
+      (error: unknown) => reads.forEach((read) => read.reject(error)),
+    );
   }
 
   async deleteObject(bucketId: number, key: string): Promise<boolean> {
