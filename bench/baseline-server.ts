@@ -3,7 +3,8 @@
 // and nothing else.
 //
 // - small: PUT reads the body and answers 200 with its MD5 as ETag; GET answers 4 KiB;
-//   HEAD answers the same headers.
+//   HEAD answers the same headers. Given EXTRA_CPU_US, it first keeps the CPU busy that many
+//   microseconds per request: how much a server may add to node:http and still reach a ratio.
 // - large, the "ideal pipeline": PUT cuts the body into 4 MiB SharedArrayBuffer chunks (at
 //   most three in flight per request, so the socket is paused when they are all busy),
 //   hashes SHA-256 + MD5 + CRC32C in a Piscina pool (one long task per request, fed
@@ -28,7 +29,7 @@ const CHUNKS_IN_FLIGHT = 3;
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
-function smallHandler(): Handler {
+function smallHandler(extraCpuUs: number): Handler {
   const object = Buffer.alloc(SMALL_OBJECT_SIZE, 0x61);
   const objectHeaders = {
     'Content-Type': 'application/octet-stream',
@@ -37,6 +38,12 @@ function smallHandler(): Handler {
     'Last-Modified': new Date().toUTCString(),
   };
   return async (req, res) => {
+    // CPU time, not wall time: on a machine shared with the load generator the process may
+    // be preempted mid-spin, which a clock would count as work done.
+    if (extraCpuUs > 0) {
+      const start = process.cpuUsage();
+      for (let spent = process.cpuUsage(start); spent.user + spent.system < extraCpuUs; spent = process.cpuUsage(start));
+    }
     if (req.method === 'PUT') {
       const md5 = createHash('md5');
       for await (const piece of req) md5.update(piece as Buffer);
@@ -150,9 +157,9 @@ function largeHandler(dir: string): Handler {
   };
 }
 
-async function serve(kind: BaselineKind, dir: string): Promise<void> {
+async function serve(kind: BaselineKind, dir: string, extraCpuUs: number): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const handler = kind === 'small' ? smallHandler() : largeHandler(dir);
+  const handler = kind === 'small' ? smallHandler(extraCpuUs) : largeHandler(dir);
   const server = createServer((req, res) => {
     handler(req, res).catch((error: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'Content-Length': '0' }).end();
@@ -170,6 +177,7 @@ async function serve(kind: BaselineKind, dir: string): Promise<void> {
   });
 }
 
-const [kind, dir] = process.argv.slice(2);
-if ((kind !== 'small' && kind !== 'large') || !dir) throw new Error('usage: baseline-server.ts small|large DIR');
-void serve(kind, dir);
+const [kind, dir, extraCpu = '0'] = process.argv.slice(2);
+const extraCpuUs = Number(extraCpu);
+if ((kind !== 'small' && kind !== 'large') || !dir || !(extraCpuUs >= 0)) throw new Error('usage: baseline-server.ts small|large DIR [EXTRA_CPU_US]');
+void serve(kind, dir, extraCpuUs);

@@ -13,13 +13,16 @@ export interface BaselineServer {
   stop(): Promise<void>;
 }
 
-/** Starts a baseline server process; the large one keeps its files in a temporary directory. */
-export async function startBaseline(kind: BaselineKind): Promise<BaselineServer> {
+/**
+ * Starts a baseline server process; the large one keeps its files in a temporary directory.
+ * `extraCpuUs`: the small one keeps the CPU busy that long per request first (baseline-server.ts).
+ */
+export async function startBaseline(kind: BaselineKind, extraCpuUs = 0): Promise<BaselineServer> {
   const dir = tempDir(`s3g-bench-${kind}-`);
   const proc = await spawnServer({
     name: `baseline-${kind}`,
     command: process.execPath,
-    args: [...s3gNodeFlags(), '--import', 'tsx', fileURLToPath(new URL('./baseline-server.ts', import.meta.url)), kind, dir],
+    args: [...s3gNodeFlags(), '--import', 'tsx', fileURLToPath(new URL('./baseline-server.ts', import.meta.url)), kind, dir, String(extraCpuUs)],
     cwd: ROOT,
     ready: /^baseline ready (http:\/\/\S+)$/m,
   }).catch(async (error: unknown) => {
@@ -27,7 +30,7 @@ export async function startBaseline(kind: BaselineKind): Promise<BaselineServer>
     throw error;
   });
   return {
-    endpoint: endpointAt('bare', proc.url),
+    endpoint: endpointAt('bare', proc.url, undefined, proc.pid),
     async stop() {
       await proc.stop();
       await rm(dir, { recursive: true, force: true });

@@ -19,6 +19,8 @@ export interface Endpoint {
   port: number;
   /** Absent for the bare baselines, which take unsigned requests. */
   credentials?: Credentials;
+  /** The server's one process, whose CPU time the small workloads count (cpu.ts). */
+  pid?: number;
 }
 
 export type ObjectMethod = 'GET' | 'PUT' | 'HEAD';
@@ -26,8 +28,8 @@ export type ObjectMethod = 'GET' | 'PUT' | 'HEAD';
 /** Presigned URLs live this long: longer than any workload. */
 const PRESIGN_EXPIRY_S = 6 * 3600;
 
-export function endpointAt(name: string, url: string, credentials?: Credentials): Endpoint {
-  return { name, url, port: Number(new URL(url).port), credentials };
+export function endpointAt(name: string, url: string, credentials?: Credentials, pid?: number): Endpoint {
+  return { name, url, port: Number(new URL(url).port), credentials, pid };
 }
 
 /**

@@ -64,7 +64,7 @@ export async function startPeer(options: { parentDir?: string } = {}): Promise<P
       ready: /^S3rver listening on (\S+)$/m,
     });
     return {
-      endpoint: endpointAt('s3rver', `http://${proc.url}`, S3RVER_CREDENTIALS),
+      endpoint: endpointAt('s3rver', `http://${proc.url}`, S3RVER_CREDENTIALS, proc.pid),
       dir,
       pid: proc.pid,
       populate(bucket, keys) {

@@ -11,7 +11,7 @@ export function median(values: number[]): number {
 }
 
 /** The median of the rounds' `field`, when every round measured it. */
-function medianOf(rounds: Measurement[], field: 'value' | 'p99Ms' | 'loopP99Ms'): number | undefined {
+function medianOf(rounds: Measurement[], field: 'value' | 'p99Ms' | 'loopP99Ms' | 'cpuUsPerOp'): number | undefined {
   const values = rounds.map((m) => m[field]);
   return values.every((v): v is number => v !== undefined) ? median(values) : undefined;
 }
@@ -26,7 +26,7 @@ export function combineRounds(rounds: Measurement[]): Measurement {
   }
   if (rounds.length === 1) return rounds[0]!;
   const combined: Measurement = { rounds };
-  for (const field of ['value', 'p99Ms', 'loopP99Ms'] as const) {
+  for (const field of ['value', 'p99Ms', 'loopP99Ms', 'cpuUsPerOp'] as const) {
     const middle = medianOf(rounds, field);
     if (middle !== undefined) combined[field] = middle;
   }

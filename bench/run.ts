@@ -23,7 +23,7 @@ import { peerUnavailable, startPeer, tmpfsWithRoom, type PeerServer } from './pe
 import { renderProfile, summariseProfile, type ProfileSummary } from './profile.js';
 import { combineRounds } from './rounds.js';
 import { ROOT, startS3g, tempDir, type S3gServer } from './s3g-server.js';
-import { evaluateTargets, render, type Environment, type Row } from './table.js';
+import { evaluateTargets, render, type BudgetRow, type Environment, type Row } from './table.js';
 import {
   LIST_BUCKET,
   directoryListWorkload,
@@ -67,8 +67,12 @@ class Servers {
   }
 }
 
+/** The extra CPU per request (µs) that the budget section makes bare servers spend. */
+const BUDGET_EXTRA_CPU_US = [40, 80];
+
 class Bench {
   readonly rows: Row[] = [];
+  readonly budgets: BudgetRow[] = [];
   readonly notes: string[] = [];
   private readonly only: RegExp | undefined;
 
@@ -179,6 +183,42 @@ class Bench {
       if (twoProcesses.length > 0) {
         const s3gTwo = await servers.add(startS3g({ args: ['--gateway-processes', '2'] }));
         for (const workload of twoProcesses) await this.compare(workload, s3gTwo, { baseline: { endpoint: bareSmall.endpoint } });
+      }
+    } finally {
+      await servers.stopAll();
+    }
+  }
+
+  /**
+   * The small PUT and GET against bare servers that spend BUDGET_EXTRA_CPU_US more CPU per
+   * request, each beside the bare server in alternating rounds: what a ratio to bare leaves
+   * a server for all its own work on this machine, where the load generator takes its share.
+   */
+  async budget(): Promise<void> {
+    const { config } = this;
+    const cases = (['PUT', 'GET'] as const).flatMap((method) =>
+      BUDGET_EXTRA_CPU_US.map((extraCpuUs) => ({ method, extraCpuUs, id: `budget-${method.toLowerCase()}-${extraCpuUs}us` })),
+    ).filter((c) => this.selected(c.id));
+    if (cases.length === 0) return;
+    const servers = new Servers();
+    try {
+      const bare = await servers.add(startBaseline('small'));
+      const burdened = new Map<number, Endpoint>();
+      for (const { extraCpuUs } of cases) {
+        if (!burdened.has(extraCpuUs)) burdened.set(extraCpuUs, (await servers.add(startBaseline('small', extraCpuUs))).endpoint);
+      }
+      for (const { method, extraCpuUs, id } of cases) {
+        const workload = smallWorkload(config, method);
+        const busy = { ...burdened.get(extraCpuUs)!, name: `bare + ${extraCpuUs} µs` };
+        const runs: Measurement[][] = [[], []];
+        for (let round = 1; round <= config.rounds; round++) {
+          const of = config.rounds > 1 ? ` (round ${round} of ${config.rounds})` : '';
+          runs[0]!.push(await this.measure(workload, busy, undefined, of));
+          runs[1]!.push(await this.measure(workload, bare.endpoint, undefined, of));
+        }
+        const row: BudgetRow = { id, workload: workload.title, extraCpuUs, burdened: combineRounds(runs[0]!), bare: combineRounds(runs[1]!) };
+        this.budgets.push(row);
+        log(`  ${JSON.stringify(row)}`);
       }
     } finally {
       await servers.stopAll();
@@ -363,14 +403,15 @@ async function main(): Promise<void> {
   const started = performance.now();
   const bench = new Bench(config, values.only);
   await bench.objects();
+  await bench.budget();
   await bench.listing();
   await bench.directories();
   env.loadAverage.end = loadavg()[0]!;
   const targets = evaluateTargets(bench.rows);
   const notes = [...bench.notes, `total bench time ${((performance.now() - started) / 1000).toFixed(0)} s`];
-  process.stdout.write(`${render(env, bench.rows, targets)}\n\n${notes.map((n) => `note: ${n}`).join('\n')}\n`);
+  process.stdout.write(`${render(env, bench.rows, targets, bench.budgets)}\n\n${notes.map((n) => `note: ${n}`).join('\n')}\n`);
   const file = resultFile(env, values.results);
-  writeFileSync(file, JSON.stringify({ environment: env, config, rows: bench.rows, targets, notes }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ environment: env, config, rows: bench.rows, budgets: bench.budgets, targets, notes }, null, 2) + '\n');
   process.stdout.write(`results written to ${file}\n`);
 }
 

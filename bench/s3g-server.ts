@@ -79,7 +79,8 @@ export async function startS3g(options: S3gOptions = {}): Promise<S3gServer> {
     throw new Error(`s3g printed no admin URL:\n${proc.output()}`);
   }
   return {
-    endpoint: endpointAt('s3g', proc.url, S3G_CREDENTIALS),
+    // With several gateway processes, the one PID is not the whole gateway: no CPU count then.
+    endpoint: endpointAt('s3g', proc.url, S3G_CREDENTIALS, options.args?.includes('--gateway-processes') ? undefined : proc.pid),
     dataDir,
     pid: proc.pid,
     async stats(reset = false) {

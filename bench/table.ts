@@ -1,6 +1,6 @@
 // The report: one table of every workload (s3g, its baseline, the peer, the ratios, the
-// gateway's event-loop delay and peak RSS), errors as footnotes, and the issue's targets
-// marked met or missed.
+// gateway's event-loop delay and peak RSS), errors as footnotes, each server's CPU per small
+// request, the CPU budget a ratio to bare leaves, and the issue's targets marked met or missed.
 import type { Measurement, Unit } from './workloads.js';
 
 export interface Row {
@@ -10,6 +10,15 @@ export interface Row {
   s3g: Measurement;
   baseline?: Measurement;
   peer?: Measurement;
+}
+
+/** A bare server that spends extraCpuUs more CPU per request, against the bare server (bench/run.ts budget). */
+export interface BudgetRow {
+  id: string;
+  workload: string;
+  extraCpuUs: number;
+  burdened: Measurement;
+  bare: Measurement;
 }
 
 export interface Environment {
@@ -73,7 +82,7 @@ function formatRatio(unit: Unit, s3g: Measurement | undefined, other: Measuremen
   return withSpread(`${ratio.toFixed(2)}×`, roundRatios(unit, s3g, other), 2);
 }
 
-export function render(environment: Environment, rows: Row[], targets: TargetResult[]): string {
+export function render(environment: Environment, rows: Row[], targets: TargetResult[], budgets: BudgetRow[] = []): string {
   const footnotes: string[] = [];
   const cell = (unit: Unit, m: Measurement | undefined): string => {
     if (!m) return '';
@@ -115,6 +124,7 @@ export function render(environment: Environment, rows: Row[], targets: TargetRes
     );
   }
   if (environment.mode === 'quick') out.push('Quick mode: tiny sizes and short loads; the numbers only show that the suite runs.');
+  out.push(...cpuLines(rows), ...budgetLines(budgets));
   if (footnotes.length > 0) out.push('', ...footnotes.map((f, i) => `[${i + 1}] ${f}`));
   const targetWidth = Math.max(...targets.map((t) => t.target.length));
   out.push('', 'Targets (issue "Throughput"):');
@@ -123,6 +133,29 @@ export function render(environment: Environment, rows: Row[], targets: TargetRes
     out.push(`  ${t.target.padEnd(targetWidth)}  ${mark.padEnd(12)}  ${t.actual}`);
   }
   return out.join('\n');
+}
+
+/** Each server's CPU per request of the rows that counted it. */
+function cpuLines(rows: Row[]): string[] {
+  const columns = [['s3g', 's3g'], ['baseline', 'bare'], ['peer', 's3rver']] as const;
+  const lines = rows.flatMap((row) => {
+    const cells = columns.flatMap(([column, name]) => {
+      const us = row[column]?.cpuUsPerOp;
+      return us === undefined ? [] : [`${name} ${Math.round(us)} µs`];
+    });
+    return cells.length === 0 ? [] : [`  ${row.workload}: ${cells.join(', ')}`];
+  });
+  return lines.length === 0 ? [] : ['', 'CPU per request (each server\'s process, all its threads, over the load; the load generator shares the machine):', ...lines];
+}
+
+function budgetLines(budgets: BudgetRow[]): string[] {
+  if (budgets.length === 0) return [];
+  const lines = budgets.map((b) => {
+    const failure = b.burdened.error ?? b.bare.error;
+    const cpu = b.burdened.cpuUsPerOp === undefined || b.bare.cpuUsPerOp === undefined ? '' : ` (CPU per request ${Math.round(b.burdened.cpuUsPerOp)} µs against ${Math.round(b.bare.cpuUsPerOp)})`;
+    return `  ${b.workload}, ${b.extraCpuUs} µs more per request: ${failure === undefined ? formatRatio('ops/s', b.burdened, b.bare) + cpu : `error: ${failure}`}`;
+  });
+  return ['', 'Budget: bare node:http made to spend more CPU per request, against itself (what a ratio to bare leaves a server for its own work):', ...lines];
 }
 
 export function evaluateTargets(rows: Row[]): TargetResult[] {

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { BucketLayout } from '../src/metadata/store.js';
 import { bodyDigests, patternSlices, smallBody } from './body.js';
+import { processCpuSeconds } from './cpu.js';
 import type { BenchConfig } from './config.js';
 import { createBucket, objectPath, s3Client, signedHeaders, type Endpoint } from './endpoint.js';
 import { concurrently, exchange, hammer, type Exchange } from './load.js';
@@ -21,6 +22,8 @@ export interface Measurement {
   note?: string;
   /** Requests that failed during an ops/s load (errors, timeouts, non-2xx answers). */
   failed?: number;
+  /** CPU time of the server's process per request of an ops/s load, in µs (bench/cpu.ts). */
+  cpuUsPerOp?: number;
   /** Of the s3g gateway during the load (admin /stats). */
   loopP99Ms?: number;
   peakRssBytes?: number;
@@ -80,9 +83,12 @@ export function smallWorkload(config: BenchConfig, method: SmallMethod, variant?
       }
       const paths = await Promise.all(keys.map((key) => objectPath(endpoint, method, SMALL_BUCKET, key)));
       return async () => {
+        const cpuBefore = endpoint.pid === undefined ? undefined : processCpuSeconds(endpoint.pid);
         const result = await hammer({ url: endpoint.url, method, paths, body: method === 'PUT' ? body : undefined, connections, durationS });
         if (result.ok === 0) throw new Error(`no 2xx answer (${result.failed} failed requests)`);
-        return { value: result.opsPerSec, p99Ms: result.p99Ms, ...(result.failed ? { failed: result.failed } : {}) };
+        const cpuAfter = endpoint.pid === undefined ? undefined : processCpuSeconds(endpoint.pid);
+        const cpuUsPerOp = cpuBefore === undefined || cpuAfter === undefined ? undefined : ((cpuAfter - cpuBefore) * 1e6) / (result.ok + result.failed);
+        return { value: result.opsPerSec, p99Ms: result.p99Ms, ...(result.failed ? { failed: result.failed } : {}), ...(cpuUsPerOp === undefined ? {} : { cpuUsPerOp }) };
       };
     },
   };

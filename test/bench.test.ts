@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ROOT, tempDir } from './helpers/server.js';
 import { run } from './helpers/exec.js';
 import { combineRounds, median } from '../bench/rounds.js';
-import { render, roundRatios, type Environment, type Row } from '../bench/table.js';
+import { render, roundRatios, type BudgetRow, type Environment, type Row } from '../bench/table.js';
 import type { Measurement } from '../bench/workloads.js';
 
 t.test('median: the middle value, or the mean of the two middle ones', async (t) => {
@@ -61,9 +61,34 @@ t.test('the table shows medians and the spread of the rounds\' own ratios', asyn
   t.notMatch(render({ ...environment, rounds: 1 }, rows, []), /Figures are medians/, 'one round: no word about rounds');
 });
 
+t.test('the report counts each server\'s CPU per request and what a CPU budget leaves of bare', async (t) => {
+  const environment: Environment = { date: '2026-11-27T00:00:00Z', mode: 'full', nproc: 2, cpu: 'test', node: 'v20', rounds: 2, loadAverage: { start: 1 } };
+  const rows: Row[] = [
+    { id: 'small-get', workload: '4 KiB GET', unit: 'ops/s', s3g: { value: 8000, cpuUsPerOp: 118.4 }, baseline: { value: 24000, cpuUsPerOp: 27.2 }, peer: { value: 1600 } },
+    { id: 'large-get', workload: '256 MiB ×4 GET', unit: 'MB/s', s3g: { value: 400 }, baseline: { value: 350 } },
+  ];
+  const budgets: BudgetRow[] = [
+    {
+      id: 'budget-get-40us',
+      workload: '4 KiB GET',
+      extraCpuUs: 40,
+      burdened: combineRounds([{ value: 10_000, cpuUsPerOp: 75 }, { value: 12_000, cpuUsPerOp: 79 }]),
+      bare: combineRounds([{ value: 25_000, cpuUsPerOp: 27 }, { value: 24_000, cpuUsPerOp: 29 }]),
+    },
+    { id: 'budget-put-80us', workload: '4 KiB PUT', extraCpuUs: 80, burdened: { error: 'budget-put-80us on bare: HTTP 500' }, bare: { value: 20_000 } },
+  ];
+  const table = render(environment, rows, [], budgets);
+  t.match(table, /\n {2}4 KiB GET: s3g 118 µs, bare 27 µs\n/, 'the servers that counted, rounded; none for a row without counts');
+  t.notMatch(table, /256 MiB ×4 GET: /, 'no CPU line for a row without counts');
+  t.match(table, /4 KiB GET, 40 µs more per request: 0\.45× \(0\.40–0\.50\) \(CPU per request 77 µs against 28\)/, 'the ratio of medians, its spread, and the CPU both spent');
+  t.match(table, /4 KiB PUT, 80 µs more per request: error: budget-put-80us on bare: HTTP 500/, 'a failed budget says why');
+  t.notMatch(render(environment, rows.slice(1), [], []), /CPU per request|Budget/, 'neither section without figures');
+});
+
 interface BenchResults {
   environment: Environment;
   rows: Row[];
+  budgets: BudgetRow[];
   targets: { target: string; met: boolean | undefined }[];
 }
 
@@ -99,6 +124,18 @@ t.test('bench/run.ts --quick --rounds 2 measures every workload', async (t) => {
       t.equal(row.s3g.rounds, undefined, `${row.id}: one round`);
     }
   }
+  for (const id of ['small-put', 'small-get', 'small-head']) {
+    const row = json.rows.find((r) => r.id === id)!;
+    for (const column of ['s3g', 'baseline', 'peer'] as const) t.ok(row[column]!.cpuUsPerOp! > 0, `${id}: ${column}'s CPU per request counted`);
+  }
+  t.equal(json.rows.find((r) => r.id === 'small-get-2p')!.s3g.cpuUsPerOp, undefined, 'no CPU count for a gateway of several processes');
+  t.same(json.budgets.map((b) => b.id), ['budget-put-40us', 'budget-put-80us', 'budget-get-40us', 'budget-get-80us'], 'every budget measured');
+  for (const budget of json.budgets) {
+    t.equal(budget.burdened.rounds?.length, 2, `${budget.id}: two rounds of the burdened server`);
+    t.ok(budget.burdened.value! < budget.bare.value!, `${budget.id}: the busier server answers fewer requests`);
+    t.ok(budget.burdened.cpuUsPerOp! > budget.bare.cpuUsPerOp! + budget.extraCpuUs / 2, `${budget.id}: and spends the extra CPU on each`);
+  }
+  t.match(stdout, /Budget: bare node:http made to spend more CPU per request/);
   // The peer answers every workload it is given except the SDK's aws-chunked PUT, which s3rver stores verbatim.
   for (const row of json.rows.filter((r) => r.peer !== undefined && r.id !== 'large-put-sdk')) {
     t.equal(row.peer!.error, undefined, `${row.id}: s3rver measured`);

@@ -1,0 +1,18 @@
+// The CPU time a server process has used (all its threads), from /proc: what a small request
+// costs the server, beside what the load generator sharing the machine costs.
+import { readFileSync } from 'node:fs';
+
+/** Linux's USER_HZ: /proc/<pid>/stat counts in these ticks on every architecture. */
+const TICKS_PER_SECOND = 100;
+
+/** User + system CPU seconds of the process so far; undefined where /proc cannot tell. */
+export function processCpuSeconds(pid: number): number | undefined {
+  try {
+    // The command name (field 2) may hold spaces: fields are counted after its closing parenthesis.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
