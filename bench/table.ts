@@ -135,10 +135,11 @@ export function render(environment: Environment, rows: Row[], targets: TargetRes
   return out.join('\n');
 }
 
-/** Each server's CPU per request of the rows that counted it. */
+/** Each server's CPU per request, on the rows where s3g's was counted (one gateway process). */
 function cpuLines(rows: Row[]): string[] {
   const columns = [['s3g', 's3g'], ['baseline', 'bare'], ['peer', 's3rver']] as const;
   const lines = rows.flatMap((row) => {
+    if (row.s3g.cpuUsPerOp === undefined) return [];
     const cells = columns.flatMap(([column, name]) => {
       const us = row[column]?.cpuUsPerOp;
       return us === undefined ? [] : [`${name} ${Math.round(us)} µs`];

@@ -66,6 +66,7 @@ t.test('the report counts each server\'s CPU per request and what a CPU budget l
   const rows: Row[] = [
     { id: 'small-get', workload: '4 KiB GET', unit: 'ops/s', s3g: { value: 8000, cpuUsPerOp: 118.4 }, baseline: { value: 24000, cpuUsPerOp: 27.2 }, peer: { value: 1600 } },
     { id: 'large-get', workload: '256 MiB ×4 GET', unit: 'MB/s', s3g: { value: 400 }, baseline: { value: 350 } },
+    { id: 'small-get-2p', workload: '4 KiB GET with --gateway-processes 2', unit: 'ops/s', s3g: { value: 9000 }, baseline: { value: 24000, cpuUsPerOp: 30 } },
   ];
   const budgets: BudgetRow[] = [
     {
@@ -80,6 +81,7 @@ t.test('the report counts each server\'s CPU per request and what a CPU budget l
   const table = render(environment, rows, [], budgets);
   t.match(table, /\n {2}4 KiB GET: s3g 118 µs, bare 27 µs\n/, 'the servers that counted, rounded; none for a row without counts');
   t.notMatch(table, /256 MiB ×4 GET: /, 'no CPU line for a row without counts');
+  t.notMatch(table, /--gateway-processes 2: /, 'nor for one whose gateway was not counted');
   t.match(table, /4 KiB GET, 40 µs more per request: 0\.45× \(0\.40–0\.50\) \(CPU per request 77 µs against 28\)/, 'the ratio of medians, its spread, and the CPU both spent');
   t.match(table, /4 KiB PUT, 80 µs more per request: error: budget-put-80us on bare: HTTP 500/, 'a failed budget says why');
   t.notMatch(render(environment, rows.slice(1), [], []), /CPU per request|Budget/, 'neither section without figures');
