@@ -123,6 +123,8 @@ export interface PostgresMetadataStoreOptions {
   secrets?: SecretBox;
   /** How stale a cached access key or bucket may be after another process changed it (lookup-cache.ts). */
   lookupRecheckMs?: number;
+  /** How long a query waits for a connection (a new one, or a free one of the pool) before it fails with ServiceUnavailable. */
+  connectTimeoutMs?: number;
 }
 
 const EXPIRE_BATCH = 256;
@@ -130,6 +132,8 @@ const EXPIRE_BATCH = 256;
 const MAX_BATCH = 256;
 /** Conflict codes after which the whole transaction is run again. */
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
+/** Without a bound, a server that accepts connections and never answers holds every request forever. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export class PostgresMetadataStore implements MetadataStore {
   private readonly pool: pg.Pool;
@@ -147,7 +151,14 @@ export class PostgresMetadataStore implements MetadataStore {
   private readonly objectReads = new TurnBatch<{ bucketId: number; name: string }, ObjectRecord | undefined>((batch) => this.lookUpObjects(batch), MAX_BATCH);
 
   constructor(url: string, options: PostgresMetadataStoreOptions = {}) {
-    this.pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: pgTypes });
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: options.poolSize ?? 10,
+      types: pgTypes,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+      // TCP keepalives find a server that vanished (a host down, a dropped route) under idle connections.
+      keepAlive: true,
+    });
     // An idle connection dropped by the server must not crash the process; the pool
     // discards it and the next query opens a new one.
     this.pool.on('error', () => {});
@@ -1022,10 +1033,29 @@ export class PostgresMetadataStore implements MetadataStore {
       try {
         return await attempt();
       } catch (error) {
+        if (isUnreachable(error)) throw new MetadataError('ServiceUnavailable', `PostgreSQL cannot be reached: ${(error as Error).message}`);
         if (n >= this.maxAttempts || !(error instanceof pg.DatabaseError) || !RETRYABLE.has(error.code ?? '')) throw error;
       }
       // Random backoff, growing to ~100 ms, so that the retried transactions do not collide again.
       await sleep(Math.random() * Math.min(100, 2 ** n));
     }
   }
+}
+
+/** Socket errors of a server that is down, refusing, or unreachable. */
+const UNREACHABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT']);
+/** PostgreSQL's own: connection exceptions (class 08), shutting down or starting up, too many connections. */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+
+/**
+ * Whether a query failed because the server is out of reach rather than because of the query.
+ * node-postgres gives its own connection failures (the pool's connect timeout, a connection
+ * that ended mid-query) no code, only these messages.
+ */
+function isUnreachable(error: unknown): boolean {
+  if (error instanceof pg.DatabaseError) return error.code?.startsWith('08') === true || UNAVAILABLE_SQLSTATES.has(error.code ?? '');
+  if (!(error instanceof Error)) return false;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== undefined) return UNREACHABLE_ERRNOS.has(code);
+  return /^(timeout exceeded when trying to connect|Connection terminated)/.test(error.message);
 }

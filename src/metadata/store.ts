@@ -259,7 +259,9 @@ export type MetadataErrorCode =
   /** FSO rename: the destination exists. */
   | 'KeyAlreadyExists'
   /** An operation the bucket's layout does not allow (rename in an OBS bucket, a directory into itself). */
-  | 'InvalidRequest';
+  | 'InvalidRequest'
+  /** The store cannot be reached (PostgreSQL down, refusing, or silent past the connect timeout): the client may retry. */
+  | 'ServiceUnavailable';
 
 /** A domain error the gateway maps to an S3 error; anything else is a server fault. */
 export class MetadataError extends Error {

@@ -1,0 +1,83 @@
+// PostgreSQL out of reach: a query fails with ServiceUnavailable (503 to S3 clients, which
+// retry) instead of a 500, and a server that accepts connections but never answers is given
+// up on after the connect timeout instead of holding every request forever.
+import t from 'tap';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { PostgresMetadataStore } from '../src/metadata/postgres.js';
+import { MetadataError } from '../src/metadata/store.js';
+import { startServer } from './helpers/server.js';
+import { errorCode, signedRequest } from './helpers/raw.js';
+import { postgresUnavailable, startPostgres } from './helpers/postgres.js';
+
+/** A TCP server on 127.0.0.1 that takes connections and says nothing, as a hung host does. */
+async function silentServer(): Promise<{ port: number; connections(): number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections: () => accepted,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A port nothing listens on: one the kernel just handed out and took back. */
+async function closedPort(): Promise<number> {
+  const { port, close } = await silentServer();
+  await close();
+  return port;
+}
+
+const unavailable = { constructor: MetadataError, code: 'ServiceUnavailable' };
+
+t.test('a store whose server never answers, or refuses, fails with ServiceUnavailable', async (t) => {
+  const silent = await silentServer();
+  t.teardown(() => silent.close());
+  const hung = new PostgresMetadataStore(`postgres://s3g@127.0.0.1:${silent.port}/s3g`, { connectTimeoutMs: 300 });
+  t.teardown(() => hung.close());
+  await t.rejects(hung.getBucket('s3v', 'b'), unavailable, 'a read waits for the connect timeout, then fails');
+  await t.rejects(hung.createUser({ name: 'alice' }), unavailable, 'and so does a write');
+  t.ok(silent.connections() >= 2, 'each tried the server');
+
+  const refused = new PostgresMetadataStore(`postgres://s3g@127.0.0.1:${await closedPort()}/s3g`);
+  t.teardown(() => refused.close());
+  await t.rejects(refused.getBucket('s3v', 'b'), unavailable, 'a refused connection fails at once');
+});
+
+// Under CI a missing PostgreSQL is a failure, never a skip (as in the other PostgreSQL tests).
+const noPostgres = process.env.CI === 'true' ? undefined : postgresUnavailable();
+t.test('a gateway whose PostgreSQL goes away answers 503 ServiceUnavailable and stays up', { skip: noPostgres ?? false }, async (t) => {
+  const postgres = await startPostgres();
+  let stopped = false;
+  t.teardown(() => (stopped ? undefined : postgres.stop()));
+  const gateway = await startServer({ command: 'gateway', args: ['--meta', await postgres.createDatabase()] });
+  t.teardown(() => gateway.kill9());
+
+  t.equal((await signedRequest(gateway, { method: 'PUT', path: '/outage' })).status, 200, 'bucket created');
+  const put = await signedRequest(gateway, { method: 'PUT', path: '/outage/k', body: Buffer.from('kept') });
+  t.equal(put.status, 200, 'object written while PostgreSQL runs');
+
+  await postgres.stop();
+  stopped = true;
+  for (const [what, request] of [
+    ['GET', { method: 'GET', path: '/outage/k' }],
+    ['PUT', { method: 'PUT', path: '/outage/k2', body: Buffer.from('lost') }],
+    ['ListObjectsV2', { method: 'GET', path: '/outage', query: { 'list-type': '2' } }],
+  ] as const) {
+    const answer = await signedRequest(gateway, request);
+    t.equal(answer.status, 503, `${what}: 503`);
+    t.equal(errorCode(answer), 'ServiceUnavailable', `${what}: ServiceUnavailable`);
+  }
+  const ready = await fetch(`${gateway.adminUrl}/ready`);
+  t.equal(ready.status, 503, '/ready says the gateway is not ready');
+  t.match(await ready.text(), /metadata/i, 'and why');
+  t.equal(gateway.proc.exitCode, null, 'the gateway is still running');
+});
