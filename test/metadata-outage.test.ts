@@ -2,10 +2,12 @@
 // retry) instead of a 500, and a server that accepts connections but never answers is given
 // up on after the connect timeout instead of holding every request forever.
 import t from 'tap';
+import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { promisify } from 'node:util';
 import { PostgresMetadataStore } from '../src/metadata/postgres.js';
 import { MetadataError } from '../src/metadata/store.js';
-import { startServer } from './helpers/server.js';
+import { S3G, TEST_KEK, startServer } from './helpers/server.js';
 import { errorCode, signedRequest } from './helpers/raw.js';
 import { postgresUnavailable, startPostgres } from './helpers/postgres.js';
 
@@ -50,6 +52,23 @@ t.test('a store whose server never answers, or refuses, fails with ServiceUnavai
   const refused = new PostgresMetadataStore(`postgres://s3g@127.0.0.1:${await closedPort()}/s3g`);
   t.teardown(() => refused.close());
   await t.rejects(refused.getBucket('s3v', 'b'), unavailable, 'a refused connection fails at once');
+});
+
+t.test('a gateway whose PostgreSQL never answers stops starting after the connect timeout', async (t) => {
+  const silent = await silentServer();
+  t.teardown(() => silent.close());
+  const started = performance.now();
+  // The timeout is a last resort: before the connect timeout, this start waited forever.
+  const failure = await promisify(execFile)(S3G, ['gateway', '--meta', `postgres://s3g@127.0.0.1:${silent.port}/s3g`, '--port', '0', '--admin-port', '0'], {
+    env: { ...process.env, S3G_KEK: TEST_KEK },
+    timeout: 60_000,
+  }).then(
+    () => undefined,
+    (error: { code?: number; killed?: boolean; stderr: string }) => error,
+  );
+  t.equal(failure?.killed, false, `gave up by itself (after ${Math.round(performance.now() - started)} ms)`);
+  t.equal(failure?.code, 1, 'exit code 1');
+  t.match(failure?.stderr, /PostgreSQL cannot be reached: .*timeout/, 'and says why');
 });
 
 // Under CI a missing PostgreSQL is a failure, never a skip (as in the other PostgreSQL tests).
