@@ -2,7 +2,7 @@
 // costs the server, beside what the load generator sharing the machine costs.
 import { readFileSync } from 'node:fs';
 
-/** Linux's USER_HZ: /proc/<pid>/stat counts in these ticks on every architecture. */
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's times: 100 on every architecture Node runs on. */
 const TICKS_PER_SECOND = 100;
 
 /** User + system CPU seconds of the process so far; undefined where /proc cannot tell. */

@@ -210,13 +210,14 @@ class Bench {
       for (const { method, extraCpuUs, id } of cases) {
         const workload = smallWorkload(config, method);
         const busy = { ...burdened.get(extraCpuUs)!, name: `bare + ${extraCpuUs} µs` };
-        const runs: Measurement[][] = [[], []];
+        const busyRounds: Measurement[] = [];
+        const bareRounds: Measurement[] = [];
         for (let round = 1; round <= config.rounds; round++) {
           const of = config.rounds > 1 ? ` (round ${round} of ${config.rounds})` : '';
-          runs[0]!.push(await this.measure(workload, busy, undefined, of));
-          runs[1]!.push(await this.measure(workload, bare.endpoint, undefined, of));
+          busyRounds.push(await this.measure(workload, busy, undefined, of));
+          bareRounds.push(await this.measure(workload, bare.endpoint, undefined, of));
         }
-        const row: BudgetRow = { id, workload: workload.title, extraCpuUs, burdened: combineRounds(runs[0]!), bare: combineRounds(runs[1]!) };
+        const row: BudgetRow = { id, workload: workload.title, extraCpuUs, burdened: combineRounds(busyRounds), bare: combineRounds(bareRounds) };
         this.budgets.push(row);
         log(`  ${JSON.stringify(row)}`);
       }

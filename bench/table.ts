@@ -144,7 +144,7 @@ function cpuLines(rows: Row[]): string[] {
       const us = row[column]?.cpuUsPerOp;
       return us === undefined ? [] : [`${name} ${Math.round(us)} µs`];
     });
-    return cells.length === 0 ? [] : [`  ${row.workload}: ${cells.join(', ')}`];
+    return [`  ${row.workload}: ${cells.join(', ')}`];
   });
   return lines.length === 0 ? [] : ['', 'CPU per request (each server\'s process, all its threads, over the load; the load generator shares the machine):', ...lines];
 }

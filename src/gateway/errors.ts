@@ -81,8 +81,8 @@ const DEFAULT_MESSAGE: Record<string, string> = {
   NoSuchUpload: 'The specified upload does not exist.',
   NotImplemented: 'A header or query you provided implies functionality that is not implemented.',
   PreconditionFailed: 'At least one of the pre-conditions you specified did not hold',
-  ServiceUnavailable: 'The service cannot handle the request now. Please try again.',
   RequestTimeTooSkewed: 'The difference between the request time and the server\'s time is too large.',
+  ServiceUnavailable: 'The service cannot handle the request now. Please try again.',
   SignatureDoesNotMatch: 'The request signature we calculated does not match the signature you provided. Check your key and signing method.',
   XAmzContentSHA256Mismatch: 'The provided \'x-amz-content-sha256\' header does not match what was computed.',
 };
