@@ -1173,8 +1173,11 @@ export class SqliteMetadataStore implements MetadataStore {
       if (waitForLock) transaction.immediate();
       else this.withoutBusyWait(() => transaction.immediate());
     } catch (error) {
-      if (!waitForLock && (error as { code?: string }).code === 'SQLITE_BUSY' && this.retryWhenBusy(group)) return;
-      for (const op of group) op.reject(error);
+      const busy = (error as { code?: string }).code === 'SQLITE_BUSY';
+      if (!waitForLock && busy && this.retryWhenBusy(group)) return;
+      // Another process held the write lock past busy_timeout: the client may try again (503).
+      const failure = busy ? new MetadataError('ServiceUnavailable', `the metadata database stayed locked by another process for ${this.busyTimeoutMs} ms`) : error;
+      for (const op of group) op.reject(failure);
       return;
     }
     this.busySince = undefined;
