@@ -5,8 +5,9 @@ import { readFileSync } from 'node:fs';
 /** Linux's USER_HZ, the unit of /proc/<pid>/stat's times: 100 on every architecture Node runs on. */
 const TICKS_PER_SECOND = 100;
 
-/** User + system CPU seconds of the process so far; undefined where /proc cannot tell. */
-export function processCpuSeconds(pid: number): number | undefined {
+/** User + system CPU seconds of the process so far; undefined without a PID or where /proc cannot tell. */
+export function processCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
   try {
     // The command name (field 2) may hold spaces: fields are counted after its closing parenthesis.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -67,6 +67,13 @@ class Servers {
   }
 }
 
+/** One server's share of a comparison: the workload, where it runs, and the gateway to watch (s3g's). */
+interface Run {
+  workload: Workload;
+  endpoint: Endpoint;
+  gateway?: S3gServer;
+}
+
 /** The extra CPU per request (µs) that the budget section makes bare servers spend. */
 const BUDGET_EXTRA_CPU_US = [40, 80];
 
@@ -111,22 +118,29 @@ class Bench {
     options: { baseline?: { endpoint: Endpoint; workload?: Workload }; peer?: PeerServer; rounds?: number },
   ): Promise<void> {
     if (!this.selected(workload.id)) return;
-    const rounds = options.rounds ?? this.config.rounds;
-    const runs: { column: 's3g' | 'baseline' | 'peer'; workload: Workload; endpoint: Endpoint; gateway?: S3gServer; measurements: Measurement[] }[] = [
-      { column: 's3g', workload, endpoint: s3g.endpoint, gateway: s3g, measurements: [] },
-    ];
-    if (options.baseline) runs.push({ column: 'baseline', workload: options.baseline.workload ?? workload, endpoint: options.baseline.endpoint, measurements: [] });
-    if (options.peer) runs.push({ column: 'peer', workload, endpoint: options.peer.endpoint, measurements: [] });
-    for (let round = 1; round <= rounds; round++) {
-      for (const run of runs) {
-        if (run.measurements.some((m) => m.error !== undefined)) continue;
-        run.measurements.push(await this.measure(run.workload, run.endpoint, run.gateway, rounds > 1 ? ` (round ${round} of ${rounds})` : ''));
-      }
-    }
-    const row: Row = { id: workload.id, workload: workload.title, unit: workload.unit, s3g: combineRounds(runs[0]!.measurements) };
-    for (const run of runs.slice(1)) row[run.column] = combineRounds(run.measurements);
+    const runs: (Run & { column: 's3g' | 'baseline' | 'peer' })[] = [{ column: 's3g', workload, endpoint: s3g.endpoint, gateway: s3g }];
+    if (options.baseline) runs.push({ column: 'baseline', workload: options.baseline.workload ?? workload, endpoint: options.baseline.endpoint });
+    if (options.peer) runs.push({ column: 'peer', workload, endpoint: options.peer.endpoint });
+    const [mine, ...others] = await this.inTurn(runs, options.rounds ?? this.config.rounds);
+    const row: Row = { id: workload.id, workload: workload.title, unit: workload.unit, s3g: mine! };
+    others.forEach((figure, i) => (row[runs[i + 1]!.column] = figure));
     this.rows.push(row);
     log(`  ${JSON.stringify(row)}`);
+  }
+
+  /**
+   * Measures the runs in turn, round after round (a server that failed a round sits out the
+   * rounds after it); each run's rounds combined into one figure (rounds.ts).
+   */
+  private async inTurn(runs: Run[], rounds: number): Promise<Measurement[]> {
+    const measured = runs.map((): Measurement[] => []);
+    for (let round = 1; round <= rounds; round++) {
+      for (const [i, run] of runs.entries()) {
+        if (measured[i]!.some((m) => m.error !== undefined)) continue;
+        measured[i]!.push(await this.measure(run.workload, run.endpoint, run.gateway, rounds > 1 ? ` (round ${round} of ${rounds})` : ''));
+      }
+    }
+    return measured.map(combineRounds);
   }
 
   /** The peer, or undefined with the reason noted (its column then stays empty). */
@@ -210,14 +224,8 @@ class Bench {
       for (const { method, extraCpuUs, id } of cases) {
         const workload = smallWorkload(config, method);
         const busy = { ...burdened.get(extraCpuUs)!, name: `bare + ${extraCpuUs} µs` };
-        const busyRounds: Measurement[] = [];
-        const bareRounds: Measurement[] = [];
-        for (let round = 1; round <= config.rounds; round++) {
-          const of = config.rounds > 1 ? ` (round ${round} of ${config.rounds})` : '';
-          busyRounds.push(await this.measure(workload, busy, undefined, of));
-          bareRounds.push(await this.measure(workload, bare.endpoint, undefined, of));
-        }
-        const row: BudgetRow = { id, workload: workload.title, extraCpuUs, burdened: combineRounds(busyRounds), bare: combineRounds(bareRounds) };
+        const [busyFigure, bareFigure] = await this.inTurn([{ workload, endpoint: busy }, { workload, endpoint: bare.endpoint }], config.rounds);
+        const row: BudgetRow = { id, workload: workload.title, extraCpuUs, burdened: busyFigure!, bare: bareFigure! };
         this.budgets.push(row);
         log(`  ${JSON.stringify(row)}`);
       }

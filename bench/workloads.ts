@@ -83,10 +83,10 @@ export function smallWorkload(config: BenchConfig, method: SmallMethod, variant?
       }
       const paths = await Promise.all(keys.map((key) => objectPath(endpoint, method, SMALL_BUCKET, key)));
       return async () => {
-        const cpuBefore = endpoint.pid === undefined ? undefined : processCpuSeconds(endpoint.pid);
+        const cpuBefore = processCpuSeconds(endpoint.pid);
         const result = await hammer({ url: endpoint.url, method, paths, body: method === 'PUT' ? body : undefined, connections, durationS });
         if (result.ok === 0) throw new Error(`no 2xx answer (${result.failed} failed requests)`);
-        const cpuAfter = endpoint.pid === undefined ? undefined : processCpuSeconds(endpoint.pid);
+        const cpuAfter = processCpuSeconds(endpoint.pid);
         const cpuUsPerOp = cpuBefore === undefined || cpuAfter === undefined ? undefined : ((cpuAfter - cpuBefore) * 1e6) / (result.ok + result.failed);
         return { value: result.opsPerSec, p99Ms: result.p99Ms, ...(result.failed ? { failed: result.failed } : {}), ...(cpuUsPerOp === undefined ? {} : { cpuUsPerOp }) };
       };

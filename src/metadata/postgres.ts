@@ -409,12 +409,13 @@ export class PostgresMetadataStore implements MetadataStore {
       });
     for (const put of queued) {
       const { bucketId, key } = put.input.commit;
+      const version = versionKey(bucketId, key);
       // A second PUT of a key replaces a version the batch has not written yet; an FSO name
       // needs its directories; an unknown bucket gets its NoSuchBucket alone.
       const layout = await this.layoutOf(bucketId).catch(() => undefined);
-      if (keys.has(versionKey(bucketId, key)) || layout === undefined || layout === 'FSO') void commitAlone(put);
+      if (keys.has(version) || layout === undefined || layout === 'FSO') void commitAlone(put);
       else {
-        keys.add(versionKey(bucketId, key));
+        keys.add(version);
         batch.push(put);
       }
     }
