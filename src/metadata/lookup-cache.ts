@@ -77,9 +77,21 @@ export class LookupCache {
     this.checkedAt = -Infinity;
   }
 
-  /** Resolves once every cache has to read the epoch again: wait for it after a commit that moved the epoch. */
+  /**
+   * Resolves once every cache has to read the epoch again: wait for it after a commit that moved
+   * the epoch. Measured on the clock validate() reads: a timer alone counts from the event loop's
+   * cached time, which a synchronous commit leaves behind, and fired before recheckMs had passed.
+   */
   settled(): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, this.recheckMs));
+    const until = performance.now() + this.recheckMs;
+    return new Promise((resolve) => {
+      const wait = (): void => {
+        const left = until - performance.now();
+        if (left > 0) setTimeout(wait, Math.ceil(left));
+        else resolve();
+      };
+      wait();
+    });
   }
 
   private validate(): Promise<void> | undefined {
