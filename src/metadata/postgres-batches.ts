@@ -29,7 +29,15 @@ export type PutOutcome = { ok: true; record: ObjectRecord } | { ok: false; error
 export class BatchDeclined extends Error {}
 
 const COLUMNS = 'bucket_id, name, object_id, size, etag, modified_at, attributes, inline_data';
-const ROWS = 'unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::bytea[])';
+/**
+ * The rows of columns(): the inline bodies arrive as one binary parameter ($8) cut at $9
+ * (offsets) and $10 (lengths, NULL for no body). node-postgres sends a Buffer in binary, but a
+ * bytea[] as an array literal in hex text: twice the bytes, encoded here and decoded there.
+ */
+const ROWS = `(SELECT u.bucket_id, u.name, u.object_id, u.size, u.etag, u.modified_at, u.attributes,
+    CASE WHEN u.length IS NULL THEN NULL ELSE substring($8::bytea FROM u.start + 1 FOR u.length) END
+  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $9::int[], $10::int[])
+    AS u(bucket_id, name, object_id, size, etag, modified_at, attributes, start, length))`;
 
 /** Commits the batch's PUTs in the caller's transaction; a failed precondition fails only its PUT. */
 export async function commitPutBatch(c: PoolClient, puts: readonly BatchedPut[], now: number): Promise<PutOutcome[]> {
@@ -77,7 +85,7 @@ export async function commitPutBatch(c: PoolClient, puts: readonly BatchedPut[],
   await retireBlocks(c, retired, now);
   // Rows go in key order, as they were locked, so that two batches wait for each other
   // rather than deadlock on new keys.
-  if (inserted.length > 0) await c.query(`INSERT INTO objects (${COLUMNS}) SELECT * FROM ${ROWS} ORDER BY 1, 2`, columns(inserted));
+  if (inserted.length > 0) await c.query(`INSERT INTO objects (${COLUMNS}) SELECT * FROM ${ROWS} AS v ORDER BY 1, 2`, columns(inserted));
   if (replaced.length > 0) {
     // Updated in place, as by a PUT alone (putVersion): a committer waiting for the row then sees this version.
     await c.query(
@@ -122,10 +130,18 @@ export function versionKey(bucketId: number, name: string): string {
   return `${bucketId}/${name}`;
 }
 
-/** The rows as one array per column, in COLUMNS order. */
-function columns(rows: readonly ObjectRow[]): unknown[][] {
+/** The parameters of ROWS: one array per column in COLUMNS order, the inline bodies joined in one buffer. */
+function columns(rows: readonly ObjectRow[]): unknown[] {
+  const bodies = rows.map((r) => r.inline_data ?? null);
+  let start = 0;
+  const starts = bodies.map((body) => {
+    const at = start;
+    start += body?.length ?? 0;
+    return at;
+  });
   return [
     rows.map((r) => r.bucket_id), rows.map((r) => r.name), rows.map((r) => r.object_id), rows.map((r) => r.size),
-    rows.map((r) => r.etag), rows.map((r) => r.modified_at), rows.map((r) => r.attributes), rows.map((r) => r.inline_data ?? null),
+    rows.map((r) => r.etag), rows.map((r) => r.modified_at), rows.map((r) => r.attributes),
+    Buffer.concat(bodies.filter((body) => body !== null)), starts, bodies.map((body) => body?.length ?? null),
   ];
 }
