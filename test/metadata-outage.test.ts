@@ -5,7 +5,7 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { promisify } from 'node:util';
-import { PostgresMetadataStore } from '../src/metadata/postgres.js';
+import { PostgresMetadataStore, connectTimeoutOf } from '../src/metadata/postgres.js';
 import { MetadataError } from '../src/metadata/store.js';
 import { S3G, TEST_KEK, startServer } from './helpers/server.js';
 import { errorCode, signedRequest } from './helpers/raw.js';
@@ -52,6 +52,30 @@ t.test('a store whose server never answers, or refuses, fails with ServiceUnavai
   const refused = new PostgresMetadataStore(`postgres://s3g@127.0.0.1:${await closedPort()}/s3g`);
   t.teardown(() => refused.close());
   await t.rejects(refused.getBucket('s3v', 'b'), unavailable, 'a refused connection fails at once');
+});
+
+t.test("the connect timeout is libpq's: the URL's connect_timeout, then PGCONNECT_TIMEOUT, then 10 s", async (t) => {
+  const base = 'postgres://s3g@127.0.0.1:5432/s3g';
+  const saved = process.env.PGCONNECT_TIMEOUT;
+  t.teardown(() => (saved === undefined ? delete process.env.PGCONNECT_TIMEOUT : (process.env.PGCONNECT_TIMEOUT = saved)));
+  delete process.env.PGCONNECT_TIMEOUT;
+  t.equal(connectTimeoutOf(base), 10_000, 'unset: 10 s');
+  t.equal(connectTimeoutOf(`${base}?connect_timeout=3`), 3_000, 'from the URL, in seconds');
+  t.equal(connectTimeoutOf(`${base}?sslmode=disable&connect_timeout=0.5`), 500, 'among other parameters');
+  t.equal(connectTimeoutOf(`${base}?connect_timeout=0`), 10_000, "0 (libpq's forever) is not taken");
+  t.equal(connectTimeoutOf(`${base}?connect_timeout=soon`), 10_000, 'nor a word');
+  process.env.PGCONNECT_TIMEOUT = '7';
+  t.equal(connectTimeoutOf(base), 7_000, 'from PGCONNECT_TIMEOUT');
+  t.equal(connectTimeoutOf(`${base}?connect_timeout=2`), 2_000, 'the URL first');
+
+  const silent = await silentServer();
+  t.teardown(() => silent.close());
+  const store = new PostgresMetadataStore(`postgres://s3g@127.0.0.1:${silent.port}/s3g?connect_timeout=1`);
+  t.teardown(() => store.close());
+  const started = performance.now();
+  await t.rejects(store.getBucket('s3v', 'b'), unavailable, 'a store opened with it gives up');
+  const waited = performance.now() - started;
+  t.ok(waited >= 900 && waited < 8_000, `after about the URL's second, not the default 10 (${Math.round(waited)} ms)`);
 });
 
 t.test('a gateway whose PostgreSQL never answers stops starting after the connect timeout', async (t) => {

@@ -123,7 +123,11 @@ export interface PostgresMetadataStoreOptions {
   secrets?: SecretBox;
   /** How stale a cached access key or bucket may be after another process changed it (lookup-cache.ts). */
   lookupRecheckMs?: number;
-  /** How long a query waits for a connection (a new one, or a free one of the pool) before it fails with ServiceUnavailable. */
+  /**
+   * How long a query waits for a connection (a new one, or a free one of the pool) before it
+   * fails with ServiceUnavailable. Otherwise libpq's: the URL's connect_timeout, then
+   * PGCONNECT_TIMEOUT (seconds; 0 is libpq's "forever", not taken here), then 10 s.
+   */
   connectTimeoutMs?: number;
 }
 
@@ -155,7 +159,7 @@ export class PostgresMetadataStore implements MetadataStore {
       connectionString: url,
       max: options.poolSize ?? 10,
       types: pgTypes,
-      connectionTimeoutMillis: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? connectTimeoutOf(url),
       // TCP keepalives find a server that vanished (a host down, a dropped route) under idle connections.
       keepAlive: true,
     });
@@ -1041,6 +1045,13 @@ export class PostgresMetadataStore implements MetadataStore {
       await sleep(Math.random() * Math.min(100, 2 ** n));
     }
   }
+}
+
+/** libpq's connect timeout (seconds) for url, in ms; CONNECT_TIMEOUT_MS when unset or not a positive number. */
+export function connectTimeoutOf(url: string): number {
+  const given = URL.canParse(url) ? new URL(url).searchParams.get('connect_timeout') : null;
+  const seconds = Number(given ?? process.env.PGCONNECT_TIMEOUT);
+  return seconds > 0 ? Math.round(seconds * 1000) : CONNECT_TIMEOUT_MS;
 }
 
 /** Socket errors of a server that is down, refusing, or unreachable. */
