@@ -20,6 +20,7 @@ import { migrateSqlite, sqliteMigrations } from '../src/metadata/migrations.js';
 import { containerIdOf, prefixUpperBound } from '../src/metadata/shared.js';
 import { SecretBox } from '../src/metadata/secret-box.js';
 import { MetadataError, type BlockRef, type Bucket, type BucketLayout, type MetadataErrorCode, type MetadataStore, type OpenKey, type PartChecksum } from '../src/metadata/store.js';
+import { toS3Error } from '../src/gateway/errors.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -1656,15 +1657,20 @@ t.test('SQLite group commit: concurrent writes share one transaction', async (t)
   await again.close();
 });
 
-t.test('SQLite group commit: an operation that fails undoes its own writes only', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 's3g-savepoint-'));
+/** A SQLite store in a temporary directory with alice's bucket in it, and the connection it writes on. */
+async function sqliteWithBucket(t: Test, layout: BucketLayout): Promise<{ store: SqliteMetadataStore; bucket: Bucket; db: Database.Database }> {
+  const dir = await mkdtemp(join(tmpdir(), 's3g-sqlite-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const store = new SqliteMetadataStore(join(dir, 's3g.db'), { secrets });
   t.teardown(() => store.close());
   await store.migrate();
   await store.createUser({ name: 'alice' });
-  const bucket = await store.createBucket({ volume: 's3v', name: 'tree', owner: 'alice', layout: 'FSO' });
-  const db = (store as unknown as { db: Database.Database }).db;
+  const bucket = await store.createBucket({ volume: 's3v', name: 'b', owner: 'alice', layout });
+  return { store, bucket, db: (store as unknown as { db: Database.Database }).db };
+}
+
+t.test('SQLite group commit: an operation that fails undoes its own writes only', async (t) => {
+  const { store, bucket, db } = await sqliteWithBucket(t, 'FSO');
   const outer = countTransactions(db);
   const commit = (key: string, ifMatch?: string) =>
     store.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key, size: 0, etag: 'e', attributes: {}, blocks: [], ...(ifMatch ? { ifMatch } : {}) });
@@ -1676,6 +1682,23 @@ t.test('SQLite group commit: an operation that fails undoes its own writes only'
   t.equal(committed.status, 'fulfilled');
   t.same(db.prepare('SELECT name FROM directories ORDER BY name').all(), [{ name: 'd/' }], "the failed commit's directories are undone, the other's kept");
   t.ok(await store.getObject(bucket.id, 'd/e'));
+});
+
+t.test('SQLite: a full database fails its writes with InsufficientStorage (507), applies nothing of them, and recovers', async (t) => {
+  const { store, bucket, db } = await sqliteWithBucket(t, 'OBS');
+  const commit = (key: string, bytes: number) =>
+    store.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key, size: bytes, etag: 'e', attributes: {}, blocks: [], inlineData: new Uint8Array(bytes).fill(7) });
+  // A disk with no room left, as SQLite sees it: the file may not grow by a page.
+  db.pragma(`max_page_count = ${Number(db.pragma('page_count', { simple: true }))}`);
+
+  const outcomes = await Promise.allSettled([commit('big', 60 * 1024), commit('also-big', 60 * 1024)]);
+  for (const outcome of outcomes) t.match(outcome, { status: 'rejected', reason: { name: 'MetadataError', code: 'InsufficientStorage' } }, 'InsufficientStorage, not a raw SQLITE_FULL (500)');
+  t.equal(toS3Error((outcomes[0] as PromiseRejectedResult).reason).status, 507, 'which S3 clients get as 507');
+  t.equal(await store.getObject(bucket.id, 'big'), undefined, 'nothing of it was stored');
+
+  db.pragma('max_page_count = 1073741823');
+  t.equal((await commit('big', 60 * 1024)).size, 60 * 1024, 'with room again, the same write commits');
+  t.equal((await store.getObject(bucket.id, 'big'))?.inlineData?.length, 60 * 1024);
 });
 
 t.test('SQLite: a write lock held by another connection is waited for on a timer, not on the event loop', async (t) => {

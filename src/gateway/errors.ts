@@ -66,7 +66,7 @@ const DEFAULT_MESSAGE: Record<string, string> = {
   BucketAlreadyOwnedByYou: 'Your previous request to create the named bucket succeeded and you already own it.',
   BucketNotEmpty: 'The bucket you tried to delete is not empty',
   DirectoryNotEmpty: 'The directory you tried to delete is not empty; delete what it holds first.',
-  InsufficientStorage: 'The datanodes have no room left for this object: delete objects or add storage.',
+  InsufficientStorage: 'There is no room left to store this object: delete objects or add storage.',
   InternalError: 'We encountered an internal error. Please try again.',
   InvalidAccessKeyId: 'The AWS Access Key Id you provided does not exist in our records.',
   InvalidRange: 'The requested range is not satisfiable',

@@ -1164,7 +1164,7 @@ export class SqliteMetadataStore implements MetadataStore {
           // Some errors (I/O, disk full) make SQLite roll back the whole transaction;
           // then nothing in the group is applied and all of it must fail.
           if (!this.db.inTransaction) throw error;
-          outcomes.push({ ok: false, value: error });
+          outcomes.push({ ok: false, value: diskFull(error) });
         }
       }
       movedEpoch = lookups !== undefined && this.lookupEpoch() !== epoch;
@@ -1176,7 +1176,7 @@ export class SqliteMetadataStore implements MetadataStore {
       const busy = (error as { code?: string }).code === 'SQLITE_BUSY';
       if (!waitForLock && busy && this.retryWhenBusy(group)) return;
       // Another process held the write lock past busy_timeout: the client may try again (503).
-      const failure = busy ? new MetadataError('ServiceUnavailable', `the metadata database stayed locked by another process for ${this.busyTimeoutMs} ms`) : error;
+      const failure = busy ? new MetadataError('ServiceUnavailable', `the metadata database stayed locked by another process for ${this.busyTimeoutMs} ms`) : diskFull(error);
       for (const op of group) op.reject(failure);
       return;
     }
@@ -1292,4 +1292,9 @@ function toPart(r: PartRow): PartRecord {
   const part: PartRecord = { partNumber: r.part_number, size: r.size, etag: r.etag, modifiedAt: r.modified_at };
   if (r.checksum_algorithm !== null && r.checksum_value !== null) part.checksum = { algorithm: r.checksum_algorithm, value: r.checksum_value };
   return part;
+}
+
+/** SQLITE_FULL (the disk, or max_page_count) as the domain error clients see as 507; any other error as it is. */
+function diskFull(error: unknown): unknown {
+  return (error as { code?: string }).code === 'SQLITE_FULL' ? new MetadataError('InsufficientStorage', `the metadata database is full: ${(error as Error).message}`) : error;
 }

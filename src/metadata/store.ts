@@ -261,7 +261,9 @@ export type MetadataErrorCode =
   /** An operation the bucket's layout does not allow (rename in an OBS bucket, a directory into itself). */
   | 'InvalidRequest'
   /** The store cannot be reached (PostgreSQL down, refusing, or silent past the connect timeout): the client may retry. */
-  | 'ServiceUnavailable';
+  | 'ServiceUnavailable'
+  /** The store's disk is full (SQLite: SQLITE_FULL); nothing of the failed write was applied. */
+  | 'InsufficientStorage';
 
 /** A domain error the gateway maps to an S3 error; anything else is a server fault. */
 export class MetadataError extends Error {
