@@ -1109,6 +1109,16 @@ export class SqliteMetadataStore implements MetadataStore {
     }
   }
 
+  /** SQLite failing for the state of the store, not the request, as the domain error clients get; any other error as it is. */
+  private storeFailure(error: unknown): unknown {
+    const code = (error as { code?: string }).code;
+    // Another process held the write lock past busy_timeout: the client may try again (503).
+    if (code === 'SQLITE_BUSY') return new MetadataError('ServiceUnavailable', `the metadata database stayed locked by another process for ${this.busyTimeoutMs} ms`);
+    // Its disk, or max_page_count: 507, as from full datanodes.
+    if (code === 'SQLITE_FULL') return new MetadataError('InsufficientStorage', `the metadata database is full: ${(error as Error).message}`);
+    return error;
+  }
+
   /** Puts the group back first in line and tries again shortly; false once busy_timeout has passed. */
   private retryWhenBusy(group: PendingWrite[]): boolean {
     const now = Date.now();
@@ -1164,7 +1174,7 @@ export class SqliteMetadataStore implements MetadataStore {
           // Some errors (I/O, disk full) make SQLite roll back the whole transaction;
           // then nothing in the group is applied and all of it must fail.
           if (!this.db.inTransaction) throw error;
-          outcomes.push({ ok: false, value: diskFull(error) });
+          outcomes.push({ ok: false, value: this.storeFailure(error) });
         }
       }
       movedEpoch = lookups !== undefined && this.lookupEpoch() !== epoch;
@@ -1173,10 +1183,8 @@ export class SqliteMetadataStore implements MetadataStore {
       if (waitForLock) transaction.immediate();
       else this.withoutBusyWait(() => transaction.immediate());
     } catch (error) {
-      const busy = (error as { code?: string }).code === 'SQLITE_BUSY';
-      if (!waitForLock && busy && this.retryWhenBusy(group)) return;
-      // Another process held the write lock past busy_timeout: the client may try again (503).
-      const failure = busy ? new MetadataError('ServiceUnavailable', `the metadata database stayed locked by another process for ${this.busyTimeoutMs} ms`) : diskFull(error);
+      if (!waitForLock && (error as { code?: string }).code === 'SQLITE_BUSY' && this.retryWhenBusy(group)) return;
+      const failure = this.storeFailure(error);
       for (const op of group) op.reject(failure);
       return;
     }
@@ -1292,9 +1300,4 @@ function toPart(r: PartRow): PartRecord {
   const part: PartRecord = { partNumber: r.part_number, size: r.size, etag: r.etag, modifiedAt: r.modified_at };
   if (r.checksum_algorithm !== null && r.checksum_value !== null) part.checksum = { algorithm: r.checksum_algorithm, value: r.checksum_value };
   return part;
-}
-
-/** SQLITE_FULL (the disk, or max_page_count) as the domain error clients see as 507; any other error as it is. */
-function diskFull(error: unknown): unknown {
-  return (error as { code?: string }).code === 'SQLITE_FULL' ? new MetadataError('InsufficientStorage', `the metadata database is full: ${(error as Error).message}`) : error;
 }
