@@ -11,7 +11,7 @@ import { ObjectReader } from '../pipeline/object-reader.js';
 import { createGateway, type Gateway } from '../gateway/server.js';
 import { GatewayMetrics, type MetricsSources } from '../observability/metrics.js';
 import { requestObserver } from '../observability/requests.js';
-import { accessLogger } from '../observability/logger.js';
+import { accessLog } from '../observability/logger.js';
 import { VERSION } from '../observability/status.js';
 import { log } from '../common/log.js';
 
@@ -71,7 +71,7 @@ export function createS3Front(config: Config, store: MetadataStore, placement: P
         },
       },
     },
-    requestObserver(metrics, accessLogger),
+    requestObserver(metrics, accessLog),
   );
   inFlight = gateway.inFlight;
   return { gateway, pool, metrics };

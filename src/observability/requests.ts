@@ -1,9 +1,8 @@
 // What happens when an S3 request ends: one access-log line and the request metrics. The
 // gateway calls requestDone once per request, when its response closes (finished or cut).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
 import type { GatewayMetrics } from './metrics.js';
-import { redactUrl } from './logger.js';
+import { redactUrl, type AccessLog } from './logger.js';
 
 /** What the gateway knows about a request by the time it ends. */
 export interface RequestRecord {
@@ -28,7 +27,7 @@ export type RequestObserver = (req: IncomingMessage, res: ServerResponse, record
 /** Status recorded for a client that went away before any response (nginx's convention). */
 export const CLIENT_CLOSED = 499;
 
-export function requestObserver(metrics: GatewayMetrics, logger: Logger): RequestObserver {
+export function requestObserver(metrics: GatewayMetrics, log: AccessLog): RequestObserver {
   return (req, res, r) => {
     const seconds = (performance.now() - r.startedAt) / 1000;
     const status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
@@ -46,25 +45,22 @@ export function requestObserver(metrics: GatewayMetrics, logger: Logger): Reques
     const operation = r.operation ?? 'Unknown';
     metrics.observeRequest(operation, status, seconds, bytesIn, bytesOut);
     const level = status >= 500 ? 'warn' : 'info';
-    if (!logger.isLevelEnabled(level)) return;
-    logger[level](
-      {
-        requestId: r.requestId,
-        operation,
-        bucket: r.bucket,
-        key: r.key,
-        status,
-        error: r.errorCode,
-        bytesIn,
-        bytesOut,
-        durationMs: Math.round(seconds * 1e6) / 1000,
-        complete,
-        method: req.method,
-        url: redactUrl(req.url ?? '/'),
-        user: r.user,
-        remote: socket.remoteAddress,
-      },
-      'request',
-    );
+    if (!log.enabled(level)) return;
+    log.write(level, {
+      requestId: r.requestId,
+      operation,
+      bucket: r.bucket,
+      key: r.key,
+      status,
+      error: r.errorCode,
+      bytesIn,
+      bytesOut,
+      durationMs: Math.round(seconds * 1e6) / 1000,
+      complete,
+      method: req.method,
+      url: redactUrl(req.url ?? '/'),
+      user: r.user,
+      remote: socket.remoteAddress,
+    });
   };
 }

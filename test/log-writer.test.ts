@@ -1,0 +1,113 @@
+// The log destination: lines arrive whole and in order, in large writes; a quiet process's
+// lines still go out within flushMs; an exit writes what is pending; a reader that stops
+// reading costs dropped lines (counted), never unbounded memory or a stalled caller; a
+// descriptor that refuses writes stops the logging, not the process.
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LogWriter } from '../src/observability/log-writer.js';
+
+const DIST_LOG_WRITER = fileURLToPath(new URL('../dist/observability/log-writer.js', import.meta.url));
+
+function tempFile(t: Test): { path: string; fd: number } {
+  const dir = mkdtempSync(join(tmpdir(), 's3g-log-writer-'));
+  const path = join(dir, 'log');
+  const fd = openSync(path, 'a');
+  t.teardown(() => {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { path, fd };
+}
+
+const flushed = (writer: LogWriter): Promise<void> => new Promise((resolve) => writer.flush(() => resolve()));
+const line = (i: number): string => `${JSON.stringify({ i, text: `line ${i} ünïcødé ✓` })}\n`;
+
+t.test('lines from many turns arrive whole and in order', async (t) => {
+  const { path, fd } = tempFile(t);
+  const writer = new LogWriter(fd, { bufferBytes: 4096, flushMs: 60_000 });
+  const expected: string[] = [];
+  for (let turn = 0; turn < 50; turn++) {
+    for (let i = 0; i < 20; i++) {
+      const text = line(turn * 20 + i);
+      expected.push(text);
+      writer.write(text);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const early = readFileSync(path, 'utf8');
+  t.ok(early.length > 0 && expected.join('').startsWith(early) && early.endsWith('\n'), 'full buffers are written, whole lines, without waiting for a flush');
+  await flushed(writer);
+  t.equal(readFileSync(path, 'utf8'), expected.join(''), 'everything, in order, after flush');
+});
+
+t.test('a quiet process\'s line goes out within flushMs', async (t) => {
+  const { path, fd } = tempFile(t);
+  const writer = new LogWriter(fd, { bufferBytes: 1 << 20, flushMs: 50 });
+  writer.write(line(1));
+  await sleep(20);
+  t.equal(readFileSync(path, 'utf8'), '', 'held while the buffer is far from full');
+  await sleep(200);
+  t.equal(readFileSync(path, 'utf8'), line(1), 'written by the timer');
+});
+
+t.test('an exit writes what is pending, even lines of the same turn', async (t) => {
+  const { path } = tempFile(t);
+  const script = `
+    import { openSync } from 'node:fs';
+    import { LogWriter } from ${JSON.stringify(DIST_LOG_WRITER)};
+    const writer = new LogWriter(openSync(${JSON.stringify(path)}, 'a'), { bufferBytes: 1 << 20, flushMs: 60_000 });
+    for (let i = 0; i < 1000; i++) writer.write('line ' + i + '\\n');
+    process.exit(0);
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  t.equal(code, 0);
+  const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
+  t.equal(lines.length, 1000, 'every line');
+  t.equal(lines[999], 'line 999');
+});
+
+t.test('a reader that stops reading: lines past maxPendingBytes are dropped and counted, then logging resumes', async (t) => {
+  const { path } = tempFile(t);
+  // The reader sleeps, so the pipe fills; then it copies everything to the file.
+  const reader = spawn('sh', ['-c', `sleep 1; cat > ${JSON.stringify(path)}`], { stdio: ['pipe', 'inherit', 'inherit'] });
+  const fd = (reader.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+  const writer = new LogWriter(fd, { bufferBytes: 1024, flushMs: 20, maxPendingBytes: 256 * 1024 });
+  const text = 'x'.repeat(999) + '\n';
+  const started = performance.now();
+  for (let turn = 0; turn < 200; turn++) {
+    for (let i = 0; i < 10; i++) writer.write(text);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  t.ok(performance.now() - started < 900, 'the writer never waited for the reader');
+  await sleep(1500);
+  writer.write('{"last":true}\n');
+  await flushed(writer);
+  reader.stdin!.end();
+  await new Promise((resolve) => reader.once('exit', resolve));
+  const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
+  const notes = lines.filter((l) => l.includes('log lines dropped')).map((l) => JSON.parse(l) as { level: string; dropped: number });
+  t.ok(notes.length > 0 && notes.every((n) => n.level === 'warn' && n.dropped > 0), 'a warning says how many lines were dropped');
+  const dropped = notes.reduce((sum, n) => sum + n.dropped, 0);
+  const kept = lines.filter((l) => l === text.trimEnd()).length;
+  t.equal(kept + dropped, 2000, 'every line either written whole or counted as dropped');
+  t.equal(lines.at(-1), '{"last":true}', 'and logging goes on');
+});
+
+t.test('a descriptor that refuses writes (a reader gone, EPIPE; here EBADF): logging stops quietly, flush still answers', async (t) => {
+  const { path } = tempFile(t);
+  const readOnly = openSync(path, 'r');
+  t.teardown(() => closeSync(readOnly));
+  const writer = new LogWriter(readOnly, { bufferBytes: 16, flushMs: 20 });
+  writer.write(line(1));
+  await flushed(writer);
+  writer.write(line(2));
+  await flushed(writer);
+  writer.flushSync();
+  t.equal(readFileSync(path, 'utf8'), '', 'nothing written, nothing thrown, no hang');
+});
