@@ -103,9 +103,13 @@ t.test('beyond max-requests in flight: 503 SlowDown', async (t) => {
     }),
   );
   await new Promise((r) => setTimeout(r, 500));
-  const refused = await fetch(`${capped.url}/capped`).then(async (r) => ({ status: r.status, text: await r.text() }));
+  const refused = await fetch(`${capped.url}/capped`).then(async (r) => ({ status: r.status, text: await r.text(), headers: r.headers }));
   t.equal(refused.status, 503);
   t.match(refused.text, /<Code>SlowDown<\/Code>/);
+  const id = refused.headers.get('x-amz-request-id');
+  t.match(id, /^[0-9A-F]{16}$/, 'a refusal has a request id too');
+  t.equal(refused.headers.get('x-amz-id-2'), id);
+  t.match(refused.text, `<RequestId>${id}</RequestId>`);
   for (const socket of holders) socket.destroy();
   await new Promise((r) => setTimeout(r, 300));
   const ok = await sdkClient(capped).send(new PutObjectCommand({ Bucket: 'capped', Key: 'after', Body: 'x' }));

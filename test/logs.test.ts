@@ -77,6 +77,33 @@ t.test('a PUT and a GET are found by their x-amz-request-id', async (t) => {
   t.match(missingLine, { level: 'info', operation: 'GetObject', status: 404, error: 'NoSuchKey', bytesOut: missing.body.length });
 });
 
+t.test('every answer carries its request id (x-amz-request-id, x-amz-id-2) and Server, an error\'s also in its document', async (t) => {
+  const answers = {
+    createBucket: await signedRequest(server, { method: 'PUT', path: '/idbucket' }),
+    put: await signedRequest(server, { method: 'PUT', path: '/idbucket/k', body: Buffer.from('hello'), headers: { 'content-length': '5' } }),
+    get: await signedRequest(server, { method: 'GET', path: '/idbucket/k' }),
+    head: await signedRequest(server, { method: 'HEAD', path: '/idbucket/k' }),
+    range: await signedRequest(server, { method: 'GET', path: '/idbucket/k', headers: { range: 'bytes=1-2' } }),
+    list: await signedRequest(server, { method: 'GET', path: '/idbucket?list-type=2' }),
+    missing: await signedRequest(server, { method: 'GET', path: '/idbucket/absent' }),
+    badRange: await signedRequest(server, { method: 'GET', path: '/idbucket/k', headers: { range: 'bytes=9-10' } }),
+  };
+  const ids = new Set<string>();
+  for (const [name, answer] of Object.entries(answers)) {
+    const id = String(answer.headers['x-amz-request-id']);
+    t.match(id, /^[0-9A-F]{16}$/, `${name}: x-amz-request-id`);
+    t.equal(answer.headers['x-amz-id-2'], id, `${name}: x-amz-id-2`);
+    t.equal(answer.headers.server, 's3g', `${name}: Server`);
+    ids.add(id);
+  }
+  t.equal(ids.size, Object.keys(answers).length, 'each its own id');
+  t.equal(answers.range.status, 206);
+  for (const error of [answers.missing, answers.badRange]) {
+    t.equal(/<RequestId>([^<]+)<\/RequestId>/.exec(error.body.toString())?.[1], error.headers['x-amz-request-id'], 'the error document names the same id');
+  }
+  t.equal(answers.badRange.headers['content-range'], 'bytes */5', 'headers set before the answer are kept with it');
+});
+
 t.test('no secret reaches the log: Authorization, secret keys, presigned signatures', async (t) => {
   const signed = await signedRequest(server, { method: 'GET', path: '/logbucket/dir/photo%20one.jpg' });
   t.equal(signed.status, 200);

@@ -15,6 +15,8 @@ export interface RequestRecord {
   user: string | undefined;
   /** The S3 error code answered, if any. */
   errorCode: string | undefined;
+  /** The response's declared Content-Length (0 if none). */
+  contentLength: number;
   /** performance.now() when the request's headers had arrived. */
   startedAt: number;
   /** The connection's byte counters then, for requests or responses cut short. */
@@ -38,7 +40,7 @@ export function requestObserver(metrics: GatewayMetrics, log: AccessLog): Reques
     const bytesIn = req.complete ? declaredIn : Math.min(declaredIn, Math.max(0, socket.bytesRead - r.readBefore));
     let bytesOut = 0;
     if (complete) {
-      if (req.method !== 'HEAD' && status !== 204 && status !== 304) bytesOut = Number(res.getHeader('content-length') ?? 0) || 0;
+      if (req.method !== 'HEAD' && status !== 204 && status !== 304) bytesOut = r.contentLength;
     } else {
       bytesOut = Math.max(0, socket.bytesWritten - r.writtenBefore);
     }
