@@ -45,6 +45,8 @@ export interface S3gOptions {
   env?: NodeJS.ProcessEnv;
   /** Node flags for the gateway and its datanodes (e.g. --cpu-prof, which Node refuses in NODE_OPTIONS), through S3G_NODE_ARGS. */
   nodeArgs?: string[];
+  /** Another s3g checkout (built) whose bin/s3g to run instead of this one's (bench/paired.ts). */
+  root?: string;
 }
 
 export function tempDir(prefix: string): string {
@@ -57,7 +59,7 @@ export async function startS3g(options: S3gOptions = {}): Promise<S3gServer> {
   try {
     proc = await spawnServer({
       name: 's3g',
-      command: S3G,
+      command: options.root === undefined ? S3G : join(options.root, 'bin', 's3g'),
       args: ['serve', '--host', '127.0.0.1', '--data', dataDir, '--port', '0', '--admin-port', '0', ...(options.args ?? [])],
       env: {
         ...process.env,

@@ -146,3 +146,17 @@ t.test('bench/run.ts --quick --rounds 2 measures every workload', async (t) => {
   t.ok(json.targets.every((target) => typeof target.met === 'boolean'), 'each met or missed, none left unmeasured');
   t.match(stdout, /Figures are medians of 2 rounds/, 'the table says what its figures are');
 });
+
+t.test('bench/paired.ts serves two builds side by side and compares their CPU per request', async (t) => {
+  const paired = await run(process.execPath, ['--import', 'tsx', 'bench/paired.ts', '--baseline', '.', '--workload', 'get,put', '--rounds', '2', '--duration', '1', '--connections', '4'], { cwd: ROOT, timeoutMs: 120_000 });
+  const stdout = paired.stdout.toString();
+  t.equal(paired.code, 0, 'exits 0', { stderr: paired.stderr.slice(-4000) });
+  for (const method of ['GET', 'PUT']) {
+    t.equal(stdout.match(new RegExp(`4 KiB ${method} round \\d: baseline \\d+ ops/s [\\d.]+ µs/op, this build \\d+ ops/s [\\d.]+ µs/op`, 'g'))?.length, 2, `${method}: two rounds, each with both servers' figures`);
+    const ratio = Number(new RegExp(`4 KiB ${method}: CPU per request, this build / baseline: median ([\\d.]+)`).exec(stdout)?.[1]);
+    t.ok(ratio > 0.5 && ratio < 2, `${method}: a build against itself comes out near 1 (${ratio})`);
+  }
+  const refused = await run(process.execPath, ['--import', 'tsx', 'bench/paired.ts', '--baseline', '/nonexistent'], { cwd: ROOT, timeoutMs: 60_000 });
+  t.not(refused.code, 0, 'a baseline that is not a built checkout is refused');
+  t.match(refused.stderr, /--baseline DIR: a built s3g checkout/);
+});
