@@ -1,7 +1,7 @@
-// Where pino's lines go: a file descriptor (stderr), written in large pieces off the event
+// Where the log lines go: a file descriptor (stderr), written in large pieces off the event
 // loop, as nginx's `access_log … buffer= flush=` does. A busy gateway logs a line per request:
-// each event-loop turn's lines become one buffer at the turn's end (pino's lines are strings
-// of many pieces, costly to keep), and the buffers go out together once there are enough of them.
+// each event-loop turn's lines become one buffer at the turn's end, and the buffers go out
+// together, in one writev, once there are enough of them.
 import { writeSync, writev } from 'node:fs';
 
 export interface LogWriterOptions {
@@ -15,6 +15,8 @@ export interface LogWriterOptions {
 
 const DEFAULTS: LogWriterOptions = { bufferBytes: 16 * 1024, flushMs: 200, maxPendingBytes: 64 * 1024 * 1024 };
 const EAGAIN_RETRY_MS = 10;
+/** How long an exit keeps trying a descriptor that takes nothing (a full, non-blocking pipe). */
+const EXIT_WRITE_DEADLINE_MS = 1000;
 
 export class LogWriter {
   private turnLines: string[] = [];
@@ -24,6 +26,8 @@ export class LogWriter {
   private broken = false;
   private dropped = 0;
   private waiters: (() => void)[] = [];
+  /** Taken for a write that met EAGAIN and waits to be tried again. */
+  private retrying: Buffer[] | undefined;
   private readonly options: LogWriterOptions;
 
   constructor(
@@ -57,8 +61,10 @@ export class LogWriter {
   flushSync(): void {
     this.endTurn();
     if (this.broken) return;
-    let buffer = Buffer.concat(this.take());
-    while (buffer.length > 0) {
+    let buffer = Buffer.concat([...(this.retrying ?? []), ...this.take()]);
+    this.retrying = undefined;
+    const deadline = Date.now() + EXIT_WRITE_DEADLINE_MS;
+    while (buffer.length > 0 && Date.now() < deadline) {
       try {
         buffer = buffer.subarray(writeSync(this.fd, buffer));
       } catch (error) {
@@ -107,7 +113,13 @@ export class LogWriter {
     writev(this.fd, buffers, (error, written) => {
       if (error) {
         if (error.code === 'EAGAIN') {
-          setTimeout(() => this.writeOut(buffers), EAGAIN_RETRY_MS).unref();
+          this.retrying = buffers;
+          setTimeout(() => {
+            // An exit's flushSync may have written them meanwhile.
+            if (this.retrying !== buffers) return;
+            this.retrying = undefined;
+            this.writeOut(buffers);
+          }, EAGAIN_RETRY_MS).unref();
           return;
         }
         // The reader is gone (EPIPE) or the descriptor is unusable: logging stops, serving does not.
