@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { BlockStore } from '../src/datanode/block-store.js';
 import { openMetadataStore } from '../src/metadata/open.js';
-import { disposeServer, startDatanode, startServer, tempDir } from './helpers/server.js';
+import { disposeServer, outputWith, startDatanode, startServer, tempDir } from './helpers/server.js';
 import { s3Failure, sdkClient } from './helpers/clients.js';
 
 /** More free space than any disk here has. */
@@ -72,7 +72,7 @@ t.test('serve with no room: 507 InsufficientStorage, and nothing else breaks', a
   );
   t.equal(complete.code, 'InvalidPart', 'the refused part was never stored');
 
-  const logged = server.output().split('\n').find((l) => l.includes('replica failed during write') && l.includes('RESOURCE_EXHAUSTED'));
+  const logged = (await outputWith(server, 'RESOURCE_EXHAUSTED')).split('\n').find((l) => l.includes('replica failed during write') && l.includes('RESOURCE_EXHAUSTED'));
   t.ok(logged, 'the log names the datanode and the cause');
   const res = await fetch(`${server.adminUrl}/health`);
   t.equal(res.status, 200, 'the gateway stays healthy');

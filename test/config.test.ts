@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { CONFIG_KEYS, ConfigError, OPTIONS, envName, loadConfig, optionName } from '../src/observability/config.js';
-import { ROOT, S3G, datanodePids, disposeServer, startServer, tempDir } from './helpers/server.js';
+import { ROOT, S3G, datanodePids, disposeServer, outputWith, startServer, tempDir } from './helpers/server.js';
 import { signedRequest } from './helpers/raw.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -145,8 +145,7 @@ t.test('serve takes the three layers, flags winning', async (t) => {
   t.equal(head.headers['x-amz-bucket-region'], 'env-region-1', 'region from the environment over the file');
   const status = (await (await fetch(`${server.adminUrl}/api/status`)).json()) as { datanodes: unknown[] };
   t.equal(status.datanodes.length, 2, 'datanodes from the file');
-  await new Promise((r) => setTimeout(r, 200));
-  t.match(server.output(), /"level":"info".*"operation":"HeadBucket"/, 'log level info from the flag over warn from the environment');
+  t.match(await outputWith(server, '"operation":"HeadBucket"'), /"level":"info".*"operation":"HeadBucket"/, 'log level info from the flag over warn from the environment');
   t.notMatch(server.output(), /"level":"debug"/);
 });
 

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync, openSync, readSync,
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { CopyObjectCommand, CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { datanodePids, startServer, tempDir, type TestServer } from './helpers/server.js';
+import { datanodePids, outputWith, startServer, tempDir, type TestServer } from './helpers/server.js';
 import { aws, awsEnv, s3Failure, sdkClient } from './helpers/clients.js';
 import { patternBody, presignedPath, send } from './helpers/raw.js';
 import { waitFor } from './helpers/wait.js';
@@ -210,7 +210,7 @@ t.test('3 replicas: a datanode killed during an upload is excluded and the uploa
   let intact = true;
   for (let at = 0; at < size; at += pattern.length) intact &&= bytes.subarray(at, at + pattern.length).equals(pattern.subarray(0, Math.min(pattern.length, size - at)));
   t.ok(intact, 'byte-identical');
-  t.match(server.output(), /replica failed during write; excluding it/);
+  t.match(await outputWith(server, 'replica failed during write'), /replica failed during write; excluding it/);
   await server.stop();
 });
 

@@ -1,5 +1,6 @@
-// The log destination: lines arrive whole and in order, in large writes; a quiet process's
-// lines still go out within flushMs; an exit writes what is pending; a reader that stops
+// The log destination: access lines arrive whole and in order, in large writes; a quiet
+// process's still go out within flushMs; any other line goes out at the end of its turn; an
+// exit writes what is pending; a reader that stops
 // reading costs dropped lines (counted), never unbounded memory or a stalled caller; a
 // descriptor that refuses writes stops the logging, not the process.
 import t, { type Test } from 'tap';
@@ -35,7 +36,7 @@ t.test('lines from many turns arrive whole and in order', async (t) => {
     for (let i = 0; i < 20; i++) {
       const text = line(turn * 20 + i);
       expected.push(text);
-      writer.write(text);
+      writer.writeBatched(text);
     }
     await new Promise((resolve) => setImmediate(resolve));
   }
@@ -48,11 +49,22 @@ t.test('lines from many turns arrive whole and in order', async (t) => {
 t.test('a quiet process\'s line goes out within flushMs', async (t) => {
   const { path, fd } = tempFile(t);
   const writer = new LogWriter(fd, { bufferBytes: 1 << 20, flushMs: 50 });
-  writer.write(line(1));
+  writer.writeBatched(line(1));
   await sleep(20);
   t.equal(readFileSync(path, 'utf8'), '', 'held while the buffer is far from full');
   await sleep(200);
   t.equal(readFileSync(path, 'utf8'), line(1), 'written by the timer');
+});
+
+t.test('a line that is not an access line (pino\'s write) goes out at the end of its turn, with what waits', async (t) => {
+  const { path, fd } = tempFile(t);
+  const writer = new LogWriter(fd, { bufferBytes: 1 << 20, flushMs: 60_000 });
+  writer.writeBatched(line(1));
+  await sleep(50);
+  t.equal(readFileSync(path, 'utf8'), '', 'an access line waits');
+  writer.write(line(2));
+  await sleep(50);
+  t.equal(readFileSync(path, 'utf8'), line(1) + line(2), 'a warning takes it along, in order');
 });
 
 t.test('an exit writes what is pending, even lines of the same turn', async (t) => {
@@ -61,7 +73,7 @@ t.test('an exit writes what is pending, even lines of the same turn', async (t) 
     import { openSync } from 'node:fs';
     import { LogWriter } from ${JSON.stringify(DIST_LOG_WRITER)};
     const writer = new LogWriter(openSync(${JSON.stringify(path)}, 'a'), { bufferBytes: 1 << 20, flushMs: 60_000 });
-    for (let i = 0; i < 1000; i++) writer.write('line ' + i + '\\n');
+    for (let i = 0; i < 1000; i++) writer.writeBatched('line ' + i + '\\n');
     process.exit(0);
   `;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
@@ -81,7 +93,7 @@ t.test('a reader that stops reading: lines past maxPendingBytes are dropped and 
   const text = 'x'.repeat(999) + '\n';
   const started = performance.now();
   for (let turn = 0; turn < 200; turn++) {
-    for (let i = 0; i < 10; i++) writer.write(text);
+    for (let i = 0; i < 10; i++) writer.writeBatched(text);
     await new Promise((resolve) => setImmediate(resolve));
   }
   t.ok(performance.now() - started < 900, 'the writer never waited for the reader');

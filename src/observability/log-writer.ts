@@ -1,7 +1,8 @@
-// Where the log lines go: a file descriptor (stderr), written in large pieces off the event
-// loop, as nginx's `access_log … buffer= flush=` does. A busy gateway logs a line per request:
-// each event-loop turn's lines become one buffer at the turn's end, and the buffers go out
-// together, in one writev, once there are enough of them.
+// Where the log lines go: a file descriptor (stderr), written off the event loop. A busy
+// gateway logs an access line per request: those are written in large pieces, as nginx's
+// `access_log … buffer= flush=` does (each event-loop turn's lines become one buffer at the
+// turn's end, and the buffers go out together, in one writev, once there are enough of them).
+// Any other line (a start, a warning, an error) goes out at the end of its turn.
 import { writeSync, writev } from 'node:fs';
 
 export interface LogWriterOptions {
@@ -13,13 +14,15 @@ export interface LogWriterOptions {
   maxPendingBytes: number;
 }
 
-const DEFAULTS: LogWriterOptions = { bufferBytes: 16 * 1024, flushMs: 200, maxPendingBytes: 64 * 1024 * 1024 };
+const DEFAULTS: LogWriterOptions = { bufferBytes: 16 * 1024, flushMs: 100, maxPendingBytes: 64 * 1024 * 1024 };
 const EAGAIN_RETRY_MS = 10;
 /** How long an exit keeps trying a descriptor that takes nothing (a full, non-blocking pipe). */
 const EXIT_WRITE_DEADLINE_MS = 1000;
 
 export class LogWriter {
   private turnLines: string[] = [];
+  /** A line of this turn that should not wait for a full buffer. */
+  private turnIsUrgent = false;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private writing = false;
@@ -39,8 +42,14 @@ export class LogWriter {
     process.once('exit', () => this.flushSync());
   }
 
-  /** pino's destination interface: one whole line. */
+  /** pino's destination interface: one whole line, written at the end of this turn. */
   write(line: string): void {
+    this.turnIsUrgent = true;
+    this.writeBatched(line);
+  }
+
+  /** One whole line that may wait up to flushMs for a full buffer (access lines). */
+  writeBatched(line: string): void {
     if (this.broken) return;
     if (this.turnLines.length === 0) setImmediate(this.endTurn);
     this.turnLines.push(line);
@@ -77,14 +86,16 @@ export class LogWriter {
     if (this.turnLines.length === 0) return;
     const buffer = Buffer.from(this.turnLines.join(''));
     const lines = this.turnLines.length;
+    const urgent = this.turnIsUrgent;
     this.turnLines = [];
+    this.turnIsUrgent = false;
     if (this.pendingBytes + buffer.length > this.options.maxPendingBytes) {
       this.dropped += lines;
       return;
     }
     this.pending.push(buffer);
     this.pendingBytes += buffer.length;
-    if (this.pendingBytes >= this.options.bufferBytes) this.startWrite();
+    if (urgent || this.pendingBytes >= this.options.bufferBytes) this.startWrite();
   };
 
   private take(): Buffer[] {

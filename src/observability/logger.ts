@@ -41,7 +41,7 @@ export interface AccessLog {
  */
 export const accessLog: AccessLog = {
   enabled: (level) => logger.isLevelEnabled(level),
-  write: (level, fields) => destination.write(JSON.stringify({ level, time: new Date().toISOString(), pid: process.pid, ...fields, msg: 'request' }) + '\n'),
+  write: (level, fields) => destination.writeBatched(JSON.stringify({ level, time: new Date().toISOString(), pid: process.pid, ...fields, msg: 'request' }) + '\n'),
 };
 
 export function setLogLevel(level: LogLevel): void {

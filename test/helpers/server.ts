@@ -97,6 +97,17 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   };
 }
 
+/**
+ * The server's output once it contains `pattern`, or as it is after timeoutMs: access lines
+ * reach stderr up to 100 ms after their request (the log writer batches them).
+ */
+export async function outputWith(server: TestServer, pattern: RegExp | string, timeoutMs = 5000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  const found = (): boolean => (typeof pattern === 'string' ? server.output().includes(pattern) : pattern.test(server.output()));
+  while (!found() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+  return server.output();
+}
+
 /** Kills a server and removes its data directory; for t.teardown. */
 export async function disposeServer(server: TestServer): Promise<void> {
   await server.kill9();
