@@ -107,6 +107,38 @@ t.test('a reader that stops reading: lines past maxPendingBytes are dropped and 
   t.equal(lines.at(-1), '{"last":true}', 'and logging goes on');
 });
 
+t.test('processes sharing one pipe (gateway workers, datanodes) never mix their lines, even when the reader lags', async (t) => {
+  const { path } = tempFile(t);
+  const reader = spawn('sh', ['-c', `sleep 1; cat > ${JSON.stringify(path)}`], { stdio: ['pipe', 'inherit', 'inherit'] });
+  const fd = (reader.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+  const script = (tag: string): string => `
+    import { LogWriter } from ${JSON.stringify(DIST_LOG_WRITER)};
+    const writer = new LogWriter(2, { bufferBytes: 16384, flushMs: 20 });
+    let i = 0;
+    const turn = () => {
+      for (let k = 0; k < 40; k++) writer.writeBatched(JSON.stringify({ tag: '${tag}', i: i++, pad: 'x'.repeat(250) }) + '\\n');
+      if (i < 20000) setImmediate(turn);
+      else writer.flush(() => process.exit(0));
+    };
+    turn();
+  `;
+  const writers = ['a', 'b', 'c', 'd'].map((tag) => spawn(process.execPath, ['--input-type=module', '-e', script(tag)], { stdio: ['ignore', 'ignore', fd] }));
+  await Promise.all(writers.map((w) => new Promise((resolve) => w.once('exit', resolve))));
+  reader.stdin!.end();
+  await new Promise((resolve) => reader.once('exit', resolve));
+  const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
+  const mangled = lines.filter((l) => {
+    try {
+      JSON.parse(l);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  t.same(mangled.slice(0, 3), [], 'every line whole');
+  t.equal(lines.length, 80_000, 'every line of every writer');
+});
+
 t.test('a descriptor that refuses writes (a reader gone, EPIPE; here EBADF): logging stops quietly, flush still answers', async (t) => {
   const { path } = tempFile(t);
   const readOnly = openSync(path, 'r');

@@ -2,8 +2,11 @@
 // gateway logs an access line per request: those are written in large pieces, as nginx's
 // `access_log … buffer= flush=` does (each event-loop turn's lines become one buffer at the
 // turn's end, and the buffers go out together, in one writev, once there are enough of them).
-// Any other line (a start, a warning, an error) goes out at the end of its turn.
-import { writeSync, writev } from 'node:fs';
+// Any other line (a start, a warning, an error) goes out at the end of its turn. Gateway
+// workers and datanodes share the parent's stderr: into a pipe or socket, each write is whole
+// lines of at most PIPE_BUF bytes, which a pipe never interleaves with another process's
+// writes (16 KiB writes mixed lines when the reader lagged); a file takes any write whole.
+import { fstatSync, write, writeSync } from 'node:fs';
 
 export interface LogWriterOptions {
   /** Bytes gathered before a write is started. */
@@ -18,6 +21,18 @@ const DEFAULTS: LogWriterOptions = { bufferBytes: 16 * 1024, flushMs: 100, maxPe
 const EAGAIN_RETRY_MS = 10;
 /** How long an exit keeps trying a descriptor that takes nothing (a full, non-blocking pipe). */
 const EXIT_WRITE_DEADLINE_MS = 1000;
+/** Linux's PIPE_BUF: a pipe writes this much or less at once, never mixed with other writers'. */
+const ATOMIC_WRITE_BYTES = 4096;
+const NEWLINE = 0x0a;
+
+/** Where the write starting at `offset` ends: whole lines, at most `limit` bytes unless one line is longer. */
+function pieceEnd(buffer: Buffer, offset: number, limit: number): number {
+  if (buffer.length - offset <= limit) return buffer.length;
+  const lastNewline = buffer.lastIndexOf(NEWLINE, offset + limit - 1);
+  if (lastNewline >= offset) return lastNewline + 1;
+  const next = buffer.indexOf(NEWLINE, offset);
+  return next < 0 ? buffer.length : next + 1;
+}
 
 export class LogWriter {
   private turnLines: string[] = [];
@@ -29,15 +44,18 @@ export class LogWriter {
   private broken = false;
   private dropped = 0;
   private waiters: (() => void)[] = [];
-  /** Taken for a write that met EAGAIN and waits to be tried again. */
-  private retrying: Buffer[] | undefined;
+  /** What is left of a write that met EAGAIN and waits to be tried again. */
+  private retrying: Buffer | undefined;
   private readonly options: LogWriterOptions;
+  /** The most one write may carry and stay unmixed with other processes' writes. */
+  private readonly wholeWriteBytes: number;
 
   constructor(
     private readonly fd: number,
     options: Partial<LogWriterOptions> = {},
   ) {
     this.options = { ...DEFAULTS, ...options };
+    this.wholeWriteBytes = isRegularFile(fd) ? Infinity : ATOMIC_WRITE_BYTES;
     setInterval(() => this.startWrite(), this.options.flushMs).unref();
     process.once('exit', () => this.flushSync());
   }
@@ -70,12 +88,13 @@ export class LogWriter {
   flushSync(): void {
     this.endTurn();
     if (this.broken) return;
-    let buffer = Buffer.concat([...(this.retrying ?? []), ...this.take()]);
+    const buffer = Buffer.concat([this.retrying ?? Buffer.alloc(0), this.take()]);
     this.retrying = undefined;
     const deadline = Date.now() + EXIT_WRITE_DEADLINE_MS;
-    while (buffer.length > 0 && Date.now() < deadline) {
+    let offset = 0;
+    while (offset < buffer.length && Date.now() < deadline) {
       try {
-        buffer = buffer.subarray(writeSync(this.fd, buffer));
+        offset += writeSync(this.fd, buffer, offset, pieceEnd(buffer, offset, this.wholeWriteBytes) - offset);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') return;
       }
@@ -98,7 +117,7 @@ export class LogWriter {
     if (urgent || this.pendingBytes >= this.options.bufferBytes) this.startWrite();
   };
 
-  private take(): Buffer[] {
+  private take(): Buffer {
     const buffers = this.pending;
     if (this.dropped > 0) {
       const note = { level: 'warn', time: new Date().toISOString(), pid: process.pid, dropped: this.dropped, msg: 'log lines dropped: the log reader did not keep up' };
@@ -107,7 +126,7 @@ export class LogWriter {
     }
     this.pending = [];
     this.pendingBytes = 0;
-    return buffers;
+    return Buffer.concat(buffers);
   }
 
   private startWrite(): void {
@@ -120,16 +139,17 @@ export class LogWriter {
     this.writeOut(this.take());
   }
 
-  private writeOut(buffers: Buffer[]): void {
-    writev(this.fd, buffers, (error, written) => {
+  /** Writes `buffer` piece by piece (pieceEnd), each once the one before has gone. */
+  private writeOut(buffer: Buffer): void {
+    write(this.fd, buffer, 0, pieceEnd(buffer, 0, this.wholeWriteBytes), null, (error, written) => {
       if (error) {
         if (error.code === 'EAGAIN') {
-          this.retrying = buffers;
+          this.retrying = buffer;
           setTimeout(() => {
-            // An exit's flushSync may have written them meanwhile.
-            if (this.retrying !== buffers) return;
+            // An exit's flushSync may have written it meanwhile.
+            if (this.retrying !== buffer) return;
             this.retrying = undefined;
-            this.writeOut(buffers);
+            this.writeOut(buffer);
           }, EAGAIN_RETRY_MS).unref();
           return;
         }
@@ -141,9 +161,8 @@ export class LogWriter {
         this.settle();
         return;
       }
-      const total = buffers.reduce((sum, b) => sum + b.length, 0);
-      if (written < total) {
-        this.writeOut([Buffer.concat(buffers).subarray(written)]);
+      if (written < buffer.length) {
+        this.writeOut(buffer.subarray(written));
         return;
       }
       this.writing = false;
@@ -155,5 +174,13 @@ export class LogWriter {
     const waiters = this.waiters;
     this.waiters = [];
     for (const waiter of waiters) waiter();
+  }
+}
+
+function isRegularFile(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFile();
+  } catch {
+    return false;
   }
 }
