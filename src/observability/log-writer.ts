@@ -1,7 +1,7 @@
 // Where the log lines go: a file descriptor (stderr), written off the event loop. A busy
-// gateway logs an access line per request: those are written in large pieces, as nginx's
-// `access_log … buffer= flush=` does (each event-loop turn's lines become one buffer at the
-// turn's end, and the buffers go out together, in one writev, once there are enough of them).
+// gateway logs an access line per request: those wait until enough have gathered, as with
+// nginx's `access_log … buffer= flush=` (each event-loop turn's lines are joined at the turn's
+// end, and what has gathered is encoded once and written together).
 // Any other line (a start, a warning, an error) goes out at the end of its turn. Gateway
 // workers and datanodes share the parent's stderr: into a pipe or socket, each write is whole
 // lines of at most PIPE_BUF bytes, which a pipe never interleaves with another process's
@@ -38,8 +38,9 @@ export class LogWriter {
   private turnLines: string[] = [];
   /** A line of this turn that should not wait for a full buffer. */
   private turnIsUrgent = false;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** Each turn's lines, joined; measured in UTF-16 units, close enough to bytes for thresholds. */
+  private pending: string[] = [];
+  private pendingLength = 0;
   private writing = false;
   private broken = false;
   private dropped = 0;
@@ -76,7 +77,7 @@ export class LogWriter {
   /** Calls back once everything written so far has reached the descriptor. */
   flush(callback?: (error?: Error) => void): void {
     this.endTurn();
-    if (this.broken || (!this.writing && this.pendingBytes === 0)) {
+    if (this.broken || (!this.writing && this.pendingLength === 0)) {
       callback?.();
       return;
     }
@@ -103,35 +104,36 @@ export class LogWriter {
 
   private readonly endTurn = (): void => {
     if (this.turnLines.length === 0) return;
-    const buffer = Buffer.from(this.turnLines.join(''));
+    const joined = this.turnLines.join('');
     const lines = this.turnLines.length;
     const urgent = this.turnIsUrgent;
     this.turnLines = [];
     this.turnIsUrgent = false;
-    if (this.pendingBytes + buffer.length > this.options.maxPendingBytes) {
+    if (this.pendingLength + joined.length > this.options.maxPendingBytes) {
       this.dropped += lines;
       return;
     }
-    this.pending.push(buffer);
-    this.pendingBytes += buffer.length;
-    if (urgent || this.pendingBytes >= this.options.bufferBytes) this.startWrite();
+    this.pending.push(joined);
+    this.pendingLength += joined.length;
+    if (urgent || this.pendingLength >= this.options.bufferBytes) this.startWrite();
   };
 
+  /** What has gathered, encoded once (with a note of dropped lines first, if any). */
   private take(): Buffer {
-    const buffers = this.pending;
+    const texts = this.pending;
     if (this.dropped > 0) {
       const note = { level: 'warn', time: new Date().toISOString(), pid: process.pid, dropped: this.dropped, msg: 'log lines dropped: the log reader did not keep up' };
-      buffers.unshift(Buffer.from(JSON.stringify(note) + '\n'));
+      texts.unshift(JSON.stringify(note) + '\n');
       this.dropped = 0;
     }
     this.pending = [];
-    this.pendingBytes = 0;
-    return Buffer.concat(buffers);
+    this.pendingLength = 0;
+    return Buffer.from(texts.join(''));
   }
 
   private startWrite(): void {
     if (this.writing) return;
-    if (this.broken || (this.pendingBytes === 0 && this.dropped === 0)) {
+    if (this.broken || (this.pendingLength === 0 && this.dropped === 0)) {
       this.settle();
       return;
     }
@@ -156,7 +158,7 @@ export class LogWriter {
         // The reader is gone (EPIPE) or the descriptor is unusable: logging stops, serving does not.
         this.broken = true;
         this.pending = [];
-        this.pendingBytes = 0;
+        this.pendingLength = 0;
         this.writing = false;
         this.settle();
         return;
@@ -166,7 +168,7 @@ export class LogWriter {
         return;
       }
       this.writing = false;
-      if (this.pendingBytes >= this.options.bufferBytes || this.waiters.length > 0) this.startWrite();
+      if (this.pendingLength >= this.options.bufferBytes || this.waiters.length > 0) this.startWrite();
     });
   }
 

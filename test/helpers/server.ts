@@ -5,6 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const S3G = join(ROOT, 'bin', 's3g');
@@ -102,9 +103,9 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
  * reach stderr up to 100 ms after their request (the log writer batches them).
  */
 export async function outputWith(server: TestServer, pattern: RegExp | string, timeoutMs = 5000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
   const found = (): boolean => (typeof pattern === 'string' ? server.output().includes(pattern) : pattern.test(server.output()));
-  while (!found() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+  // Not found in time: the caller's assertion on the output says what is missing.
+  await waitFor(`${String(pattern)} in the output`, found, timeoutMs, 25).catch(() => undefined);
   return server.output();
 }
 
