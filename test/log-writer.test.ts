@@ -80,32 +80,59 @@ t.test('an exit writes what is pending, even lines of the same turn', async (t) 
   t.equal(lines[999], 'line 999');
 });
 
-t.test('a reader that stops reading: lines past maxPendingBytes are dropped and counted, then logging resumes', async (t) => {
-  const { path } = tempFile(t);
-  // The reader sleeps, so the pipe fills; then it copies everything to the file.
-  const reader = spawn('sh', ['-c', `sleep 1; cat > ${JSON.stringify(path)}`], { stdio: ['pipe', 'inherit', 'inherit'] });
-  const fd = (reader.stdin as unknown as { _handle: { fd: number } })._handle.fd;
-  const writer = new LogWriter(fd, { bufferBytes: 1024, flushMs: 20, maxPendingBytes: 256 * 1024 });
-  const text = 'x'.repeat(999) + '\n';
+// A writer in a child of its own, its descriptor a shell's pipe (blocking, as a parent leaves it)
+// whose reader sleeps READER_SLEEP_MS first. The child writes how long its 200 turns of logging
+// took, and the longest its event loop was held, to the file REPORT.
+const READER_SLEEP_MS = 2000;
+const stalledReaderWriter = (fd: number): string => `
+  import { writeFileSync } from 'node:fs';
+  import { LogWriter } from ${JSON.stringify(DIST_LOG_WRITER)};
+  const writer = new LogWriter(${fd}, { bufferBytes: 1024, flushMs: 20, maxPendingBytes: 256 * 1024 });
+  let lastTick = performance.now();
+  let longestGap = 0;
+  const ticker = setInterval(() => {
+    longestGap = Math.max(longestGap, performance.now() - lastTick);
+    lastTick = performance.now();
+  }, 5);
+  const text = 'x'.repeat(999) + '\\n';
   const started = performance.now();
   for (let turn = 0; turn < 200; turn++) {
     for (let i = 0; i < 10; i++) writer.writeBatched(text);
     await new Promise((resolve) => setImmediate(resolve));
   }
-  t.ok(performance.now() - started < 900, 'the writer never waited for the reader');
-  await sleep(1500);
-  writer.write('{"last":true}\n');
-  await flushed(writer);
-  reader.stdin!.end();
-  await new Promise((resolve) => reader.once('exit', resolve));
-  const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
-  const notes = lines.filter((l) => l.includes('log lines dropped')).map((l) => JSON.parse(l) as { level: string; dropped: number });
-  t.ok(notes.length > 0 && notes.every((n) => n.level === 'warn' && n.dropped > 0), 'a warning says how many lines were dropped');
-  const dropped = notes.reduce((sum, n) => sum + n.dropped, 0);
-  const kept = lines.filter((l) => l === text.trimEnd()).length;
-  t.equal(kept + dropped, 2000, 'every line either written whole or counted as dropped');
-  t.equal(lines.at(-1), '{"last":true}', 'and logging goes on');
-});
+  const busyMs = performance.now() - started;
+  await new Promise((resolve) => setTimeout(resolve, ${READER_SLEEP_MS} + 500));
+  writer.write('{"last":true}\\n');
+  writer.flush(() => {
+    clearInterval(ticker);
+    writeFileSync(process.env.REPORT, JSON.stringify({ busyMs, longestGap }));
+  });
+`;
+
+for (const { fd, how } of [
+  { fd: 2, how: 'stderr, written in the event loop thread' },
+  { fd: 3, how: 'another pipe, written through the thread pool' },
+]) {
+  t.test(`a reader that stops reading (${how}): lines past maxPendingBytes are dropped and counted, the event loop never waits, logging resumes`, async (t) => {
+    const { path } = tempFile(t);
+    const report = `${path}.report`;
+    const pipeline = `"$NODE" --input-type=module -e "$SCRIPT" ${fd}>&1 >/dev/null | { sleep ${READER_SLEEP_MS / 1000}; cat > "$LOG"; }`;
+    // Nothing of tap's environment: with FORCE_COLOR set, node opens stderr itself at start.
+    const env = { PATH: process.env.PATH, NODE: process.execPath, SCRIPT: stalledReaderWriter(fd), LOG: path, REPORT: report };
+    const shell = spawn('sh', ['-c', pipeline], { stdio: 'inherit', env });
+    t.equal(await new Promise((resolve) => shell.once('exit', resolve)), 0);
+    const { busyMs, longestGap } = JSON.parse(readFileSync(report, 'utf8')) as { busyMs: number; longestGap: number };
+    t.ok(busyMs < READER_SLEEP_MS / 2, `the writer never waited for the reader (${Math.round(busyMs)} ms)`);
+    t.ok(longestGap < READER_SLEEP_MS / 2, `nor did its event loop (longest gap ${Math.round(longestGap)} ms)`);
+    const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
+    const notes = lines.filter((l) => l.includes('log lines dropped')).map((l) => JSON.parse(l) as { level: string; dropped: number });
+    t.ok(notes.length > 0 && notes.every((n) => n.level === 'warn' && n.dropped > 0), 'a warning says how many lines were dropped');
+    const dropped = notes.reduce((sum, n) => sum + n.dropped, 0);
+    const kept = lines.filter((l) => l === 'x'.repeat(999)).length;
+    t.equal(kept + dropped, 2000, 'every line either written whole or counted as dropped');
+    t.equal(lines.at(-1), '{"last":true}', 'and logging goes on');
+  });
+}
 
 t.test('processes sharing one pipe (gateway workers, datanodes) never mix their lines, even when the reader lags', async (t) => {
   const { path } = tempFile(t);
