@@ -3,11 +3,13 @@
 // fresh, empty database; `open()` gives another store instance on that same database
 // (reopen, concurrency) and `query()` lets a test look at the tables directly.
 import t from 'tap';
-import { mkdtemp, readFile, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chown, mkdtemp, readFile, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { openMetadataStore } from '../src/metadata/open.js';
@@ -15,7 +17,7 @@ import { SqliteMetadataStore } from '../src/metadata/sqlite.js';
 import { PostgresMetadataStore } from '../src/metadata/postgres.js';
 import { newObjectId } from '../src/metadata/shared.js';
 import { postgresMigrations } from '../src/metadata/postgres-migrations.js';
-import { postgresUnavailable, startPostgres, type PostgresServer } from './helpers/postgres.js';
+import { postgresUnavailable, postgresUser, startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { migrateSqlite, sqliteMigrations } from '../src/metadata/migrations.js';
 import { containerIdOf, prefixUpperBound } from '../src/metadata/shared.js';
 import { SecretBox } from '../src/metadata/secret-box.js';
@@ -1700,6 +1702,52 @@ t.test('SQLite: a full database fails its writes with InsufficientStorage (507),
   t.equal((await commit('big', 60 * 1024)).size, 60 * 1024, 'with room again, the same write commits');
   t.equal((await store.getObject(bucket.id, 'big'))?.inlineData?.length, 60 * 1024);
 });
+
+t.test('PostgreSQL: a full disk fails writes with InsufficientStorage (507), applies nothing of them, and recovers', { skip: postgresSkip || fullDiskSkip() }, async (t) => {
+  const server = await postgresServer();
+  const url = await server.createDatabase();
+  const store = new PostgresMetadataStore(url, { secrets });
+  await store.migrate();
+  await store.createUser({ name: 'alice' });
+  const bucket = await store.createBucket({ volume: 's3v', name: 'b', owner: 'alice', layout: 'OBS' });
+  // The objects table (and its TOAST) on a 4 MiB tmpfs of its own: a real disk_full (53100).
+  const mountPoint = await mkdtemp(join(tmpdir(), 's3g-pg-full-'));
+  const tablespace = `s3g_full_${process.pid}`;
+  const mount = (options: string) => promisify(execFile)('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', mountPoint]);
+  await mount('size=4m');
+  t.teardown(async () => {
+    await store.close();
+    await server.dropDatabase(url);
+    await server.query(url.replace(/\/[^/]*$/, '/postgres'), `DROP TABLESPACE IF EXISTS ${tablespace}`);
+    await promisify(execFile)('umount', [mountPoint]);
+    await rm(mountPoint, { recursive: true, force: true });
+  });
+  const { uid, gid } = postgresUser();
+  await chown(mountPoint, uid, gid);
+  await server.query(url, `CREATE TABLESPACE ${tablespace} LOCATION '${mountPoint}'`);
+  await server.query(url, `ALTER TABLE objects SET TABLESPACE ${tablespace}`);
+
+  const commit = (key: string) =>
+    store.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key, size: 256 * 1024, etag: 'e', attributes: {}, blocks: [], inlineData: randomBytes(256 * 1024) });
+  let failure: unknown;
+  let stored = 0;
+  for (; stored < 64 && failure === undefined; stored++) await commit(`k${stored}`).catch((error: unknown) => (failure = error));
+  t.match(failure, { name: 'MetadataError', code: 'InsufficientStorage' }, `once the disk is full (after ${stored - 1} objects): InsufficientStorage, not a raw 53100 (500)`);
+  t.equal(toS3Error(failure).status, 507, 'which S3 clients get as 507');
+  const failedKey = `k${stored - 1}`;
+  t.equal(await store.getObject(bucket.id, failedKey), undefined, 'nothing of the failed write was stored');
+
+  await mount('remount,size=64m');
+  t.equal((await commit(failedKey)).size, 256 * 1024, 'with room again, the same write commits');
+  t.equal((await store.getObject(bucket.id, failedKey))?.inlineData?.length, 256 * 1024);
+});
+
+/** Why a real full disk cannot be made here. Under CI (root, the test's own server), never skipped. */
+function fullDiskSkip(): string | false {
+  if (process.env.S3G_TEST_POSTGRES_URL) return "an existing server's disk is not this machine's to fill";
+  if (process.env.CI === 'true' || process.getuid?.() === 0) return false;
+  return 'mounting a small tmpfs for PostgreSQL needs root';
+}
 
 t.test('SQLite: a write lock held by another connection is waited for on a timer, not on the event loop', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 's3g-busy-'));

@@ -1039,6 +1039,8 @@ export class PostgresMetadataStore implements MetadataStore {
         return await attempt();
       } catch (error) {
         if (isUnreachable(error)) throw new MetadataError('ServiceUnavailable', `PostgreSQL cannot be reached: ${(error as Error).message}`);
+        // Its disk (disk_full): 507, as from a full SQLite database or full datanodes; the transaction is rolled back.
+        if (error instanceof pg.DatabaseError && error.code === DISK_FULL) throw new MetadataError('InsufficientStorage', `the metadata database is full: ${error.message}`);
         if (n >= this.maxAttempts || !(error instanceof pg.DatabaseError) || !RETRYABLE.has(error.code ?? '')) throw error;
       }
       // Random backoff, growing to ~100 ms, so that the retried transactions do not collide again.
@@ -1056,6 +1058,8 @@ export function connectTimeoutOf(url: string): number {
 
 /** Socket errors of a server that is down, refusing, or unreachable. */
 const UNREACHABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT']);
+/** SQLSTATE disk_full: a table, index or temporary file could not grow. */
+const DISK_FULL = '53100';
 /** PostgreSQL's own: connection exceptions (class 08), shutting down or starting up, too many connections. */
 const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
 

@@ -137,7 +137,8 @@ function databasesOn(adminUrl: string, stop: () => Promise<void>): PostgresServe
   };
 }
 
-function postgresUser(): { uid: number; gid: number } {
+/** The uid and gid PostgreSQL runs as when the tests run as root. */
+export function postgresUser(): { uid: number; gid: number } {
   const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
   if (!line) throw new Error('running as root, and there is no postgres user to run PostgreSQL as');
   const [, , uid, gid] = line.split(':');
