@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LogWriter } from '../src/observability/log-writer.js';
+import { waitFor } from './helpers/wait.js';
 
 const DIST_LOG_WRITER = fileURLToPath(new URL('../dist/observability/log-writer.js', import.meta.url));
 
@@ -40,8 +41,10 @@ t.test('lines from many turns arrive whole and in order', async (t) => {
     }
     await new Promise((resolve) => setImmediate(resolve));
   }
+  // Full buffers go out on their own (through the thread pool, for a file), long before flushMs.
+  await waitFor('the first full buffers', () => readFileSync(path, 'utf8').length > 0, 5_000, 10);
   const early = readFileSync(path, 'utf8');
-  t.ok(early.length > 0 && expected.join('').startsWith(early) && early.endsWith('\n'), 'full buffers are written, whole lines, without waiting for a flush');
+  t.ok(expected.join('').startsWith(early) && early.endsWith('\n'), 'full buffers are written, whole lines, without waiting for a flush');
   await flushed(writer);
   t.equal(readFileSync(path, 'utf8'), expected.join(''), 'everything, in order, after flush');
 });
