@@ -13,6 +13,7 @@
 // 4 KiB made that several µs per small GET. Files and other descriptors, which may block, still
 // go through the thread pool.
 import { fstatSync, write, writeSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 
 export interface LogWriterOptions {
   /** Bytes gathered before a write is started. */
@@ -215,11 +216,12 @@ function descriptorKind(fd: number): 'file' | 'stream' | 'other' {
 }
 
 /**
- * Node opens stdout and stderr, when they are a pipe or socket, non-blocking (libuv's
- * uv_pipe_open), as their streams need; touching the stream here makes sure of it. Any other
- * descriptor may block.
+ * Node's main thread opens stdout and stderr, when they are a pipe or socket, non-blocking
+ * (libuv's uv_pipe_open), as their streams need; touching the stream here makes sure of it. A
+ * worker thread's are relayed to the main thread instead, and any other descriptor may block.
  */
 function openedWithoutBlocking(fd: number): boolean {
+  if (!isMainThread) return false;
   const stream = fd === 1 ? process.stdout : fd === 2 ? process.stderr : undefined;
   return stream !== undefined;
 }
