@@ -1,5 +1,5 @@
 // The process's logger: pino, JSON lines on stderr (stdout stays for the CLI's own output),
-// written asynchronously (LogWriter) so a slow reader of stderr never stalls the event loop.
+// buffered and written without blocking (LogWriter), so a slow reader of stderr never stalls the event loop.
 // Secrets are kept out twice: callers never pass them, and pino's redaction blanks the usual
 // suspects (the access log, whose fields are all chosen by the gateway, redacts its URL itself).
 import { pino, type Logger } from 'pino';
