@@ -1,8 +1,8 @@
 // The log destination: access lines arrive whole and in order, in large writes; a quiet
 // process's still go out within flushMs; any other line goes out at the end of its turn; an
-// exit writes what is pending; a reader that stops
-// reading costs dropped lines (counted), never unbounded memory or a stalled caller; a
-// descriptor that refuses writes stops the logging, not the process.
+// exit writes what is pending; a reader that stops reading costs dropped lines (counted), never
+// unbounded memory or a stalled caller; a descriptor that refuses writes stops the logging,
+// not the process.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -83,8 +83,9 @@ t.test('an exit writes what is pending, even lines of the same turn', async (t) 
   t.equal(lines[999], 'line 999');
 });
 
-// A writer in a child of its own, its descriptor a shell's pipe (blocking, as a parent leaves it)
-// whose reader sleeps READER_SLEEP_MS first. The child writes how long its 200 turns of logging
+// A writer in a child of its own, its descriptor a shell's pipe (blocking as the shell makes it;
+// under tap, node starts with it non-blocking already, cause unknown) whose reader sleeps
+// READER_SLEEP_MS first. The child writes how long its 200 turns of logging
 // took, and the longest its event loop was held, to the file REPORT.
 const READER_SLEEP_MS = 2000;
 const stalledReaderWriter = (fd: number): string => `
@@ -120,7 +121,7 @@ for (const { fd, how } of [
     const { path } = tempFile(t);
     const report = `${path}.report`;
     const pipeline = `"$NODE" --input-type=module -e "$SCRIPT" ${fd}>&1 >/dev/null | { sleep ${READER_SLEEP_MS / 1000}; cat > "$LOG"; }`;
-    // Nothing of tap's environment: with FORCE_COLOR set, node opens stderr itself at start.
+    // Nothing of tap's environment (its NODE_OPTIONS preloads): the child runs the built writer alone.
     const env = { PATH: process.env.PATH, NODE: process.execPath, SCRIPT: stalledReaderWriter(fd), LOG: path, REPORT: report };
     const shell = spawn('sh', ['-c', pipeline], { stdio: 'inherit', env });
     t.equal(await new Promise((resolve) => shell.once('exit', resolve)), 0);

@@ -3,13 +3,11 @@
 // fresh, empty database; `open()` gives another store instance on that same database
 // (reopen, concurrency) and `query()` lets a test look at the tables directly.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { chown, mkdtemp, readFile, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { openMetadataStore } from '../src/metadata/open.js';
@@ -18,6 +16,7 @@ import { PostgresMetadataStore } from '../src/metadata/postgres.js';
 import { newObjectId } from '../src/metadata/shared.js';
 import { postgresMigrations } from '../src/metadata/postgres-migrations.js';
 import { postgresUnavailable, postgresUser, startPostgres, type PostgresServer } from './helpers/postgres.js';
+import { runOk } from './helpers/exec.js';
 import { migrateSqlite, sqliteMigrations } from '../src/metadata/migrations.js';
 import { containerIdOf, prefixUpperBound } from '../src/metadata/shared.js';
 import { SecretBox } from '../src/metadata/secret-box.js';
@@ -1713,13 +1712,13 @@ t.test('PostgreSQL: a full disk fails writes with InsufficientStorage (507), app
   // The objects table (and its TOAST) on a 4 MiB tmpfs of its own: a real disk_full (53100).
   const mountPoint = await mkdtemp(join(tmpdir(), 's3g-pg-full-'));
   const tablespace = `s3g_full_${process.pid}`;
-  const mount = (options: string) => promisify(execFile)('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', mountPoint]);
+  const mount = (options: string) => runOk('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', mountPoint]);
   await mount('size=4m');
   t.teardown(async () => {
     await store.close();
     await server.dropDatabase(url);
     await server.query(url.replace(/\/[^/]*$/, '/postgres'), `DROP TABLESPACE IF EXISTS ${tablespace}`);
-    await promisify(execFile)('umount', [mountPoint]);
+    await runOk('umount', [mountPoint]);
     await rm(mountPoint, { recursive: true, force: true });
   });
   const { uid, gid } = postgresUser();
