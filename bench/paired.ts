@@ -4,8 +4,10 @@
 // the same connections each) and compares their CPU per request (/proc, all threads).
 //   node --import tsx bench/paired.ts --baseline DIR [--workload GET,PUT,HEAD] [--rounds 5]
 //     [--duration 5] [--connections 32] [--args "serve flags for both"]
+//     [--node-args="node flags for this build only"]
 // DIR is another checkout, built (make build), e.g. `git worktree add /tmp/base HEAD~1`.
-// `--baseline .` pairs this build with itself: how far apart two equal servers come out.
+// `--baseline .` pairs this build with itself: how far apart two equal servers come out, or,
+// with --node-args, what a node flag changes.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,6 +24,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '32' },
     args: { type: 'string', default: '' },
+    'node-args': { type: 'string', default: '' },
   },
 });
 const baseline = resolve(values.baseline ?? '');
@@ -38,7 +41,8 @@ const servers: S3gServer[] = [];
 try {
   const base = await startS3g({ args, root: baseline });
   servers.push(base);
-  const head = await startS3g({ args });
+  const nodeArgs = values['node-args'].split(' ').filter(Boolean);
+  const head = await startS3g({ args, nodeArgs: nodeArgs.length > 0 ? nodeArgs : undefined });
   servers.push(head);
   process.stdout.write(`paired: ${ROOT} against ${baseline}, ${rounds} rounds of ${config.small.durationS} s, ${config.small.connections} connections each\n`);
   for (const method of methods as SmallMethod[]) {
