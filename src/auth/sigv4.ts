@@ -137,22 +137,33 @@ function first(headers: Map<string, string[]>, name: string): string | undefined
   return headers.get(name)?.[0];
 }
 
+/**
+ * The query's names and values decoded, encoded again and sorted by name, then value. Clients
+ * mostly send them in that order already, so sorting is only done when needed.
+ */
 function canonicalQuery(rawQuery: string, presigned: boolean): string {
   if (!rawQuery) return '';
   const pairs: [string, string][] = [];
+  let sorted = true;
   for (const item of rawQuery.split('&')) {
     if (!item) continue;
     const eq = item.indexOf('=');
-    const rawName = eq < 0 ? item : item.slice(0, eq);
-    const rawValue = eq < 0 ? '' : item.slice(eq + 1);
-    const name = canonicalQueryComponent(rawName);
-    const value = canonicalQueryComponent(rawValue);
+    const name = canonicalQueryComponent(eq < 0 ? item : item.slice(0, eq));
+    const value = eq < 0 ? '' : canonicalQueryComponent(item.slice(eq + 1));
     if (name === undefined || value === undefined) throw s3Error('InvalidArgument', 'Invalid percent-encoding in the query string');
     if (presigned && name === 'X-Amz-Signature') continue;
-    pairs.push([name, value]);
+    const pair: [string, string] = [name, value];
+    if (sorted && pairs.length > 0 && comparePairs(pairs[pairs.length - 1]!, pair) > 0) sorted = false;
+    pairs.push(pair);
   }
-  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
-  return pairs.map(([n, v]) => `${n}=${v}`).join('&');
+  if (!sorted) pairs.sort(comparePairs);
+  let canonical = '';
+  for (let i = 0; i < pairs.length; i++) canonical += `${i === 0 ? '' : '&'}${pairs[i]![0]}=${pairs[i]![1]}`;
+  return canonical;
+}
+
+function comparePairs(a: [string, string], b: [string, string]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
 }
 
 export function canonicalRequest(parts: RequestParts, signed: SignedRequest): string {

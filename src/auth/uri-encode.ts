@@ -2,6 +2,12 @@
 
 const UNRESERVED_ONLY = /^[A-Za-z0-9\-._~]*$/;
 const UNRESERVED_OR_SLASH = /^[A-Za-z0-9\-._~/]*$/;
+/**
+ * Unreserved characters and upper-case %XY escapes of the ASCII bytes AWS encodes (not of
+ * letters, digits or -._~), so already canonical: a presigned credential's %2F, without a
+ * decode and an encode. One way to match each character, so no backtracking.
+ */
+const CANONICAL_ESCAPED = /^(?:[A-Za-z0-9\-._~]|%(?:[01][0-9A-F]|2[0-9A-CF]|3[A-F]|40|5[B-E]|60|7[B-DF]))*$/;
 /** What encodeURIComponent leaves alone but AWS encodes. */
 const SUBDELIMS = /[!'()*]/g;
 
@@ -19,10 +25,11 @@ export function awsUriEncode(value: string, keepSlash = false): string {
 /**
  * A raw query-string name or value as SigV4's canonical query has it: decoded ('+' is a space)
  * and encoded again; undefined when its percent-encoding is malformed. One of only unreserved
- * characters (most of a presigned URL's) is already canonical.
+ * characters (most of a presigned URL's), or with escapes only where AWS has them, is already
+ * canonical.
  */
 export function canonicalQueryComponent(raw: string): string | undefined {
-  if (UNRESERVED_ONLY.test(raw)) return raw;
+  if (UNRESERVED_ONLY.test(raw) || CANONICAL_ESCAPED.test(raw)) return raw;
   const decoded = safeDecode(raw.replace(/\+/g, ' '));
   return decoded === undefined ? undefined : awsUriEncode(decoded);
 }
