@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { openMetadataStore } from '../src/metadata/open.js';
+import { InlineBodyCache } from '../src/metadata/inline-body-cache.js';
 import { SqliteMetadataStore } from '../src/metadata/sqlite.js';
 import { PostgresMetadataStore } from '../src/metadata/postgres.js';
 import { newObjectId } from '../src/metadata/shared.js';
@@ -1683,6 +1684,59 @@ t.test('SQLite group commit: an operation that fails undoes its own writes only'
   t.equal(committed.status, 'fulfilled');
   t.same(db.prepare('SELECT name FROM directories ORDER BY name').all(), [{ name: 'd/' }], "the failed commit's directories are undone, the other's kept");
   t.ok(await store.getObject(bucket.id, 'd/e'));
+});
+
+t.test('SQLite: inline bodies are read once and then served from memory; a key replaced, even by another process, is read anew', async (t) => {
+  const { store, bucket } = await sqliteWithBucket(t, 'OBS');
+  const other = new SqliteMetadataStore(store.path, { secrets });
+  t.teardown(() => other.close());
+  await other.migrate();
+  const commit = (on: SqliteMetadataStore, key: string, text: string, attributes = {}) =>
+    on.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key, size: text.length, etag: 'e', attributes, blocks: [], inlineData: Buffer.from(text) });
+  const body = async (on: SqliteMetadataStore, key: string) => (await on.getObject(bucket.id, key))?.inlineData;
+
+  await commit(store, 'k', 'first');
+  const read = await body(store, 'k');
+  t.equal(read?.toString(), 'first');
+  t.equal(await body(store, 'k'), read, 'the second read is the same buffer, from memory');
+  await commit(other, 'k', 'second', { contentType: 'text/plain' });
+  t.equal((await body(store, 'k'))?.toString(), 'second', "another process's new version is read, not the cached one");
+  t.equal((await store.getObject(bucket.id, 'k'))?.attributes.contentType, 'text/plain', 'with its own attributes');
+  await other.deleteObject(bucket.id, 'k');
+  t.equal(await store.getObject(bucket.id, 'k'), undefined, 'a deleted key is gone though its body is still cached');
+  await commit(other, 'k', '');
+  t.same((await store.getObject(bucket.id, 'k'))?.inlineData, Buffer.alloc(0), 'an empty body is inline too');
+
+  const uncached = new SqliteMetadataStore(store.path, { secrets, inlineCacheBytes: 0 });
+  t.teardown(() => uncached.close());
+  await uncached.migrate();
+  await commit(store, 'n', 'no cache');
+  const first = await body(uncached, 'n');
+  t.equal(first?.toString(), 'no cache');
+  t.not(await body(uncached, 'n'), first, 'with no cache, every read fetches the body');
+});
+
+t.test('InlineBodyCache: least recently used first out, within its bytes', async (t) => {
+  const cache = new InlineBodyCache(10_000);
+  const body = (n: number) => Buffer.alloc(n);
+  cache.set('a', body(300));
+  cache.set('b', body(300));
+  cache.set('c', body(300));
+  t.equal(cache.size(), 3 * 400, 'each body counted with its entry overhead');
+  t.ok(cache.get('a'), 'a is now the most recent');
+  for (let i = 0; i < 24; i++) cache.set(`x${i}`, body(300));
+  t.ok(cache.size() <= 10_000, `within its bytes (${cache.size()})`);
+  t.ok(cache.get('a'), 'the recently read entry stays');
+  t.equal(cache.get('b'), undefined, 'the least recently used went first');
+  t.equal(cache.get('c'), undefined);
+  cache.set('big', body(901));
+  t.equal(cache.get('big'), undefined, 'a body over a tenth of the budget is not kept');
+  const empty = new InlineBodyCache(10_000);
+  for (let i = 0; i < 1000; i++) empty.set(`e${i}`, body(0));
+  t.ok(empty.size() <= 10_000, 'empty bodies count too: the cache stays bounded');
+  const none = new InlineBodyCache(0);
+  none.set('a', body(0));
+  t.equal(none.get('a'), undefined, 'a budget of 0 keeps nothing');
 });
 
 t.test('SQLite: a full database fails its writes with InsufficientStorage (507), applies nothing of them, and recovers', async (t) => {

@@ -14,6 +14,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Piscina } from 'piscina';
 import { TurnBatch, type Pending } from '../common/turn-batch.js';
+import { InlineBodyCache } from './inline-body-cache.js';
 import { RequestLookups } from './lookup-cache.js';
 import { migrateSqlite } from './migrations.js';
 import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
@@ -76,12 +77,16 @@ export interface SqliteMetadataStoreOptions {
   secrets?: SecretBox;
   /** How stale a cached access key or bucket may be after another process changed it (lookup-cache.ts). */
   lookupRecheckMs?: number;
+  /** Bytes of inline bodies kept in memory for reads (inline-body-cache.ts); 32 MiB by default, 0 for none. */
+  inlineCacheBytes?: number;
 }
 
 interface UserRow { name: string; canonical_id: string; display_name: string; admin: number; tenant: string | null; created_at: number }
 interface KeyRow { access_key_id: string; secret: string; kek_id: string | null; user_name: string; created_at: number }
 interface BucketRow { id: number; volume: string; name: string; owner: string; layout: BucketLayout; created_at: number }
 interface ObjectRow { bucket_id: number; name: string; object_id: string; size: number; etag: string; modified_at: number; attributes: string; inline_data: Buffer | null }
+/** An object row as reads take it: the length of its inline body (null: none), not the body (inlineBody). */
+type StoredObjectRow = Omit<ObjectRow, 'inline_data'> & { inline_length: number | null };
 interface OpenKeyRow { object_id: string; bucket_id: number; name: string; kind: OpenKeyKind; created_at: number; attributes: string | null }
 interface PartRow {
   upload_id: string; part_number: number; part_id: string; size: number; etag: string;
@@ -124,6 +129,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private usagePool: Piscina | undefined;
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
   private lookups: RequestLookups | undefined;
+  private readonly inlineBodies: InlineBodyCache;
   private readonly objectReads = new TurnBatch<{ bucketId: number; key: string }, ObjectRecord | undefined>((batch) => this.lookUpObjects(batch));
 
   constructor(path: string, options: SqliteMetadataStoreOptions = {}) {
@@ -136,6 +142,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.deadAfterMs = options.datanodeDeadAfterMs ?? 60_000;
     this.secrets = options.secrets;
     this.lookupRecheckMs = options.lookupRecheckMs;
+    this.inlineBodies = new InlineBodyCache(options.inlineCacheBytes ?? 32 << 20);
     this.db.pragma('journal_mode = WAL');
     // A commit acknowledged to an S3 client must survive power loss. In WAL mode NORMAL does
     // not fsync at commit (only around checkpoints): a file database gets that fsync from
@@ -382,7 +389,7 @@ export class SqliteMetadataStore implements MetadataStore {
       }
       const row: ObjectRow = { bucket_id: input.bucketId, name, object_id: input.objectId, size: input.size, etag: input.etag, modified_at: now, attributes, inline_data: inline };
       this.storeObjectRow(row);
-      return this.objectRecord(row, input.key);
+      return this.objectRecord(row, row.inline_data, input.key);
     });
   }
 
@@ -409,7 +416,7 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.read(() => {
       const name = this.storedName(bucketId, key, false);
       const row = name === undefined ? undefined : this.objectRow(bucketId, name);
-      return row && this.objectRecord(row, key);
+      return row && this.storedRecord(row, key);
     });
   }
 
@@ -422,7 +429,7 @@ export class SqliteMetadataStore implements MetadataStore {
     try {
       records = this.read(() => batch.map(({ input }) => {
         const row = this.objectRow(input.bucketId, input.key);
-        return row && this.objectRecord(row, input.key);
+        return row && this.storedRecord(row, input.key);
       }));
     } catch (error) {
       batch.forEach((read) => read.reject(error));
@@ -667,7 +674,7 @@ export class SqliteMetadataStore implements MetadataStore {
       this.run('DELETE FROM open_keys WHERE object_id = ?', input.uploadId);
       const row: ObjectRow = { bucket_id: input.bucketId, name, object_id: input.uploadId, size: input.size, etag: input.etag, modified_at: now, attributes, inline_data: null };
       this.storeObjectRow(row);
-      return this.objectRecord(row, input.key);
+      return this.objectRecord(row, row.inline_data, input.key);
     });
   }
 
@@ -901,8 +908,8 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   /** key: the S3 key the row was found under (an FSO row's name is internal). */
-  private objectRecord(row: ObjectRow, key: string): ObjectRecord {
-    const blocks = row.inline_data === null ? this.committedBlocks(row.object_id) : [];
+  private objectRecord(row: Omit<ObjectRow, 'inline_data'>, inlineData: Buffer | null, key: string): ObjectRecord {
+    const blocks = inlineData === null ? this.committedBlocks(row.object_id) : [];
     return {
       bucketId: row.bucket_id,
       key,
@@ -912,8 +919,22 @@ export class SqliteMetadataStore implements MetadataStore {
       modifiedAt: row.modified_at,
       attributes: JSON.parse(row.attributes) as Record<string, unknown>,
       blocks,
-      ...(row.inline_data ? { inlineData: row.inline_data } : {}),
+      ...(inlineData ? { inlineData } : {}),
     };
+  }
+
+  /** A row as read, in the caller's read transaction (which its inline body, if fetched, comes from too). */
+  private storedRecord(row: StoredObjectRow, key: string): ObjectRecord {
+    return this.objectRecord(row, row.inline_length === null ? null : this.inlineBody(row), key);
+  }
+
+  private inlineBody(row: StoredObjectRow): Buffer {
+    let body = this.inlineBodies.get(row.object_id);
+    if (body === undefined) {
+      body = this.get<{ inline_data: Buffer }>('SELECT inline_data FROM objects WHERE bucket_id = ? AND name = ?', row.bucket_id, row.name)!.inline_data;
+      this.inlineBodies.set(row.object_id, body);
+    }
+    return body;
   }
 
   // ---- FSO namespace (namespace.ts) ----
@@ -1068,8 +1089,12 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.get<BucketRow>('SELECT * FROM buckets WHERE volume = ? AND name = ?', volume, name);
   }
 
-  private objectRow(bucketId: number, key: string): ObjectRow | undefined {
-    return this.get<ObjectRow>('SELECT * FROM objects WHERE bucket_id = ? AND name = ?', bucketId, key);
+  private objectRow(bucketId: number, key: string): StoredObjectRow | undefined {
+    return this.get<StoredObjectRow>(
+      // length(), unlike IS NOT NULL, leaves the blob's overflow pages unread.
+      'SELECT bucket_id, name, object_id, size, etag, modified_at, attributes, length(inline_data) AS inline_length FROM objects WHERE bucket_id = ? AND name = ?',
+      bucketId, key,
+    );
   }
 
   /** What a commit replacing a key needs of its current version: not its data or attributes. */
