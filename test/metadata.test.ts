@@ -1716,19 +1716,21 @@ t.test('SQLite: inline bodies are read once and then served from memory; a key r
   t.not(await body(uncached, 'n'), first, 'with no cache, every read fetches the body');
 });
 
-t.test('InlineBodyCache: least recently used first out, within its bytes', async (t) => {
+t.test('InlineBodyCache: unread entries out first, oldest first (second chance), within its bytes', async (t) => {
   const cache = new InlineBodyCache(10_000);
   const body = (n: number) => Buffer.alloc(n);
   cache.set('a', body(300));
   cache.set('b', body(300));
   cache.set('c', body(300));
   t.equal(cache.size(), 3 * 400, 'each body counted with its entry overhead');
-  t.ok(cache.get('a'), 'a is now the most recent');
+  t.ok(cache.get('a'), 'a read: marked for a second chance');
   for (let i = 0; i < 24; i++) cache.set(`x${i}`, body(300));
   t.ok(cache.size() <= 10_000, `within its bytes (${cache.size()})`);
-  t.ok(cache.get('a'), 'the recently read entry stays');
-  t.equal(cache.get('b'), undefined, 'the least recently used went first');
+  t.ok(cache.get('a'), 'the entry read since it came in stays');
+  t.equal(cache.get('b'), undefined, 'the oldest unread ones went first');
   t.equal(cache.get('c'), undefined);
+  for (let i = 24; i < 80; i++) cache.set(`x${i}`, body(300));
+  t.equal(cache.get('a'), undefined, 'not read again after its second chance, it went too');
   cache.set('big', body(901));
   t.equal(cache.get('big'), undefined, 'a body over a tenth of the budget is not kept');
   const empty = new InlineBodyCache(10_000);

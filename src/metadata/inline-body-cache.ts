@@ -7,31 +7,44 @@
 /** What an entry costs beyond its body (its id and the map's slot), so empty bodies count too. */
 const ENTRY_BYTES = 100;
 
+interface Entry {
+  body: Buffer;
+  /** Read since it was last passed over for eviction. */
+  read: boolean;
+}
+
+/**
+ * Evicts by "second chance" (CLOCK): a hit only marks its entry, where moving it to the end of
+ * the map, as an LRU list does, cost as much as the lookup; eviction passes marked entries over
+ * once, to the end, and takes the first unmarked one.
+ */
 export class InlineBodyCache {
-  /** Map order is recency order: a hit moves its entry to the end, eviction takes the front. */
-  private readonly bodies = new Map<string, Buffer>();
+  private readonly entries = new Map<string, Entry>();
   private bytes = 0;
 
   constructor(private readonly maxBytes: number) {}
 
   get(objectId: string): Buffer | undefined {
-    const body = this.bodies.get(objectId);
-    if (body !== undefined) {
-      this.bodies.delete(objectId);
-      this.bodies.set(objectId, body);
-    }
-    return body;
+    const entry = this.entries.get(objectId);
+    if (entry === undefined) return undefined;
+    entry.read = true;
+    return entry.body;
   }
 
   /** Keeps body (which callers must not modify) unless it alone is over a tenth of the budget. */
   set(objectId: string, body: Buffer): void {
-    if (body.length + ENTRY_BYTES > this.maxBytes / 10 || this.bodies.has(objectId)) return;
-    this.bodies.set(objectId, body);
+    if (body.length + ENTRY_BYTES > this.maxBytes / 10 || this.entries.has(objectId)) return;
+    this.entries.set(objectId, { body, read: false });
     this.bytes += body.length + ENTRY_BYTES;
-    for (const [id, oldest] of this.bodies) {
-      if (this.bytes <= this.maxBytes) break;
-      this.bodies.delete(id);
-      this.bytes -= oldest.length + ENTRY_BYTES;
+    while (this.bytes > this.maxBytes) {
+      const [id, oldest] = this.entries.entries().next().value as [string, Entry];
+      this.entries.delete(id);
+      if (oldest.read) {
+        oldest.read = false;
+        this.entries.set(id, oldest);
+      } else {
+        this.bytes -= oldest.body.length + ENTRY_BYTES;
+      }
     }
   }
 

@@ -1091,7 +1091,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   private objectRow(bucketId: number, key: string): StoredObjectRow | undefined {
     return this.get<StoredObjectRow>(
-      // length(), unlike IS NOT NULL, leaves the blob's overflow pages unread.
+      // length(), unlike IS [NOT] NULL, leaves the blob's overflow pages unread (currentVersion too).
       'SELECT bucket_id, name, object_id, size, etag, modified_at, attributes, length(inline_data) AS inline_length FROM objects WHERE bucket_id = ? AND name = ?',
       bucketId, key,
     );
@@ -1099,7 +1099,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /** What a commit replacing a key needs of its current version: not its data or attributes. */
   private currentVersion(bucketId: number, name: string): { object_id: string; etag: string; in_blocks: 0 | 1 } | undefined {
-    return this.get('SELECT object_id, etag, inline_data IS NULL AS in_blocks FROM objects WHERE bucket_id = ? AND name = ?', bucketId, name);
+    return this.get('SELECT object_id, etag, length(inline_data) IS NULL AS in_blocks FROM objects WHERE bucket_id = ? AND name = ?', bucketId, name);
   }
 
   /**

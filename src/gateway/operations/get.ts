@@ -72,13 +72,13 @@ async function lookup(ctx: RequestContext<'GetObject' | 'HeadObject'>, services:
   return object;
 }
 
+/** A new object, which the caller completes (a small GET's headers are copied once, by writeHead). */
 function objectHeaders(ctx: RequestContext, object: ObjectRecord): Record<string, string | number> {
-  return {
-    ...attributeHeaders(object.attributes, ctx.query),
-    ETag: `"${object.etag}"`,
-    'Last-Modified': httpDate(object.modifiedAt),
-    'Accept-Ranges': 'bytes',
-  };
+  const headers: Record<string, string | number> = attributeHeaders(object.attributes, ctx.query);
+  headers.ETag = `"${object.etag}"`;
+  headers['Last-Modified'] = httpDate(object.modifiedAt);
+  headers['Accept-Ranges'] = 'bytes';
+  return headers;
 }
 
 /** Range header or ?partNumber=N (the N-th part of a multipart object; part 1 of any other). */
@@ -107,21 +107,22 @@ async function respondWithObject(ctx: RequestContext<'GetObject' | 'HeadObject'>
     headers[`x-amz-checksum-${checksum.algorithm}`] = checksum.value;
     headers['x-amz-checksum-type'] = checksum.type;
   }
+  headers['Content-Length'] = length;
   if (!withBody || length === 0) {
-    ctx.res.writeHead(status, { ...headers, 'Content-Length': length });
+    ctx.res.writeHead(status, headers);
     ctx.res.end();
     return;
   }
   // Verify the first piece before the status line goes out: a read that fails at once is a
   // clean 500; one that fails later cuts the connection, so no client takes a short body as whole.
   if (object.inlineData) {
-    ctx.res.writeHead(status, { ...headers, 'Content-Length': length });
+    ctx.res.writeHead(status, headers);
     ctx.res.end(object.inlineData.subarray(start, end + 1));
     return;
   }
   const pieces = services.reader.read(object.blocks, start, end);
   const first = await pieces.next();
-  ctx.res.writeHead(status, { ...headers, 'Content-Length': length });
+  ctx.res.writeHead(status, headers);
   try {
     const complete = (first.done || (await writeChunk(ctx.res, first.value))) && (await pipeBody(ctx.res, { [Symbol.asyncIterator]: () => pieces }));
     if (complete) ctx.res.end();
