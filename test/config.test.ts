@@ -44,6 +44,7 @@ t.test('defaults', async (t) => {
     blockSize: 256 * 1024 ** 2,
     bytesPerChecksum: 16 * 1024,
     inlineThreshold: 64 * 1024,
+    inlineCache: 32 * 1024 ** 2,
     uploadBuffers: 8,
     gatewayProcesses: 1,
     hashNice: 10,

@@ -121,3 +121,24 @@ t.test('stored totals, datanodes, pool and event loop', async (t) => {
   t.ok(value(samples, 'process_resident_memory_bytes')! > 0);
   t.equal(value(samples, 's3g_build_info', { version: '0.1.0' }), 1);
 });
+
+t.test('the cache of inline bodies: what it holds, its hits and misses; none with --inline-cache 0', async (t) => {
+  const before = (await scrape()).samples;
+  for (let i = 0; i < 2; i++) t.equal((await signedRequest(server, { method: 'GET', path: '/metrics-bucket/obj-2' })).status, 200);
+  const after = (await scrape()).samples;
+  const delta = (name: string) => value(after, name)! - value(before, name)!;
+  t.equal(delta('s3g_inline_cache_hits_total'), 2, 'a body read before is found');
+  t.equal(delta('s3g_inline_cache_misses_total'), 0);
+  t.ok(value(after, 's3g_inline_cache_bytes')! >= 1000, 'the 1,000-byte body is held');
+
+  const uncached = await startServer({ args: ['--inline-cache', '0'] });
+  t.teardown(() => disposeServer(uncached));
+  t.equal((await signedRequest(uncached, { method: 'PUT', path: '/no-cache' })).status, 200);
+  const body = randomBytes(100);
+  t.equal((await signedRequest(uncached, { method: 'PUT', path: '/no-cache/k', body, headers: { 'content-length': '100' } })).status, 200);
+  for (let i = 0; i < 2; i++) t.ok((await signedRequest(uncached, { method: 'GET', path: '/no-cache/k' })).body.equals(body), 'read from the row');
+  const samples = parseMetrics(await (await fetch(`${uncached.adminUrl}/metrics`)).text());
+  t.equal(value(samples, 's3g_inline_cache_bytes'), 0);
+  t.equal(value(samples, 's3g_inline_cache_hits_total'), 0);
+  t.equal(value(samples, 's3g_inline_cache_misses_total'), 2, 'every read fetched its body');
+});

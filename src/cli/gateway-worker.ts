@@ -25,7 +25,7 @@ async function start(init: WorkerInit): Promise<void> {
   const { config } = init;
   setLogLevel(config.logLevel);
   const secrets = loadSecretBox(init.kek);
-  const store = await openMetadataStore(init.meta, secrets);
+  const store = await openMetadataStore(init.meta, secrets, { inlineCacheBytes: config.inlineCache });
   const placement = new Placement(store, config.shortCircuitReads);
   await placement.refresh();
   const refresh = keepPlacementFresh(placement);

@@ -21,7 +21,7 @@ export async function gateway(argv: string[]): Promise<number> {
   if (!config.meta) throw new Error('s3g gateway needs --meta URL (sqlite:PATH or postgres://…)');
   const secrets = loadSecretBox({ kekFile: config.kekFile });
   if (!secrets) throw new Error('s3g gateway needs key-encryption keys: S3G_KEK or --kek-file FILE (see README, Secrets at rest)');
-  const store = await openMetadataStore(config.meta, secrets);
+  const store = await openMetadataStore(config.meta, secrets, { inlineCacheBytes: config.inlineCache });
   const adminUser = await bootstrapAdmin(store);
   const placement = new Placement(store, config.shortCircuitReads);
   await placement.refresh();

@@ -27,7 +27,7 @@ export async function serve(argv: string[]): Promise<number> {
   const kek = { kekFile: config.kekFile, defaultFile: join(dataDir, 'kek') };
   const secrets = loadSecretBox({ ...kek, createDefault: true })!;
   const meta = config.meta ?? `sqlite:${join(dataDir, 'meta', 's3g.db')}`;
-  const store = await openMetadataStore(meta, secrets);
+  const store = await openMetadataStore(meta, secrets, { inlineCacheBytes: config.inlineCache });
   const adminUser = await bootstrapAdmin(store);
   const placement = new Placement(store, config.shortCircuitReads);
   const datanodes = new LocalDatanodes(dataDir, config.datanodes, store, placement, {

@@ -4,8 +4,18 @@
 // processes sharing the database: a stale id is simply never asked for again, and ages out.
 // It spares a read the copy of the blob out of SQLite, which is most of a small GET's lookup.
 
+/** `inline-cache`'s default: as much as SQLite's page cache (sqlite.ts). */
+export const DEFAULT_INLINE_CACHE_BYTES = 32 * 1024 ** 2;
+
 /** What an entry costs beyond its body (its id and the map's slot), so empty bodies count too. */
 const ENTRY_BYTES = 100;
+
+/** For the metrics: what the cache holds and how reads fared since the process started. */
+export interface InlineCacheStats {
+  bytes: number;
+  hits: number;
+  misses: number;
+}
 
 interface Entry {
   body: Buffer;
@@ -21,12 +31,18 @@ interface Entry {
 export class InlineBodyCache {
   private readonly entries = new Map<string, Entry>();
   private bytes = 0;
+  private hits = 0;
+  private misses = 0;
 
   constructor(private readonly maxBytes: number) {}
 
   get(objectId: string): Buffer | undefined {
     const entry = this.entries.get(objectId);
-    if (entry === undefined) return undefined;
+    if (entry === undefined) {
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
     entry.read = true;
     return entry.body;
   }
@@ -48,8 +64,8 @@ export class InlineBodyCache {
     }
   }
 
-  /** What is held now, in bytes, entries' overhead included. */
-  size(): number {
-    return this.bytes;
+  /** Bytes held now (entries' overhead included), and the reads that found their body or not. */
+  stats(): InlineCacheStats {
+    return { bytes: this.bytes, hits: this.hits, misses: this.misses };
   }
 }

@@ -5,9 +5,15 @@ import type { SecretBox } from './secret-box.js';
 import { SqliteMetadataStore } from './sqlite.js';
 import type { MetadataStore } from './store.js';
 
+/** How a gateway tunes its store; what a store has no use for it ignores. */
+export interface StoreTuning {
+  /** Bytes of inline bodies a SQLite store keeps for reads (inline-body-cache.ts). */
+  inlineCacheBytes?: number;
+}
+
 /** `secrets` seals and opens secret access keys; without it the store serves everything else. */
-export async function openMetadataStore(url: string, secrets?: SecretBox): Promise<MetadataStore> {
-  const store = createStore(url, secrets);
+export async function openMetadataStore(url: string, secrets?: SecretBox, tuning: StoreTuning = {}): Promise<MetadataStore> {
+  const store = createStore(url, secrets, tuning);
   try {
     await store.migrate();
   } catch (err) {
@@ -17,12 +23,12 @@ export async function openMetadataStore(url: string, secrets?: SecretBox): Promi
   return store;
 }
 
-function createStore(url: string, secrets: SecretBox | undefined): MetadataStore {
+function createStore(url: string, secrets: SecretBox | undefined, tuning: StoreTuning): MetadataStore {
   if (url.startsWith('sqlite:')) {
     // sqlite:/abs/path, sqlite:rel/path and sqlite:///abs/path all name a file.
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
     if (!path) throw new Error(`metadata URL ${url} names no file`);
-    return new SqliteMetadataStore(path, { secrets });
+    return new SqliteMetadataStore(path, { secrets, ...tuning });
   }
   // postgres:// and postgresql:// (also CockroachDB and YugabyteDB), parsed by pg itself.
   if (/^postgres(ql)?:\/\//.test(url)) return new PostgresMetadataStore(url, { secrets });
@@ -32,5 +38,5 @@ function createStore(url: string, secrets: SecretBox | undefined): MetadataStore
     throw new Error(`metadata URL ${url}: unknown scheme '${scheme[1]}:' (expected sqlite:PATH or postgres://…)`);
   }
   if (!url) throw new Error('metadata URL is empty');
-  return new SqliteMetadataStore(url, { secrets });
+  return new SqliteMetadataStore(url, { secrets, ...tuning });
 }

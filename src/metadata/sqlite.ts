@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Piscina } from 'piscina';
 import { TurnBatch, type Pending } from '../common/turn-batch.js';
-import { InlineBodyCache } from './inline-body-cache.js';
+import { DEFAULT_INLINE_CACHE_BYTES, InlineBodyCache, type InlineCacheStats } from './inline-body-cache.js';
 import { RequestLookups } from './lookup-cache.js';
 import { migrateSqlite } from './migrations.js';
 import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
@@ -77,7 +77,7 @@ export interface SqliteMetadataStoreOptions {
   secrets?: SecretBox;
   /** How stale a cached access key or bucket may be after another process changed it (lookup-cache.ts). */
   lookupRecheckMs?: number;
-  /** Bytes of inline bodies kept in memory for reads (inline-body-cache.ts); 32 MiB by default, 0 for none. */
+  /** Bytes of inline bodies kept in memory for reads (inline-body-cache.ts; `inline-cache`); 0 for none. */
   inlineCacheBytes?: number;
 }
 
@@ -142,7 +142,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.deadAfterMs = options.datanodeDeadAfterMs ?? 60_000;
     this.secrets = options.secrets;
     this.lookupRecheckMs = options.lookupRecheckMs;
-    this.inlineBodies = new InlineBodyCache(options.inlineCacheBytes ?? 32 << 20);
+    this.inlineBodies = new InlineBodyCache(options.inlineCacheBytes ?? DEFAULT_INLINE_CACHE_BYTES);
     this.db.pragma('journal_mode = WAL');
     // A commit acknowledged to an S3 client must survive power loss. In WAL mode NORMAL does
     // not fsync at commit (only around checkpoints): a file database gets that fsync from
@@ -156,6 +156,10 @@ export class SqliteMetadataStore implements MetadataStore {
     // (one overflow page per 4 KiB object), and with 2 MiB a GET over a thousand of them read
     // a page from the file on every request.
     this.db.pragma('cache_size = -32768');
+  }
+
+  inlineCacheStats(): InlineCacheStats {
+    return this.inlineBodies.stats();
   }
 
   async migrate(): Promise<void> {

@@ -4,6 +4,7 @@
 //
 // Keys are S3 keys in both bucket layouts; in an FSO bucket the store normalises them and
 // maps them to its directory tree (namespace.ts), inside the transaction that uses them.
+import type { InlineCacheStats } from './inline-body-cache.js';
 
 export interface User {
   name: string;
@@ -274,6 +275,8 @@ export class MetadataError extends Error {
 }
 
 export interface MetadataStore {
+  /** The SQLite store's cache of inline bodies (inline-body-cache.ts); absent where there is none. */
+  inlineCacheStats?(): InlineCacheStats;
   /**
    * Applies pending schema migrations and creates the `s3v` volume; with a KEK, seals any
    * secret still stored in plaintext. Idempotent.

@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseSize, parseSizeOrZero } from '../cli/sizes.js';
 import { DEFAULT_RESERVED_BYTES } from '../datanode/block-store.js';
+import { DEFAULT_INLINE_CACHE_BYTES } from '../metadata/inline-body-cache.js';
 
 /** Integers arrive as numbers (file) or strings (environment, flags). */
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -66,6 +67,7 @@ const fields = {
   blockSize: size().default(256 * 1024 ** 2),
   bytesPerChecksum: size().default(16 * 1024),
   inlineThreshold: size({ orZero: true }).default(64 * 1024),
+  inlineCache: size({ orZero: true }).default(DEFAULT_INLINE_CACHE_BYTES),
   uploadBuffers: integer(1, 65536).default(8),
   gatewayProcesses: integer(1, 64).default(1),
   hashThreads: integer(1, 1024).optional(),
@@ -130,6 +132,7 @@ export const OPTIONS: Record<ConfigKey, OptionDoc> = {
   blockSize: { arg: 'SIZE', help: 'block size', shown: '256MiB' },
   bytesPerChecksum: { arg: 'SIZE', help: 'CRC32C slice size', shown: '16KiB' },
   inlineThreshold: { arg: 'SIZE', help: 'objects up to this size live in the metadata row, not on datanodes (0: never)', shown: '64KiB' },
+  inlineCache: { arg: 'SIZE', help: 'memory for inline objects\' bodies as reads fetched them (of each gateway process; SQLite metadata; 0: none)', shown: '32MiB' },
   uploadBuffers: { arg: 'N', help: 'chunk buffers shared by every upload in flight (of each gateway process), each 2 × chunk-size: bounds upload memory', shown: '8' },
   gatewayProcesses: { arg: 'N', help: 'processes serving S3 requests on the one port, connections dealt round-robin', shown: '1' },
   hashThreads: { arg: 'N', help: 'hashing pool threads (of each gateway process)', shown: 'CPU count − 1 (at least 1)' },

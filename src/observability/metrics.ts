@@ -9,10 +9,13 @@ import type { BacklogView } from './progress.js';
 import type { ServiceProgress } from '../services/leased-service.js';
 import type { BlockSource } from '../datanode/client.js';
 import type { PoolStats } from '../hashing/pool.js';
+import type { InlineCacheStats } from '../metadata/inline-body-cache.js';
 
 export interface MetricsSources {
   inFlight(): number;
   pool(): PoolStats;
+  /** The metadata store's cache of inline bodies; undefined where the store has none. */
+  inlineCache(): InlineCacheStats | undefined;
   /** The latest periodic view of datanodes and stored totals; undefined before the first. */
   cluster(): ClusterSnapshot | undefined;
   /** Background services (purge, re-replication) and what their passes did. */
@@ -81,6 +84,24 @@ export class GatewayMetrics {
     gauge(registers, 's3g_hash_pool_threads', 'Hashing pool worker threads', (g) => g.set(sources.pool().threads));
     gauge(registers, 's3g_hash_pool_queue_depth', 'Hashing tasks waiting for a worker', (g) => g.set(sources.pool().queueSize));
     gauge(registers, 's3g_hash_pool_utilization', 'Share of the hashing pool busy, 0..1', (g) => g.set(sources.pool().utilization), [], 'average');
+
+    gauge(registers, 's3g_inline_cache_bytes', 'Memory held by the cache of inline objects\' bodies (inline-cache)', (g) => {
+      g.reset();
+      const stats = sources.inlineCache();
+      if (stats) g.set(stats.bytes);
+    });
+    for (const outcome of ['hits', 'misses'] as const) {
+      new Counter({
+        name: `s3g_inline_cache_${outcome}_total`,
+        help: `Reads of an inline object's body that ${outcome === 'hits' ? 'found it in' : 'fetched it into'} the cache`,
+        registers,
+        collect() {
+          this.reset();
+          const stats = sources.inlineCache();
+          if (stats) this.inc(stats[outcome]);
+        },
+      });
+    }
 
     const cluster = (fn: (g: Gauge, c: ClusterSnapshot) => void) => (g: Gauge) => {
       const c = sources.cluster();
