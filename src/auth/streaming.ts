@@ -146,7 +146,7 @@ export class AwsChunkedDecoder implements AsyncIterable<Uint8Array> {
   private skippedBlank = false;
 
   constructor(
-    private readonly source: AsyncIterable<Uint8Array>,
+    private readonly source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     private readonly options: AwsChunkedOptions,
   ) {
     this.signing = options.signing;

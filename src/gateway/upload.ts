@@ -2,6 +2,7 @@
 // (Content-Length, Content-MD5, the signed SHA-256, an x-amz-checksum-*), streamed through
 // the writer, and verified before anything is committed. On a mismatch the open key is
 // aborted, so the blocks already written are reclaimed.
+import type { IncomingMessage } from 'node:http';
 import type { GatewayServices, RequestContext } from './context.js';
 import { header } from './context.js';
 import { s3Error } from './errors.js';
@@ -78,6 +79,19 @@ export function validateChecksumValue(algorithm: ChecksumAlgorithm, value: strin
   }
 }
 
+/**
+ * The request body as it comes. A small body has usually arrived whole with its headers by the
+ * time a handler gets here (node parses both from one read, though it marks the request complete
+ * only a turn later): then all Content-Length bytes are in the stream's buffer and are taken at
+ * once, where the stream's async iterator cost about 3% of a small PUT.
+ */
+function bodyPieces(req: IncomingMessage, contentLength: string | undefined): AsyncIterable<Uint8Array> | Iterable<Uint8Array> {
+  if (req.readableDidRead || contentLength === undefined || req.readableLength !== Number(contentLength)) return req.iterator({ destroyOnReturn: false });
+  const pieces: Uint8Array[] = [];
+  for (let piece: Buffer | null; (piece = req.read() as Buffer | null) !== null; ) pieces.push(piece);
+  return pieces;
+}
+
 /** Streams the request body into a new open key and verifies it; aborts the key on any failure. */
 export async function receiveBody(
   ctx: RequestContext,
@@ -87,7 +101,7 @@ export async function receiveBody(
   const mode = payloadMode(ctx.signed);
   const md5 = contentMd5(ctx);
   const checksum = requestedChecksum(ctx);
-  let source: AsyncIterable<Uint8Array> = ctx.req.iterator({ destroyOnReturn: false });
+  let source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = bodyPieces(ctx.req, header(ctx, 'content-length'));
   let decoder: AwsChunkedDecoder | undefined;
   let length: number;
   if (mode.kind === 'streaming') {
