@@ -1696,6 +1696,10 @@ t.test('SQLite: inline bodies are read once and then served from memory; a key r
   const body = async (on: SqliteMetadataStore, key: string) => (await on.getObject(bucket.id, key))?.inlineData;
 
   await commit(store, 'k', 'first');
+  const head = await store.getObject(bucket.id, 'k', { body: false });
+  t.match(head, { size: 5, blocks: [] }, 'a read of the metadata alone');
+  t.equal(head?.inlineData, undefined, 'leaves the body out');
+  t.same(store.inlineCacheStats(), { bytes: 0, hits: 0, misses: 0 }, 'and neither fetches nor caches it');
   const read = await body(store, 'k');
   t.equal(read?.toString(), 'first');
   t.equal(await body(store, 'k'), read, 'the second read is the same buffer, from memory');

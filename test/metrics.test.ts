@@ -131,12 +131,20 @@ t.test('the cache of inline bodies: what it holds, its hits and misses; none wit
   t.equal(delta('s3g_inline_cache_misses_total'), 0);
   t.ok(value(after, 's3g_inline_cache_bytes')! >= 1000, 'the 1,000-byte body is held');
 
+  const body = randomBytes(500);
+  t.equal((await signedRequest(server, { method: 'PUT', path: '/metrics-bucket/head-only', body, headers: { 'content-length': '500' } })).status, 200);
+  for (let i = 0; i < 2; i++) t.equal((await signedRequest(server, { method: 'HEAD', path: '/metrics-bucket/head-only' })).headers['content-length'], '500');
+  const afterHeads = (await scrape()).samples;
+  for (const name of ['s3g_inline_cache_bytes', 's3g_inline_cache_hits_total', 's3g_inline_cache_misses_total']) {
+    t.equal(value(afterHeads, name), value(after, name), `HEADs leave ${name} alone: they need no body`);
+  }
+
   const uncached = await startServer({ args: ['--inline-cache', '0'] });
   t.teardown(() => disposeServer(uncached));
   t.equal((await signedRequest(uncached, { method: 'PUT', path: '/no-cache' })).status, 200);
-  const body = randomBytes(100);
-  t.equal((await signedRequest(uncached, { method: 'PUT', path: '/no-cache/k', body, headers: { 'content-length': '100' } })).status, 200);
-  for (let i = 0; i < 2; i++) t.ok((await signedRequest(uncached, { method: 'GET', path: '/no-cache/k' })).body.equals(body), 'read from the row');
+  const small = randomBytes(100);
+  t.equal((await signedRequest(uncached, { method: 'PUT', path: '/no-cache/k', body: small, headers: { 'content-length': '100' } })).status, 200);
+  for (let i = 0; i < 2; i++) t.ok((await signedRequest(uncached, { method: 'GET', path: '/no-cache/k' })).body.equals(small), 'read from the row');
   const samples = parseMetrics(await (await fetch(`${uncached.adminUrl}/metrics`)).text());
   t.equal(value(samples, 's3g_inline_cache_bytes'), 0);
   t.equal(value(samples, 's3g_inline_cache_hits_total'), 0);

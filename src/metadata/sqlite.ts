@@ -54,6 +54,7 @@ import {
   type MetadataStore,
   type MultipartUpload,
   type ObjectAttributes,
+  type ObjectReadOptions,
   type ObjectRecord,
   type ObjectSummary,
   type OpenKey,
@@ -85,6 +86,8 @@ interface UserRow { name: string; canonical_id: string; display_name: string; ad
 interface KeyRow { access_key_id: string; secret: string; kek_id: string | null; user_name: string; created_at: number }
 interface BucketRow { id: number; volume: string; name: string; owner: string; layout: BucketLayout; created_at: number }
 interface ObjectRow { bucket_id: number; name: string; object_id: string; size: number; etag: string; modified_at: number; attributes: string; inline_data: Buffer | null }
+/** One read of lookUpObjects' batch: a key, and whether its inline body is wanted. */
+interface ObjectRead { bucketId: number; key: string; body: boolean }
 /** An object row as reads take it: the length of its inline body (null: none), not the body (inlineBody). */
 type StoredObjectRow = Omit<ObjectRow, 'inline_data'> & { inline_length: number | null };
 interface OpenKeyRow { object_id: string; bucket_id: number; name: string; kind: OpenKeyKind; created_at: number; attributes: string | null }
@@ -130,7 +133,7 @@ export class SqliteMetadataStore implements MetadataStore {
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
   private lookups: RequestLookups | undefined;
   private readonly inlineBodies: InlineBodyCache;
-  private readonly objectReads = new TurnBatch<{ bucketId: number; key: string }, ObjectRecord | undefined>((batch) => this.lookUpObjects(batch));
+  private readonly objectReads = new TurnBatch<ObjectRead, ObjectRecord | undefined>((batch) => this.lookUpObjects(batch));
 
   constructor(path: string, options: SqliteMetadataStoreOptions = {}) {
     // ':memory:' is a private in-memory database (tests, one-off tools).
@@ -393,7 +396,7 @@ export class SqliteMetadataStore implements MetadataStore {
       }
       const row: ObjectRow = { bucket_id: input.bucketId, name, object_id: input.objectId, size: input.size, etag: input.etag, modified_at: now, attributes, inline_data: inline };
       this.storeObjectRow(row);
-      return this.objectRecord(row, row.inline_data, input.key);
+      return this.objectRecord(row, input.key, row.inline_data !== null, row.inline_data ?? undefined);
     });
   }
 
@@ -413,14 +416,15 @@ export class SqliteMetadataStore implements MetadataStore {
     await this.write(() => this.dropOpenKey(objectId, Date.now()));
   }
 
-  async getObject(bucketId: number, key: string): Promise<ObjectRecord | undefined> {
-    if (this.layoutOf(bucketId) === 'OBS') return this.objectReads.add({ bucketId, key });
+  async getObject(bucketId: number, key: string, options: ObjectReadOptions = {}): Promise<ObjectRecord | undefined> {
+    const body = options.body ?? true;
+    if (this.layoutOf(bucketId) === 'OBS') return this.objectReads.add({ bucketId, key, body });
     // One read transaction: the object row and its blocks come from the same snapshot even
     // if a concurrent commit replaces the key in between.
     return this.read(() => {
       const name = this.storedName(bucketId, key, false);
       const row = name === undefined ? undefined : this.objectRow(bucketId, name);
-      return row && this.storedRecord(row, key);
+      return row && this.storedRecord(row, key, body);
     });
   }
 
@@ -428,12 +432,12 @@ export class SqliteMetadataStore implements MetadataStore {
    * The OBS lookups asked for during one turn of the event loop, back to back in one read
    * transaction: alone, each ran cold, between the HTTP and SigV4 work of its request.
    */
-  private lookUpObjects(batch: Pending<{ bucketId: number; key: string }, ObjectRecord | undefined>[]): void {
+  private lookUpObjects(batch: Pending<ObjectRead, ObjectRecord | undefined>[]): void {
     let records: (ObjectRecord | undefined)[];
     try {
       records = this.read(() => batch.map(({ input }) => {
         const row = this.objectRow(input.bucketId, input.key);
-        return row && this.storedRecord(row, input.key);
+        return row && this.storedRecord(row, input.key, input.body);
       }));
     } catch (error) {
       batch.forEach((read) => read.reject(error));
@@ -678,7 +682,7 @@ export class SqliteMetadataStore implements MetadataStore {
       this.run('DELETE FROM open_keys WHERE object_id = ?', input.uploadId);
       const row: ObjectRow = { bucket_id: input.bucketId, name, object_id: input.uploadId, size: input.size, etag: input.etag, modified_at: now, attributes, inline_data: null };
       this.storeObjectRow(row);
-      return this.objectRecord(row, row.inline_data, input.key);
+      return this.objectRecord(row, input.key, row.inline_data !== null, row.inline_data ?? undefined);
     });
   }
 
@@ -911,9 +915,11 @@ export class SqliteMetadataStore implements MetadataStore {
     return blocks;
   }
 
-  /** key: the S3 key the row was found under (an FSO row's name is internal). */
-  private objectRecord(row: Omit<ObjectRow, 'inline_data'>, inlineData: Buffer | null, key: string): ObjectRecord {
-    const blocks = inlineData === null ? this.committedBlocks(row.object_id) : [];
+  /**
+   * key: the S3 key the row was found under (an FSO row's name is internal). An inline object
+   * has no blocks; its body is in the record when the caller has it.
+   */
+  private objectRecord(row: Omit<ObjectRow, 'inline_data'>, key: string, inline: boolean, inlineData?: Buffer): ObjectRecord {
     return {
       bucketId: row.bucket_id,
       key,
@@ -922,14 +928,15 @@ export class SqliteMetadataStore implements MetadataStore {
       etag: row.etag,
       modifiedAt: row.modified_at,
       attributes: JSON.parse(row.attributes) as Record<string, unknown>,
-      blocks,
-      ...(inlineData ? { inlineData } : {}),
+      blocks: inline ? [] : this.committedBlocks(row.object_id),
+      ...(inlineData !== undefined ? { inlineData } : {}),
     };
   }
 
-  /** A row as read, in the caller's read transaction (which its inline body, if fetched, comes from too). */
-  private storedRecord(row: StoredObjectRow, key: string): ObjectRecord {
-    return this.objectRecord(row, row.inline_length === null ? null : this.inlineBody(row), key);
+  /** A row as read, in the caller's read transaction (which its inline body, if wanted and fetched, comes from too). */
+  private storedRecord(row: StoredObjectRow, key: string, body: boolean): ObjectRecord {
+    const inline = row.inline_length !== null;
+    return this.objectRecord(row, key, inline, inline && body ? this.inlineBody(row) : undefined);
   }
 
   private inlineBody(row: StoredObjectRow): Buffer {

@@ -61,6 +61,11 @@ export interface BlockLocation extends BlockRef {
 /** Attributes the gateway stores with an object and returns verbatim (headers, user metadata, tags, checksums). */
 export type ObjectAttributes = Record<string, unknown>;
 
+export interface ObjectReadOptions {
+  /** Whether the caller needs an inline object's bytes (true by default). */
+  body?: boolean;
+}
+
 export interface ObjectRecord {
   bucketId: number;
   key: string;
@@ -339,7 +344,12 @@ export interface MetadataStore {
   dropReplica(block: BlockRef, datanodeId: string): Promise<void>;
   /** Drops an open key; its blocks (and, for a multipart upload, its parts' blocks) go to the deleted-block log. */
   abortOpenKey(objectId: string): Promise<void>;
-  getObject(bucketId: number, key: string): Promise<ObjectRecord | undefined>;
+  /**
+   * An object's current version. `body: false` is for reads of its metadata only (HEAD,
+   * tagging): a store may then leave an inline object's bytes out, and its record has
+   * neither inlineData nor blocks.
+   */
+  getObject(bucketId: number, key: string, options?: ObjectReadOptions): Promise<ObjectRecord | undefined>;
   /** Returns false when the key did not exist. Blocks go to the deleted-block log. */
   deleteObject(bucketId: number, key: string): Promise<boolean>;
   /**

@@ -56,7 +56,7 @@ export const configHandlers: HandlerTable = {
 
   async GetObjectAcl(ctx, services) {
     const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
-    if (!(await services.store.getObject(bucket.id, ctx.op.key))) throw s3Error('NoSuchKey', undefined, { Key: ctx.op.key });
+    if (!(await services.store.getObject(bucket.id, ctx.op.key, { body: false }))) throw s3Error('NoSuchKey', undefined, { Key: ctx.op.key });
     await accessControlPolicy(ctx, services, bucket.owner);
   },
 };

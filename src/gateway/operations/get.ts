@@ -65,9 +65,9 @@ export function checkConditions(ctx: RequestContext, object: ObjectRecord): void
   }
 }
 
-async function lookup(ctx: RequestContext<'GetObject' | 'HeadObject'>, services: GatewayServices): Promise<ObjectRecord> {
+async function lookup(ctx: RequestContext<'GetObject' | 'HeadObject'>, services: GatewayServices, body: boolean): Promise<ObjectRecord> {
   const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
-  const object = await services.store.getObject(bucket.id, ctx.op.key);
+  const object = await services.store.getObject(bucket.id, ctx.op.key, { body });
   if (!object) throw s3Error('NoSuchKey', undefined, { Key: ctx.op.key });
   return object;
 }
@@ -92,7 +92,7 @@ function requestedRange(ctx: RequestContext, object: ObjectRecord, headers: Reco
 }
 
 async function respondWithObject(ctx: RequestContext<'GetObject' | 'HeadObject'>, services: GatewayServices, withBody: boolean): Promise<void> {
-  const object = await lookup(ctx, services);
+  const object = await lookup(ctx, services, withBody);
   checkConditions(ctx, object);
   const headers = objectHeaders(ctx, object);
   const range = requestedRange(ctx, object, headers);

@@ -13,7 +13,7 @@ type TaggingOperation = 'PutObjectTagging' | 'GetObjectTagging' | 'DeleteObjectT
 
 async function currentObject(ctx: RequestContext<TaggingOperation>, services: GatewayServices): Promise<ObjectRecord> {
   const bucket = await requireBucket(services, ctx.user, ctx.op.bucket);
-  const object = await services.store.getObject(bucket.id, ctx.op.key);
+  const object = await services.store.getObject(bucket.id, ctx.op.key, { body: false });
   if (!object) throw s3Error('NoSuchKey', undefined, { Key: ctx.op.key });
   return object;
 }
