@@ -6,6 +6,7 @@
 import { asBuffer } from '../hashing/checksums.js';
 import { isChecksumAlgorithm, type ChecksumAlgorithm } from '../hashing/s3-checksums.js';
 import { s3Error } from '../gateway/errors.js';
+import type { ByteSource } from '../pipeline/object-writer.js';
 import { hmac, scope, sha256Hex, signaturesMatch, signingKey, type SignedRequest } from './sigv4.js';
 
 export const STREAMING_SIGNED = 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD';
@@ -146,7 +147,7 @@ export class AwsChunkedDecoder implements AsyncIterable<Uint8Array> {
   private skippedBlank = false;
 
   constructor(
-    private readonly source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    private readonly source: ByteSource,
     private readonly options: AwsChunkedOptions,
   ) {
     this.signing = options.signing;

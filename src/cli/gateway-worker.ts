@@ -2,7 +2,7 @@
 // `serve` or `gateway`, told its configuration over IPC, then given connections to serve.
 // It answers the parent's questions (/stats, /metrics) and reports its totals every second.
 // On { type: 'shutdown' }, SIGTERM or the parent going away, it drains and exits 0.
-import { openMetadataStore } from '../metadata/open.js';
+import { openMetadataStore, storeTuning } from '../metadata/open.js';
 import type { MetadataStore } from '../metadata/store.js';
 import { Placement } from '../pipeline/placement.js';
 import { ProcessStatsSampler } from '../observability/process-stats.js';
@@ -25,7 +25,7 @@ async function start(init: WorkerInit): Promise<void> {
   const { config } = init;
   setLogLevel(config.logLevel);
   const secrets = loadSecretBox(init.kek);
-  const store = await openMetadataStore(init.meta, secrets, { inlineCacheBytes: config.inlineCache });
+  const store = await openMetadataStore(init.meta, secrets, storeTuning(config));
   const placement = new Placement(store, config.shortCircuitReads);
   await placement.refresh();
   const refresh = keepPlacementFresh(placement);

@@ -1,7 +1,7 @@
 // s3g gateway: one stateless gateway of a cluster. Metadata is shared (--meta postgres://…),
 // datanodes register themselves there (s3g datanode), and any number of gateways serve the
 // same buckets; background services run on one of them at a time, by lease.
-import { openMetadataStore } from '../metadata/open.js';
+import { openMetadataStore, storeTuning } from '../metadata/open.js';
 import { Placement } from '../pipeline/placement.js';
 import { bootstrapAdmin, runGateway, serverConfig } from './gateway-runtime.js';
 import { optionsUsage } from '../observability/config.js';
@@ -21,7 +21,7 @@ export async function gateway(argv: string[]): Promise<number> {
   if (!config.meta) throw new Error('s3g gateway needs --meta URL (sqlite:PATH or postgres://…)');
   const secrets = loadSecretBox({ kekFile: config.kekFile });
   if (!secrets) throw new Error('s3g gateway needs key-encryption keys: S3G_KEK or --kek-file FILE (see README, Secrets at rest)');
-  const store = await openMetadataStore(config.meta, secrets, { inlineCacheBytes: config.inlineCache });
+  const store = await openMetadataStore(config.meta, secrets, storeTuning(config));
   const adminUser = await bootstrapAdmin(store);
   const placement = new Placement(store, config.shortCircuitReads);
   await placement.refresh();

@@ -1,7 +1,7 @@
 // s3g serve: the all-in-one server (gateway + SQLite metadata + local datanode processes).
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { openMetadataStore } from '../metadata/open.js';
+import { openMetadataStore, storeTuning } from '../metadata/open.js';
 import { Placement } from '../pipeline/placement.js';
 import { LocalDatanodes } from './local-datanodes.js';
 import { bootstrapAdmin, runGateway, serverConfig } from './gateway-runtime.js';
@@ -27,7 +27,7 @@ export async function serve(argv: string[]): Promise<number> {
   const kek = { kekFile: config.kekFile, defaultFile: join(dataDir, 'kek') };
   const secrets = loadSecretBox({ ...kek, createDefault: true })!;
   const meta = config.meta ?? `sqlite:${join(dataDir, 'meta', 's3g.db')}`;
-  const store = await openMetadataStore(meta, secrets, { inlineCacheBytes: config.inlineCache });
+  const store = await openMetadataStore(meta, secrets, storeTuning(config));
   const adminUser = await bootstrapAdmin(store);
   const placement = new Placement(store, config.shortCircuitReads);
   const datanodes = new LocalDatanodes(dataDir, config.datanodes, store, placement, {

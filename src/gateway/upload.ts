@@ -8,7 +8,7 @@ import { header } from './context.js';
 import { s3Error } from './errors.js';
 import { payloadMode } from '../auth/authenticate.js';
 import { AwsChunkedDecoder, awsChunkedOptions } from '../auth/streaming.js';
-import { BodyTooLargeError, type WrittenObject } from '../pipeline/object-writer.js';
+import { BodyTooLargeError, type ByteSource, type WrittenObject } from '../pipeline/object-writer.js';
 import { CHECKSUM_ALGORITHMS, isChecksumAlgorithm, type ChecksumAlgorithm } from '../hashing/s3-checksums.js';
 import type { ObjectAttributes, ObjectRecord, OpenKeyKind } from '../metadata/store.js';
 
@@ -85,7 +85,7 @@ export function validateChecksumValue(algorithm: ChecksumAlgorithm, value: strin
  * only a turn later): then all Content-Length bytes are in the stream's buffer and are taken at
  * once, where the stream's async iterator cost about 3% of a small PUT.
  */
-function bodyPieces(req: IncomingMessage, contentLength: string | undefined): AsyncIterable<Uint8Array> | Iterable<Uint8Array> {
+function bodyPieces(req: IncomingMessage, contentLength: string | undefined): ByteSource {
   if (req.readableDidRead || contentLength === undefined || req.readableLength !== Number(contentLength)) return req.iterator({ destroyOnReturn: false });
   const pieces: Uint8Array[] = [];
   for (let piece: Buffer | null; (piece = req.read() as Buffer | null) !== null; ) pieces.push(piece);
@@ -101,7 +101,7 @@ export async function receiveBody(
   const mode = payloadMode(ctx.signed);
   const md5 = contentMd5(ctx);
   const checksum = requestedChecksum(ctx);
-  let source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = bodyPieces(ctx.req, header(ctx, 'content-length'));
+  let source: ByteSource = bodyPieces(ctx.req, header(ctx, 'content-length'));
   let decoder: AwsChunkedDecoder | undefined;
   let length: number;
   if (mode.kind === 'streaming') {

@@ -4,11 +4,17 @@ import { PostgresMetadataStore } from './postgres.js';
 import type { SecretBox } from './secret-box.js';
 import { SqliteMetadataStore } from './sqlite.js';
 import type { MetadataStore } from './store.js';
+import type { Config } from '../observability/config.js';
 
 /** How a gateway tunes its store; what a store has no use for it ignores. */
 export interface StoreTuning {
   /** Bytes of inline bodies a SQLite store keeps for reads (inline-body-cache.ts). */
   inlineCacheBytes?: number;
+}
+
+/** The store tuning a gateway process's configuration asks for. */
+export function storeTuning(config: Pick<Config, 'inlineCache'>): StoreTuning {
+  return { inlineCacheBytes: config.inlineCache };
 }
 
 /** `secrets` seals and opens secret access keys; without it the store serves everything else. */

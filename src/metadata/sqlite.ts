@@ -396,7 +396,7 @@ export class SqliteMetadataStore implements MetadataStore {
       }
       const row: ObjectRow = { bucket_id: input.bucketId, name, object_id: input.objectId, size: input.size, etag: input.etag, modified_at: now, attributes, inline_data: inline };
       this.storeObjectRow(row);
-      return this.objectRecord(row, input.key, row.inline_data !== null, row.inline_data ?? undefined);
+      return this.objectRecord(row, input.key, inline !== null, inline ?? undefined);
     });
   }
 
@@ -682,7 +682,7 @@ export class SqliteMetadataStore implements MetadataStore {
       this.run('DELETE FROM open_keys WHERE object_id = ?', input.uploadId);
       const row: ObjectRow = { bucket_id: input.bucketId, name, object_id: input.uploadId, size: input.size, etag: input.etag, modified_at: now, attributes, inline_data: null };
       this.storeObjectRow(row);
-      return this.objectRecord(row, input.key, row.inline_data !== null, row.inline_data ?? undefined);
+      return this.objectRecord(row, input.key, false);
     });
   }
 

@@ -35,8 +35,11 @@ export interface WrittenObject {
   inlineData?: Uint8Array;
 }
 
+/** Bytes as they come: a request's stream, a stored object's pieces, or pieces at hand. */
+export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
 export interface WriteInput {
-  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  source: ByteSource;
   bucketId: number;
   key: string;
   kind: OpenKeyKind;

@@ -6,6 +6,7 @@ import { header } from '../context.js';
 import { s3Error } from '../errors.js';
 import { isoDate, sendXml } from '../respond.js';
 import { safeDecode } from '../../auth/uri-encode.js';
+import type { ByteSource } from '../../pipeline/object-writer.js';
 import { attributesFromRequest, tagsFromHeader, type StoredAttributes } from '../object-attributes.js';
 import { writeConditions } from './put.js';
 import { commitWritten } from '../upload.js';
@@ -62,7 +63,7 @@ function checkCopySourceConditions(ctx: RequestContext, object: ObjectRecord): v
 }
 
 /** An object's bytes [start, end]: from its metadata row when inline, else verified from its blocks. */
-export function objectBytes(services: GatewayServices, object: ObjectRecord, start = 0, end = object.size - 1): AsyncIterable<Uint8Array> | Iterable<Uint8Array> {
+export function objectBytes(services: GatewayServices, object: ObjectRecord, start = 0, end = object.size - 1): ByteSource {
   if (end < start) return [];
   if (object.inlineData) return [object.inlineData.subarray(start, end + 1)];
   return services.reader.read(object.blocks, start, end);
