@@ -42,7 +42,6 @@ export async function readVerifiedBody(ctx: RequestContext, services: GatewaySer
     md5: md5 !== undefined,
     sha256: mode.kind === 'sha256',
     checksum: checksum?.expected !== undefined ? checksum.algorithm : undefined,
-    bytesPerChecksum: Math.max(1, body.length),
   });
   if (mode.kind === 'sha256' && digests.sha256 !== mode.expected) throw s3Error('XAmzContentSHA256Mismatch');
   if (md5 !== undefined && digests.md5 !== md5) throw s3Error('BadDigest');

@@ -7,6 +7,9 @@ import type { DigestOptions, Digests, SessionMessage, SessionReply, Task, WholeJ
 
 export type { DigestOptions, Digests } from './worker.js';
 
+/** What to compute over a whole body; slice CRCs (for datanodes) only with bytesPerChecksum. */
+export type WholeOptions = Omit<WholeJob, 'data'>;
+
 export interface HashPoolOptions {
   threads?: number;
   /** Sessions are mostly idle between chunks, so one worker carries many. */
@@ -71,7 +74,7 @@ export class HashPool {
    * in the same turn of the event loop ride in one task: a pool round trip costs the event loop
    * tens of microseconds, hashing 4 KiB a few.
    */
-  whole(data: Uint8Array, options: DigestOptions): Promise<WholeResult> {
+  whole(data: Uint8Array, options: WholeOptions): Promise<WholeResult> {
     return new Promise((resolve, reject) => {
       if (this.batch.length === 0) setImmediate(() => this.flushWholes());
       this.batch.push({ job: { data, ...options }, resolve, reject });
