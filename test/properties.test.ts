@@ -4,6 +4,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { route } from '../src/gateway/router.js';
 import { S3Error } from '../src/gateway/errors.js';
 import { canonicalRequest, headerMap, parseAuthorizationHeader, parsePresignedQuery, type RequestParts } from '../src/auth/sigv4.js';
@@ -15,6 +16,7 @@ import { isoDate } from '../src/gateway/respond.js';
 import { HashPool } from '../src/hashing/pool.js';
 import { sliceChecksums } from '../src/hashing/checksums.js';
 import { CHECKSUM_ALGORITHMS, createChecksum } from '../src/hashing/s3-checksums.js';
+import { accessLine } from '../src/observability/logger.js';
 
 const RUNS = 400;
 
@@ -331,4 +333,28 @@ t.test('hash pool: bodies handed over in one turn, batched into shared tasks, ea
     }),
     { numRuns: 40 },
   );
+});
+
+t.test('access log: every line is one line of JSON, with each field exactly as given', async (t) => {
+  // Any code points, lone surrogates, quotes, backslashes and control characters included.
+  const text = fc.string({ unit: 'binary', maxLength: 40 });
+  const maybe = fc.option(text, { nil: undefined });
+  fc.assert(
+    fc.property(
+      fc.constantFrom('info' as const, 'warn' as const),
+      fc.record({
+        bucket: maybe, key: maybe, error: maybe, method: maybe, user: maybe, remote: maybe, url: text,
+        status: fc.integer({ min: 100, max: 599 }), bytesIn: fc.nat(), bytesOut: fc.nat(),
+        durationMs: fc.double({ min: 0, max: 1e7, noNaN: true }), complete: fc.boolean(),
+      }),
+      (level, fields) => {
+        const line = accessLine(level, { requestId: '0123456789ABCDEF', operation: 'PutObject', ...fields });
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        const expected = JSON.parse(JSON.stringify({ level, time: parsed.time, pid: process.pid, requestId: '0123456789ABCDEF', operation: 'PutObject', ...fields, msg: 'request' }));
+        return line.indexOf('\n') === line.length - 1 && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(String(parsed.time)) && isDeepStrictEqual(parsed, expected);
+      },
+    ),
+    { numRuns: RUNS },
+  );
+  t.pass();
 });

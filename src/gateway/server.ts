@@ -44,10 +44,10 @@ export function createGateway(services: GatewayServices, observe?: RequestObserv
     }
     inFlight++;
     bodies.watch(req, res);
-    res.once('close', () => {
-      if (--inFlight === 0) drained?.();
-    });
-    void handleRequest(req, res, services, expectsContinue, observe);
+    void handleRequest(req, res, services, expectsContinue, observe, requestClosed);
+  };
+  const requestClosed = (): void => {
+    if (--inFlight === 0) drained?.();
   };
   const server = createServer<typeof IncomingMessage, typeof S3Response>(
     {
@@ -217,29 +217,30 @@ async function handleRequest(
   services: GatewayServices,
   expectsContinue: boolean,
   observe: RequestObserver | undefined,
+  closed: () => void,
 ): Promise<void> {
   const requestId = res.requestId;
   let op: Operation | undefined;
   let userName: string | undefined;
   let errorCode: string | undefined;
-  if (observe) {
-    const startedAt = performance.now();
-    const { bytesRead: readBefore, bytesWritten: writtenBefore } = req.socket;
-    res.once('close', () =>
-      observe(req, res, {
-        requestId,
-        operation: op?.name,
-        bucket: op && 'bucket' in op ? op.bucket : undefined,
-        key: op && 'key' in op ? op.key : undefined,
-        user: userName,
-        errorCode,
-        contentLength: res.contentLength(),
-        startedAt,
-        readBefore,
-        writtenBefore,
-      }),
-    );
-  }
+  const startedAt = observe ? performance.now() : 0;
+  const { bytesRead: readBefore, bytesWritten: writtenBefore } = req.socket;
+  // One listener for all that happens when the response closes (close comes once: no `once` wrapper).
+  res.on('close', () => {
+    closed();
+    observe?.(req, res, {
+      requestId,
+      operation: op?.name,
+      bucket: op && 'bucket' in op ? op.bucket : undefined,
+      key: op && 'key' in op ? op.key : undefined,
+      user: userName,
+      errorCode,
+      contentLength: res.contentLength(),
+      startedAt,
+      readBefore,
+      writtenBefore,
+    });
+  });
   try {
     if (req.rawHeaders.length / 2 > MAX_HEADER_FIELDS) throw s3Error('RequestHeaderSectionTooLarge', `Your request has more than ${MAX_HEADER_FIELDS} header fields.`);
     const { parts, query } = requestParts(req);
