@@ -14,12 +14,11 @@ import { openMetadataStore } from '../src/metadata/open.js';
 import { InlineBodyCache } from '../src/metadata/inline-body-cache.js';
 import { SqliteMetadataStore } from '../src/metadata/sqlite.js';
 import { PostgresMetadataStore } from '../src/metadata/postgres.js';
-import { newObjectId } from '../src/metadata/shared.js';
 import { postgresMigrations } from '../src/metadata/postgres-migrations.js';
 import { postgresUnavailable, postgresUser, startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { runOk } from './helpers/exec.js';
 import { migrateSqlite, sqliteMigrations } from '../src/metadata/migrations.js';
-import { containerIdOf, prefixUpperBound } from '../src/metadata/shared.js';
+import { containerIdOf, newObjectId, prefixUpperBound } from '../src/metadata/shared.js';
 import { SecretBox } from '../src/metadata/secret-box.js';
 import { MetadataError, type BlockRef, type Bucket, type BucketLayout, type MetadataErrorCode, type MetadataStore, type OpenKey, type PartChecksum } from '../src/metadata/store.js';
 import { toS3Error } from '../src/gateway/errors.js';
@@ -1101,6 +1100,7 @@ function metadataSuite(factory: StoreFactory): void {
       t.same(await list({ keyMarker: 'a/x' }), expected.filter(([k]) => byte(k!, 'a/x') > 0), 'keyMarker alone skips every upload of that key');
       const ax = expected.filter(([k]) => k === 'a/x');
       t.equal(ax.length, 2);
+      t.same(ax.map(([, id]) => id), uploads.filter((u) => u.key === 'a/x').map((u) => u.objectId), "a key's uploads in the order they were started, as S3 lists them");
       t.same(
         await list({ keyMarker: 'a/x', uploadIdMarker: ax[0]![1] }),
         expected.slice(expected.findIndex(([k, u]) => k === 'a/x' && u === ax[0]![1]) + 1),
@@ -1575,6 +1575,28 @@ t.test('PostgreSQL: commits without blocks share a transaction; a batch that can
 });
 
 // SQLite- and URL-specific checks, outside the shared contract.
+t.test('object ids: 32 hex digits, each greater than the last, also past 65,536 in one millisecond or with a clock gone back', async (t) => {
+  const made = (count: number) => Array.from({ length: count }, () => newObjectId());
+  const increasing = (ids: string[]) => ids.every((id, i) => i === 0 || ids[i - 1]! < id);
+  const ids = made(50_000);
+  t.ok(ids.every((id) => /^[0-9a-f]{32}$/.test(id)), 'hex, URL-safe');
+  t.ok(increasing(ids), 'in the order made (new index entries go to the right-hand edge)');
+  t.ok(Math.abs(parseInt(ids[0]!.slice(0, 12), 16) - Date.now()) < 60_000, 'led by the time they were made');
+  t.equal(new Set(ids.map((id) => id.slice(16))).size, ids.length, 'with 64 random bits each');
+
+  const realNow = Date.now;
+  t.teardown(() => (Date.now = realNow));
+  const frozen = realNow() + 1000;
+  Date.now = () => frozen;
+  const burst = made(70_000);
+  Date.now = () => frozen - 500;
+  const afterClockWentBack = made(10);
+  Date.now = realNow;
+  const all = [ids.at(-1)!, ...burst, ...afterClockWentBack];
+  t.ok(increasing(all), 'increasing through the burst and after the clock went back');
+  t.same([...new Set(burst.map((id) => parseInt(id.slice(0, 12), 16) - frozen))], [0, 1], 'a full millisecond runs on into the next');
+});
+
 t.test('openMetadataStore', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 's3g-open-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
