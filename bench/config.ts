@@ -14,7 +14,8 @@ export interface BenchConfig {
   large: { size: number; streams: number; deadlineMs: number };
   /** Peak RSS of the gateway while this many uploads of `size` run at once. */
   rss: { size: number; streams: number; deadlineMs: number };
-  list: { keys: number; directories: number; pageSize: number; reps: number; budgetMs: number; requestTimeoutMs: number };
+  /** newKeys: how many new keys the 4 KiB PUTs into the listing bucket rotate over (more than a run writes). */
+  list: { keys: number; directories: number; pageSize: number; reps: number; budgetMs: number; requestTimeoutMs: number; newKeys: number };
   /** Keys in the directory renamed by the FSO rename workload. */
   renameKeys: number;
 }
@@ -27,7 +28,7 @@ export function benchConfig(quick: boolean): BenchConfig {
         small: { size: 4096, connections: 64, durationS: 2, keys: 64 },
         large: { size: 8 * MiB, streams: 4, deadlineMs: 20_000 },
         rss: { size: 8 * MiB, streams: 32, deadlineMs: 20_000 },
-        list: { keys: 10_000, directories: 1000, pageSize: 1000, reps: 5, budgetMs: 3_000, requestTimeoutMs: 10_000 },
+        list: { keys: 10_000, directories: 1000, pageSize: 1000, reps: 5, budgetMs: 3_000, requestTimeoutMs: 10_000, newKeys: 1_000 },
         renameKeys: 1_000,
       }
     : {
@@ -36,7 +37,7 @@ export function benchConfig(quick: boolean): BenchConfig {
         small: { size: 4096, connections: 64, durationS: 10, keys: 1024 },
         large: { size: 256 * MiB, streams: 4, deadlineMs: 180_000 },
         rss: { size: 256 * MiB, streams: 32, deadlineMs: 600_000 },
-        list: { keys: 1_000_000, directories: 1000, pageSize: 1000, reps: 21, budgetMs: 60_000, requestTimeoutMs: 60_000 },
+        list: { keys: 1_000_000, directories: 1000, pageSize: 1000, reps: 21, budgetMs: 60_000, requestTimeoutMs: 60_000, newKeys: 100_000 },
         renameKeys: 100_000,
       };
 }

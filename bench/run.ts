@@ -29,6 +29,7 @@ import {
   directoryListWorkload,
   largeGetWorkload,
   largePutWorkload,
+  listDirectory,
   listKeys,
   listWorkload,
   renameWorkload,
@@ -234,11 +235,22 @@ class Bench {
     }
   }
 
-  /** ListObjectsV2 pages over a pre-populated bucket, on s3g and s3rver. */
+  /**
+   * ListObjectsV2 pages over a pre-populated bucket, on s3g and s3rver; then 4 KiB PUTs of new
+   * keys, spread over its directories, into the same bucket: ingest into a large bucket.
+   */
   async listing(): Promise<void> {
     const { config } = this;
     const cases: ListCase[] = ['first', 'middle', 'root-delimiter', 'directory-delimiter'];
-    const workloads = cases.map((c) => listWorkload(config, c)).filter((w) => this.selected(w.id));
+    const newKeys = Array.from({ length: config.list.newKeys }, (_, i) => `${listDirectory(i % config.list.directories)}/new${String(i).padStart(6, '0')}`);
+    const ingest = smallWorkload(
+      config,
+      'PUT',
+      { id: 'list-put-new', how: `of new keys into the bucket of ${config.list.keys.toLocaleString('en-US')} keys` },
+      { bucket: LIST_BUCKET, keys: newKeys },
+    );
+    // The PUTs last: the listings see the fixture as it was written.
+    const workloads = [...cases.map((c) => listWorkload(config, c)), ingest].filter((w) => this.selected(w.id));
     if (workloads.length === 0) return;
     const servers = new Servers();
     const dataDir = tempDir('s3g-bench-list-');
@@ -259,7 +271,7 @@ class Bench {
           `list fixture: ${config.list.keys} keys written to s3rver's directory${tmpfs ? ` (on ${tmpfs}, tmpfs)` : ''} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
         );
       }
-      // Each figure is already the median of many pages.
+      // Each listing figure is already the median of many pages; the PUTs write new keys once.
       for (const workload of workloads) await this.compare(workload, s3g, { peer, rounds: 1 });
     } finally {
       await servers.stopAll();

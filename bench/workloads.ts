@@ -62,26 +62,36 @@ async function inParallel<T>(items: readonly T[], width: number, fn: (item: T) =
 
 export type SmallMethod = 'PUT' | 'GET' | 'HEAD';
 
-/** `variant` names a second measurement of the same exchange (another id, and how it differs). */
-export function smallWorkload(config: BenchConfig, method: SmallMethod, variant?: { id: string; how: string }): Workload {
+/** Where a small-object workload goes: a bucket and the keys it rotates over. */
+export interface SmallTarget {
+  bucket: string;
+  keys: readonly string[];
+}
+
+/**
+ * `variant` names a second measurement of the same exchange (another id, and how it differs);
+ * `target` another bucket and keys than the bench's own `small-N` (config.small.keys of them).
+ */
+export function smallWorkload(config: BenchConfig, method: SmallMethod, variant?: { id: string; how: string }, target?: SmallTarget): Workload {
   const { size, keys: keyCount, connections, durationS } = config.small;
-  const keys = Array.from({ length: keyCount }, (_, i) => `small-${i}`);
+  const bucket = target?.bucket ?? SMALL_BUCKET;
+  const keys = target?.keys ?? Array.from({ length: keyCount }, (_, i) => `small-${i}`);
   const body = smallBody(size);
   return {
     id: variant?.id ?? `small-${method.toLowerCase()}`,
     title: `${size / 1024} KiB ${method}${variant ? ` ${variant.how}` : ''}`,
     unit: 'ops/s',
     async prepare(endpoint) {
-      await createBucket(endpoint, SMALL_BUCKET);
+      await createBucket(endpoint, bucket);
       if (method !== 'PUT') {
         await inParallel(keys, 16, async (key) => {
           const response = await exchange(endpoint.url, {
-            method: 'PUT', path: await objectPath(endpoint, 'PUT', SMALL_BUCKET, key), size, signal: AbortSignal.timeout(30_000),
+            method: 'PUT', path: await objectPath(endpoint, 'PUT', bucket, key), size, signal: AbortSignal.timeout(30_000),
           });
           if (response.status !== 200) throw httpFailure(response);
         });
       }
-      const paths = await Promise.all(keys.map((key) => objectPath(endpoint, method, SMALL_BUCKET, key)));
+      const paths = await Promise.all(keys.map((key) => objectPath(endpoint, method, bucket, key)));
       return async () => {
         const cpuBefore = processCpuSeconds(endpoint.pid);
         const result = await hammer({ url: endpoint.url, method, paths, body: method === 'PUT' ? body : undefined, connections, durationS });
