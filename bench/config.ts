@@ -37,7 +37,7 @@ export function benchConfig(quick: boolean): BenchConfig {
         small: { size: 4096, connections: 64, durationS: 10, keys: 1024 },
         large: { size: 256 * MiB, streams: 4, deadlineMs: 180_000 },
         rss: { size: 256 * MiB, streams: 32, deadlineMs: 600_000 },
-        list: { keys: 1_000_000, directories: 1000, pageSize: 1000, reps: 21, budgetMs: 60_000, requestTimeoutMs: 60_000, newKeys: 100_000 },
+        list: { keys: 1_000_000, directories: 1000, pageSize: 1000, reps: 21, budgetMs: 60_000, requestTimeoutMs: 60_000, newKeys: 50_000 },
         renameKeys: 100_000,
       };
 }

@@ -52,7 +52,9 @@ function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   const name = error.name && error.name !== 'Error' ? `${error.name}: ` : '';
-  return `${status ? `HTTP ${status} ` : ''}${name}${error.message}`.replace(/\s+/g, ' ').slice(0, 300);
+  // fetch's own message ("fetch failed") says nothing; its cause says what failed.
+  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
+  return `${status ? `HTTP ${status} ` : ''}${name}${error.message}${cause}`.replace(/\s+/g, ' ').slice(0, 300);
 }
 
 /** Servers started for one section, stopped (by PID, in reverse order) when it ends. */
@@ -104,6 +106,7 @@ class Bench {
       return measurement;
     } catch (error) {
       log(`  ${workload.id} on ${endpoint.name} failed: ${describe(error)}`);
+      if (gateway) log(`  the gateway's last output:\n${gateway.output().slice(-3000)}`);
       return { error: `${workload.id} on ${endpoint.name}: ${describe(error)}` };
     }
   }
@@ -246,7 +249,7 @@ class Bench {
     const ingest = smallWorkload(
       config,
       'PUT',
-      { id: 'list-put-new', how: `of new keys into the bucket of ${config.list.keys.toLocaleString('en-US')} keys` },
+      { id: 'ingest-put-new', how: `of new keys into the bucket of ${config.list.keys.toLocaleString('en-US')} keys` },
       { bucket: LIST_BUCKET, keys: newKeys },
     );
     // The PUTs last: the listings see the fixture as it was written.

@@ -34,6 +34,8 @@ export interface S3gServer {
   pid: number;
   /** GET /stats; `reset` starts a new measurement window. */
   stats(reset?: boolean): Promise<GatewayStats>;
+  /** What the gateway has printed (stdout and stderr), for a failure's report. */
+  output(): string;
   /** SIGTERM by PID (a clean exit, so --cpu-prof profiles are written), then removes the data directory unless kept. */
   stop(options?: { keepData?: boolean }): Promise<void>;
 }
@@ -90,6 +92,7 @@ export async function startS3g(options: S3gOptions = {}): Promise<S3gServer> {
       if (!response.ok) throw new Error(`s3g /stats: HTTP ${response.status}`);
       return (await response.json()) as GatewayStats;
     },
+    output: () => proc.output(),
     async stop(stopOptions = {}) {
       await proc.stop(60_000);
       if (!stopOptions.keepData && !options.dataDir) rmSync(dataDir, { recursive: true, force: true });
