@@ -8,6 +8,7 @@ import type { ChunkHashes, HashPool, HashSession, DigestOptions, Digests } from 
 import { status } from '@grpc/grpc-js';
 import { DatanodeError, type BlockWriter } from '../datanode/client.js';
 import { encodeChunkAt } from '../datanode/chunk-encoding.js';
+import { asBuffer } from '../hashing/checksums.js';
 import { copyBytes } from '../hashing/shared-memory.js';
 import type { ChunkBuffer, ChunkBufferPool } from './chunk-buffers.js';
 import type { Placement } from './placement.js';
@@ -85,7 +86,8 @@ export class BodyTooLargeError extends Error {}
 
 /**
  * A body already all in memory (pieces at hand, as a small PUT's usually are) that goes
- * inline, joined in one buffer: no chunk buffer to fill and copy out of, no async iteration.
+ * inline, as one buffer: no chunk buffer to fill and copy out of, no async iteration. A lone
+ * piece is kept as it is: node's HTTP parser gives each body piece a buffer of its own.
  */
 function inlineBodyAtHand(input: WriteInput): Buffer | undefined {
   if (!Array.isArray(input.source)) return undefined;
@@ -93,7 +95,7 @@ function inlineBodyAtHand(input: WriteInput): Buffer | undefined {
   let size = 0;
   for (const piece of pieces) size += piece.length;
   if (size === 0 || size > (input.inlineUpTo ?? 0) || size > input.maxSize) return undefined;
-  return Buffer.concat(pieces, size);
+  return pieces.length === 1 ? asBuffer(pieces[0]!) : Buffer.concat(pieces, size);
 }
 
 class WriteRun {
