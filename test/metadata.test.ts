@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { openMetadataStore } from '../src/metadata/open.js';
 import { InlineBodyCache } from '../src/metadata/inline-body-cache.js';
+import { ObjectRecordCache } from '../src/metadata/object-record-cache.js';
 import { SqliteMetadataStore } from '../src/metadata/sqlite.js';
 import { PostgresMetadataStore } from '../src/metadata/postgres.js';
 import { postgresMigrations } from '../src/metadata/postgres-migrations.js';
@@ -1740,6 +1741,126 @@ t.test('SQLite: inline bodies are read once and then served from memory; a key r
   const first = await body(uncached, 'n');
   t.equal(first?.toString(), 'no cache');
   t.not(await body(uncached, 'n'), first, 'with no cache, every read fetches the body');
+});
+
+t.test('SQLite: object records are served from memory while the database is unchanged; any commit, by any connection, is seen at once', async (t) => {
+  const { store, bucket, db } = await sqliteWithBucket(t, 'OBS');
+  const other = new SqliteMetadataStore(store.path, { secrets });
+  t.teardown(() => other.close());
+  await other.migrate();
+  const raw = new Database(store.path);
+  t.teardown(() => raw.close());
+  const commit = (on: SqliteMetadataStore, key: string, text: string, etag = 'e') =>
+    on.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key, size: text.length, etag, attributes: { userMetadata: { m: text } }, blocks: [], inlineData: Buffer.from(text) });
+  const read = (on: SqliteMetadataStore, key: string) => on.getObject(bucket.id, key);
+
+  await commit(store, 'k', 'first', 'e1');
+  const before = store.objectCacheStats();
+  const first = await read(store, 'k');
+  const again = await read(store, 'k');
+  t.same(store.objectCacheStats(), { entries: 1, hits: before.hits + 1, misses: before.misses + 1 }, 'the second read is served from memory');
+  t.same(again, first, 'the same record');
+  t.equal(again?.inlineData?.toString(), 'first', 'with its body');
+  t.throws(() => ((again!.attributes.userMetadata as Record<string, string>).m = 'changed'), TypeError, 'shared records are frozen, deep down');
+
+  await commit(other, 'k', 'second', 'e2');
+  t.match(await read(store, 'k'), { etag: 'e2', attributes: { userMetadata: { m: 'second' } } }, "another process's commit is seen by the next read");
+  raw.prepare("UPDATE objects SET etag = 'e3' WHERE name = 'k'").run();
+  t.match(await read(store, 'k'), { etag: 'e3' }, "so is any other connection's");
+  db.prepare("UPDATE objects SET etag = 'e4' WHERE name = 'k'").run();
+  t.match(await read(store, 'k'), { etag: 'e4' }, "and a write on the store's own connection outside its commits");
+  await store.setObjectAttributes(bucket.id, 'k', (await read(store, 'k'))!.objectId, { tags: { a: '1' } });
+  t.same((await read(store, 'k'))?.attributes, { tags: { a: '1' } }, "the store's own commits too");
+  await store.deleteObject(bucket.id, 'k');
+  t.equal(await read(store, 'k'), undefined, 'a deleted key is gone');
+
+  await commit(store, 'h', 'head then get');
+  t.equal((await store.getObject(bucket.id, 'h', { body: false }))?.inlineData, undefined, 'a read of the metadata alone caches the record');
+  t.equal((await read(store, 'h'))?.inlineData?.toString(), 'head then get', 'a read that wants the body still gets it');
+
+  const uncached = new SqliteMetadataStore(store.path, { secrets, inlineCacheBytes: 0 });
+  t.teardown(() => uncached.close());
+  await uncached.migrate();
+  await read(uncached, 'h');
+  t.equal((await read(uncached, 'h'))?.inlineData?.toString(), 'head then get', 'without an inline body cache the body is read from the row each time');
+
+  const keys = Array.from({ length: 20 }, (_, i) => `batch-${i}`);
+  for (const key of keys) await commit(store, key, key);
+  const together = () => Promise.all(keys.map((key) => read(store, key)));
+  await together();
+  const mid = store.objectCacheStats();
+  t.same((await together()).map((r) => r?.inlineData?.toString()), keys, 'the lookups of one turn, all from memory');
+  t.equal(store.objectCacheStats().hits, mid.hits + keys.length);
+  await commit(other, 'batch-3', 'replaced');
+  t.equal((await together())[3]?.inlineData?.toString(), 'replaced', 'and all read anew in one transaction once anything changed');
+});
+
+t.test('SQLite: two stores on one file, random writes and reads: every read sees the last acknowledged write', async (t) => {
+  const { store, bucket } = await sqliteWithBucket(t, 'OBS');
+  const other = new SqliteMetadataStore(store.path, { secrets });
+  t.teardown(() => other.close());
+  await other.migrate();
+  const stores = [store, other];
+  const seed = randomBytes(4).readUInt32LE();
+  let state = seed || 1;
+  const random = (n: number) => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) % n;
+  };
+  const model = new Map<string, { etag: string; tags?: Record<string, string> }>();
+  const keys = ['a', 'b', 'c', 'd'];
+  let mismatches = 0;
+  for (let step = 0; step < 400; step++) {
+    const on = stores[random(2)]!;
+    const key = keys[random(keys.length)]!;
+    const action = random(5);
+    if (action === 0) {
+      const etag = `e${step}`;
+      await on.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key, size: 1, etag, attributes: {}, blocks: [], inlineData: Buffer.from('x') });
+      model.set(key, { etag });
+    } else if (action === 1) {
+      await on.deleteObject(bucket.id, key);
+      model.delete(key);
+    } else if (action === 2 && model.has(key)) {
+      const current = await on.getObject(bucket.id, key, { body: false });
+      const tags = { step: String(step) };
+      if (await on.setObjectAttributes(bucket.id, key, current!.objectId, { tags })) model.set(key, { ...model.get(key)!, tags });
+    } else {
+      // Reads through both stores, the same turn and one after another.
+      const seen = [...(await Promise.all(stores.map((s) => s.getObject(bucket.id, key, { body: random(2) === 0 })))), await on.getObject(bucket.id, key)];
+      const expected = model.get(key);
+      for (const record of seen) {
+        const same = expected === undefined ? record === undefined : record?.etag === expected.etag && JSON.stringify(record.attributes.tags) === JSON.stringify(expected.tags);
+        if (!same) {
+          mismatches++;
+          t.fail(`step ${step}, key ${key}: read ${JSON.stringify(record && { etag: record.etag, tags: record.attributes.tags })}, expected ${JSON.stringify(expected)} (seed ${seed})`);
+        }
+      }
+    }
+  }
+  t.equal(mismatches, 0, `no stale read in 400 steps (seed ${seed})`);
+  t.ok(store.objectCacheStats().hits + other.objectCacheStats().hits > 0, 'some reads were served from memory');
+});
+
+t.test('ObjectRecordCache: bounded; entries hold only under the stamp they were read under', async (t) => {
+  const cache = new ObjectRecordCache();
+  const record = (key: string) => ({ bucketId: 1, key, objectId: key, size: 0, etag: 'e', modifiedAt: 0, attributes: {}, blocks: [], inlineData: Buffer.from('body') });
+  t.notOk(cache.holds({ changes: 0, version: 1 }), 'a new cache holds nothing');
+  cache.set(1, 'k', record('k'), true);
+  t.ok(cache.holds({ changes: 0, version: 1 }), 'the same stamp: entries hold');
+  const withoutBody: Partial<ReturnType<typeof record>> = record('k');
+  delete withoutBody.inlineData;
+  t.strictSame(cache.get(1, 'k'), { record: withoutBody, inline: true }, 'kept without its body');
+  t.equal(cache.get(2, 'k'), undefined, 'per bucket');
+  t.notOk(cache.holds({ changes: 1, version: 1 }), 'a write of this connection: no longer');
+  t.equal(cache.get(1, 'k'), undefined, 'and emptied');
+  cache.set(1, 'k', record('k'), false);
+  t.notOk(cache.holds({ changes: 1, version: 2 }), "another connection's commit: no longer");
+  t.equal(cache.size, 0);
+  for (let i = 0; i < 20_000; i++) cache.set(1, `k${i}`, record(`k${i}`), false);
+  t.ok(cache.size <= 16_384, `bounded (${cache.size})`);
 });
 
 t.test('InlineBodyCache: unread entries out first, oldest first (second chance), within its bytes', async (t) => {

@@ -122,6 +122,22 @@ t.test('stored totals, datanodes, pool and event loop', async (t) => {
   t.equal(value(samples, 's3g_build_info', { version: '0.1.0' }), 1);
 });
 
+t.test('the cache of object records: lookups served from memory until anything is written', async (t) => {
+  const path = '/metrics-bucket/records';
+  const put = (text: string) => signedRequest(server, { method: 'PUT', path, body: Buffer.from(text), headers: { 'content-length': String(text.length) } });
+  t.equal((await put('first')).status, 200);
+  const before = (await scrape()).samples;
+  for (let i = 0; i < 5; i++) t.equal((await signedRequest(server, { method: 'HEAD', path })).status, 200);
+  const after = (await scrape()).samples;
+  const delta = (name: string) => value(after, name)! - value(before, name)!;
+  // A datanode's heartbeat is a write too, and empties the cache: at most one of five lookups per heartbeat misses.
+  t.ok(delta('s3g_object_cache_hits_total') >= 3, `lookups after the first are served from memory (${delta('s3g_object_cache_hits_total')} of 5)`);
+  t.equal(delta('s3g_object_cache_hits_total') + delta('s3g_object_cache_misses_total'), 5, 'every lookup counted once');
+  t.ok(value(after, 's3g_object_cache_entries')! >= 1, 'the record is held');
+  t.equal((await put('second')).status, 200);
+  t.equal((await signedRequest(server, { method: 'GET', path })).body.toString(), 'second', 'a write is seen by the next read');
+});
+
 t.test('the cache of inline bodies: what it holds, its hits and misses; none with --inline-cache 0', async (t) => {
   const before = (await scrape()).samples;
   for (let i = 0; i < 2; i++) t.equal((await signedRequest(server, { method: 'GET', path: '/metrics-bucket/obj-2' })).status, 200);

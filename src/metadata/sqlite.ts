@@ -16,6 +16,7 @@ import { Piscina } from 'piscina';
 import { TurnBatch, type Pending } from '../common/turn-batch.js';
 import { DEFAULT_INLINE_CACHE_BYTES, InlineBodyCache, type InlineCacheStats } from './inline-body-cache.js';
 import { RequestLookups } from './lookup-cache.js';
+import { ObjectRecordCache, type ChangeStamp, type ObjectCacheStats } from './object-record-cache.js';
 import { migrateSqlite } from './migrations.js';
 import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
@@ -133,6 +134,7 @@ export class SqliteMetadataStore implements MetadataStore {
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
   private lookups: RequestLookups | undefined;
   private readonly inlineBodies: InlineBodyCache;
+  private readonly objectRecords = new ObjectRecordCache();
   private readonly objectReads = new TurnBatch<ObjectRead, ObjectRecord | undefined>((batch) => this.lookUpObjects(batch));
 
   constructor(path: string, options: SqliteMetadataStoreOptions = {}) {
@@ -163,6 +165,10 @@ export class SqliteMetadataStore implements MetadataStore {
 
   inlineCacheStats(): InlineCacheStats {
     return this.inlineBodies.stats();
+  }
+
+  objectCacheStats(): ObjectCacheStats {
+    return this.objectRecords.stats();
   }
 
   async migrate(): Promise<void> {
@@ -434,16 +440,53 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   private lookUpObjects(batch: Pending<ObjectRead, ObjectRecord | undefined>[]): void {
     let records: (ObjectRecord | undefined)[];
+    let rowsRead = 0;
     try {
-      records = this.read(() => batch.map(({ input }) => {
-        const row = this.objectRow(input.bucketId, input.key);
-        return row && this.storedRecord(row, input.key, input.body);
-      }));
+      records = this.cachedRecords(batch) ?? this.read(() => {
+        // In the snapshot the rows come from, so that what is cached now is cached under it.
+        this.objectRecords.holds(this.changeStamp());
+        return batch.map(({ input }) => this.cachedRecord(input) ?? (rowsRead++, this.readRecord(input)));
+      });
+      this.objectRecords.tally(batch.length - rowsRead, rowsRead);
     } catch (error) {
       batch.forEach((read) => read.reject(error));
       return;
     }
     batch.forEach((read, i) => read.resolve(records[i]));
+  }
+
+  /** Every record of the batch from the cache, if the database is unchanged and all are there. */
+  private cachedRecords(batch: Pending<ObjectRead, ObjectRecord | undefined>[]): ObjectRecord[] | undefined {
+    if (this.objectRecords.size === 0 || !this.objectRecords.holds(this.changeStamp())) return undefined;
+    const records: ObjectRecord[] = [];
+    for (const { input } of batch) {
+      const record = this.cachedRecord(input);
+      if (record === undefined) return undefined;
+      records.push(record);
+    }
+    return records;
+  }
+
+  /** The cached record of a read, with its inline body if wanted and still cached. */
+  private cachedRecord(read: ObjectRead): ObjectRecord | undefined {
+    const cached = this.objectRecords.get(read.bucketId, read.key);
+    if (cached === undefined || !read.body || !cached.inline) return cached?.record;
+    const body = this.inlineBody(cached.record.objectId);
+    return body && { ...cached.record, inlineData: body };
+  }
+
+  /** A record from its row, in the caller's read transaction, cached for the reads after it. */
+  private readRecord(read: ObjectRead): ObjectRecord | undefined {
+    const row = this.objectRow(read.bucketId, read.key);
+    if (row === undefined) return undefined;
+    const record = this.storedRecord(row, read.key, read.body);
+    this.objectRecords.set(read.bucketId, read.key, record, row.inline_length !== null);
+    return record;
+  }
+
+  /** What the object record cache compares (object-record-cache.ts). */
+  private changeStamp(): ChangeStamp {
+    return this.get<ChangeStamp>('SELECT total_changes() AS changes, data_version AS version FROM pragma_data_version')!;
   }
 
   async deleteObject(bucketId: number, key: string): Promise<boolean> {
@@ -936,14 +979,19 @@ export class SqliteMetadataStore implements MetadataStore {
   /** A row as read, in the caller's read transaction (which its inline body, if wanted and fetched, comes from too). */
   private storedRecord(row: StoredObjectRow, key: string, body: boolean): ObjectRecord {
     const inline = row.inline_length !== null;
-    return this.objectRecord(row, key, inline, inline && body ? this.inlineBody(row) : undefined);
+    // The row is in this snapshot, so its body is too.
+    return this.objectRecord(row, key, inline, inline && body ? this.inlineBody(row.object_id)! : undefined);
   }
 
-  private inlineBody(row: StoredObjectRow): Buffer {
-    let body = this.inlineBodies.get(row.object_id);
+  /**
+   * An inline body, by the id of its version (whose bytes never change): from the cache, or
+   * from the row. Undefined if no row holds that version any more (replaced or deleted).
+   */
+  private inlineBody(objectId: string): Buffer | undefined {
+    let body = this.inlineBodies.get(objectId);
     if (body === undefined) {
-      body = this.get<{ inline_data: Buffer }>('SELECT inline_data FROM objects WHERE bucket_id = ? AND name = ?', row.bucket_id, row.name)!.inline_data;
-      this.inlineBodies.set(row.object_id, body);
+      body = this.get<{ inline_data: Buffer }>('SELECT inline_data FROM objects WHERE object_id = ?', objectId)?.inline_data;
+      if (body !== undefined) this.inlineBodies.set(objectId, body);
     }
     return body;
   }

@@ -5,6 +5,7 @@
 // Keys are S3 keys in both bucket layouts; in an FSO bucket the store normalises them and
 // maps them to its directory tree (namespace.ts), inside the transaction that uses them.
 import type { InlineCacheStats } from './inline-body-cache.js';
+import type { ObjectCacheStats } from './object-record-cache.js';
 
 export interface User {
   name: string;
@@ -282,6 +283,8 @@ export class MetadataError extends Error {
 export interface MetadataStore {
   /** The SQLite store's cache of inline bodies (inline-body-cache.ts); absent where there is none. */
   inlineCacheStats?(): InlineCacheStats;
+  /** The SQLite store's cache of object records (object-record-cache.ts); absent where there is none. */
+  objectCacheStats?(): ObjectCacheStats;
   /**
    * Applies pending schema migrations and creates the `s3v` volume; with a KEK, seals any
    * secret still stored in plaintext. Idempotent.

@@ -10,12 +10,15 @@ import type { ServiceProgress } from '../services/leased-service.js';
 import type { BlockSource } from '../datanode/client.js';
 import type { PoolStats } from '../hashing/pool.js';
 import type { InlineCacheStats } from '../metadata/inline-body-cache.js';
+import type { ObjectCacheStats } from '../metadata/object-record-cache.js';
 
 export interface MetricsSources {
   inFlight(): number;
   pool(): PoolStats;
   /** The metadata store's cache of inline bodies; undefined where the store has none. */
   inlineCache(): InlineCacheStats | undefined;
+  /** The metadata store's cache of object records; undefined where the store has none. */
+  objectCache(): ObjectCacheStats | undefined;
   /** The latest periodic view of datanodes and stored totals; undefined before the first. */
   cluster(): ClusterSnapshot | undefined;
   /** Background services (purge, re-replication) and what their passes did. */
@@ -85,23 +88,16 @@ export class GatewayMetrics {
     gauge(registers, 's3g_hash_pool_queue_depth', 'Hashing tasks waiting for a worker', (g) => g.set(sources.pool().queueSize));
     gauge(registers, 's3g_hash_pool_utilization', 'Share of the hashing pool busy, 0..1', (g) => g.set(sources.pool().utilization), [], 'average');
 
-    gauge(registers, 's3g_inline_cache_bytes', 'Memory held by the cache of inline objects\' bodies (inline-cache)', (g) => {
-      g.reset();
-      const stats = sources.inlineCache();
-      if (stats) g.set(stats.bytes);
+    cacheMetrics(registers, sources.inlineCache, {
+      size: ['s3g_inline_cache_bytes', 'Memory held by the cache of inline objects\' bodies (inline-cache)', (stats) => stats.bytes],
+      hits: ['s3g_inline_cache_hits_total', 'Reads of an inline object\'s body that found it in the cache'],
+      misses: ['s3g_inline_cache_misses_total', 'Reads of an inline object\'s body that fetched it into the cache'],
     });
-    for (const outcome of ['hits', 'misses'] as const) {
-      new Counter({
-        name: `s3g_inline_cache_${outcome}_total`,
-        help: `Reads of an inline object's body that ${outcome === 'hits' ? 'found it in' : 'fetched it into'} the cache`,
-        registers,
-        collect() {
-          this.reset();
-          const stats = sources.inlineCache();
-          if (stats) this.inc(stats[outcome]);
-        },
-      });
-    }
+    cacheMetrics(registers, sources.objectCache, {
+      size: ['s3g_object_cache_entries', 'Object records held by the metadata store\'s cache', (stats) => stats.entries],
+      hits: ['s3g_object_cache_hits_total', 'Object lookups (GET, HEAD) served from the cache of object records'],
+      misses: ['s3g_object_cache_misses_total', 'Object lookups (GET, HEAD) read from the database, not from the cache of object records'],
+    });
 
     const cluster = (fn: (g: Gauge, c: ClusterSnapshot) => void) => (g: Gauge) => {
       const c = sources.cluster();
@@ -213,6 +209,33 @@ export class GatewayMetrics {
 
   get contentType(): string {
     return this.registry.contentType;
+  }
+}
+
+/** A cache's size gauge and its hit and miss counters, read at scrape time; absent stats (no such cache) read as 0. */
+function cacheMetrics<Stats extends { hits: number; misses: number }>(
+  registers: Registry[],
+  stats: () => Stats | undefined,
+  names: { size: [string, string, (stats: Stats) => number]; hits: [string, string]; misses: [string, string] },
+): void {
+  const [sizeName, sizeHelp, size] = names.size;
+  gauge(registers, sizeName, sizeHelp, (g) => {
+    g.reset();
+    const current = stats();
+    if (current) g.set(size(current));
+  });
+  for (const outcome of ['hits', 'misses'] as const) {
+    const [name, help] = names[outcome];
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        const current = stats();
+        if (current) this.inc(current[outcome]);
+      },
+    });
   }
 }
 

@@ -1,0 +1,93 @@
+// The SQLite store's object records (a key's current version, without its body) as reads last
+// found them, trusted only while the database is exactly as it was then. The store compares
+// two counters of SQLite's with the pair its entries were read under:
+//
+// - `data_version`, which moves whenever another connection commits (another gateway process,
+//   `s3g admin`, any tool on the file): SQLite documents it for this very use;
+// - `total_changes()`, which moves with every row this connection writes, triggers included.
+//
+// Any change empties the cache: there is no per-key invalidation to get wrong, and a read never
+// sees a record older than the last commit. So it serves read-mostly traffic (hot objects, a sync
+// tool's HEADs); under writes it is emptied again and again and costs a statement per lookup batch.
+// A batch whose keys all hit skips SQLite's read transaction and row lookups, about a tenth of a
+// small GET's CPU on this machine (bench/HISTORY.md).
+import type { ObjectRecord } from './store.js';
+
+/** Records kept at most; a full cache starts again empty (a bounded cache, not a copy). */
+const MAX_ENTRIES = 16_384;
+
+/** The state of the database that entries were read under. */
+export interface ChangeStamp {
+  /** SQLite's total_changes() of the store's connection. */
+  changes: number;
+  /** PRAGMA data_version of that connection. */
+  version: number;
+}
+
+/** A cached record never carries its inline body (the inline body cache has those); `inline` says whether it has one. */
+export interface CachedObject {
+  record: ObjectRecord;
+  inline: boolean;
+}
+
+/** For tests and metrics: how lookups fared since the process started. */
+export interface ObjectCacheStats {
+  entries: number;
+  hits: number;
+  misses: number;
+}
+
+export class ObjectRecordCache {
+  private readonly entries = new Map<string, CachedObject>();
+  private stamp: ChangeStamp = { changes: -1, version: -1 };
+  private hits = 0;
+  private misses = 0;
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * Whether the entries hold for the database as `now` finds it. If not, they are dropped and
+   * `now` becomes the stamp of what is cached next: read it in the same snapshot as the rows.
+   */
+  holds(now: ChangeStamp): boolean {
+    if (now.changes === this.stamp.changes && now.version === this.stamp.version) return true;
+    this.entries.clear();
+    this.stamp = now;
+    return false;
+  }
+
+  get(bucketId: number, key: string): CachedObject | undefined {
+    return this.entries.get(cacheKey(bucketId, key));
+  }
+
+  /** Counts a batch of lookups: how many the cache served, how many were read from rows. */
+  tally(served: number, read: number): void {
+    this.hits += served;
+    this.misses += read;
+  }
+
+  /** Keeps `record` without its body, frozen: every request that hits it shares it. */
+  set(bucketId: number, key: string, record: ObjectRecord, inline: boolean): void {
+    if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+    const withoutBody = { ...record };
+    delete withoutBody.inlineData;
+    this.entries.set(cacheKey(bucketId, key), { record: deepFreeze(withoutBody), inline });
+  }
+
+  stats(): ObjectCacheStats {
+    return { entries: this.entries.size, hits: this.hits, misses: this.misses };
+  }
+}
+
+// A bucket id has no '/', so the first one ends it.
+const cacheKey = (bucketId: number, key: string): string => `${bucketId}/${key}`;
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
+}
