@@ -81,6 +81,15 @@ export class ObjectRecordCache {
   }
 }
 
+/**
+ * A cached record with its body, as a new object. Written out: a spread of the frozen record
+ * took V8's slow path, 4 µs of a GET.
+ */
+export function withBody(record: ObjectRecord, inlineData: Buffer): ObjectRecord {
+  const { bucketId, key, objectId, size, etag, modifiedAt, attributes, blocks } = record;
+  return { bucketId, key, objectId, size, etag, modifiedAt, attributes, blocks, inlineData };
+}
+
 // A bucket id has no '/', so the first one ends it.
 const cacheKey = (bucketId: number, key: string): string => `${bucketId}/${key}`;
 

@@ -16,7 +16,7 @@ import { Piscina } from 'piscina';
 import { TurnBatch, type Pending } from '../common/turn-batch.js';
 import { DEFAULT_INLINE_CACHE_BYTES, InlineBodyCache, type InlineCacheStats } from './inline-body-cache.js';
 import { RequestLookups } from './lookup-cache.js';
-import { ObjectRecordCache, type ChangeStamp, type ObjectCacheStats } from './object-record-cache.js';
+import { ObjectRecordCache, withBody, type ChangeStamp, type ObjectCacheStats } from './object-record-cache.js';
 import { migrateSqlite } from './migrations.js';
 import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
@@ -472,7 +472,7 @@ export class SqliteMetadataStore implements MetadataStore {
     const cached = this.objectRecords.get(read.bucketId, read.key);
     if (cached === undefined || !read.body || !cached.inline) return cached?.record;
     const body = this.inlineBody(cached.record.objectId);
-    return body && { ...cached.record, inlineData: body };
+    return body && withBody(cached.record, body);
   }
 
   /** A record from its row, in the caller's read transaction, cached for the reads after it. */
@@ -486,7 +486,10 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /** What the object record cache compares (object-record-cache.ts). */
   private changeStamp(): ChangeStamp {
-    return this.get<ChangeStamp>('SELECT total_changes() AS changes, data_version AS version FROM pragma_data_version')!;
+    // Two statements: through the pragma_data_version table function the pair cost 4.5 µs, these 2.6.
+    const [changes] = this.statement('SELECT total_changes()', true).get() as [number];
+    const [version] = this.statement('PRAGMA data_version', true).get() as [number];
+    return { changes, version };
   }
 
   async deleteObject(bucketId: number, key: string): Promise<boolean> {
