@@ -88,12 +88,12 @@ export class GatewayMetrics {
     gauge(registers, 's3g_hash_pool_queue_depth', 'Hashing tasks waiting for a worker', (g) => g.set(sources.pool().queueSize));
     gauge(registers, 's3g_hash_pool_utilization', 'Share of the hashing pool busy, 0..1', (g) => g.set(sources.pool().utilization), [], 'average');
 
-    cacheMetrics(registers, sources.inlineCache, {
+    cacheMetrics(registers, () => sources.inlineCache(), {
       size: ['s3g_inline_cache_bytes', 'Memory held by the cache of inline objects\' bodies (inline-cache)', (stats) => stats.bytes],
       hits: ['s3g_inline_cache_hits_total', 'Reads of an inline object\'s body that found it in the cache'],
       misses: ['s3g_inline_cache_misses_total', 'Reads of an inline object\'s body that fetched it into the cache'],
     });
-    cacheMetrics(registers, sources.objectCache, {
+    cacheMetrics(registers, () => sources.objectCache(), {
       size: ['s3g_object_cache_entries', 'Object records held by the metadata store\'s cache', (stats) => stats.entries],
       hits: ['s3g_object_cache_hits_total', 'Object lookups (GET, HEAD) served from the cache of object records'],
       misses: ['s3g_object_cache_misses_total', 'Object lookups (GET, HEAD) read from the database, not from the cache of object records'],
