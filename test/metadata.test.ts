@@ -1861,6 +1861,11 @@ t.test('ObjectRecordCache: bounded; entries hold only under the stamp they were 
   t.equal(cache.size, 0);
   for (let i = 0; i < 20_000; i++) cache.set(1, `k${i}`, record(`k${i}`), false);
   t.ok(cache.size <= 16_384, `bounded (${cache.size})`);
+  t.ok(cache.get(1, 'k0'), 'a full cache keeps what it has');
+  t.equal(cache.get(1, 'k19999'), undefined, 'and takes no more');
+  t.notOk(cache.holds({ changes: 2, version: 2 }), 'until a change empties it');
+  cache.set(1, 'k19999', record('k19999'), false);
+  t.ok(cache.get(1, 'k19999'), 'and it fills again');
 });
 
 t.test('InlineBodyCache: unread entries out first, oldest first (second chance), within its bytes', async (t) => {

@@ -13,7 +13,12 @@
 // per 4 KiB GET on this machine, served side by side with the build before (bench/HISTORY.md).
 import type { ObjectRecord } from './store.js';
 
-/** Records kept at most; a full cache starts again empty (a bounded cache, not a copy). */
+/**
+ * Records kept at most. A full cache takes no more until a change empties it: GETs over a
+ * working set larger than this keep the part already cached rather than churning through it
+ * (GETs over 40,000 keys: 1.05× the CPU of no cache at all when a full cache started again
+ * empty, 1.03× this way; bench/HISTORY.md).
+ */
 const MAX_ENTRIES = 16_384;
 
 /** The state of the database that entries were read under. */
@@ -70,7 +75,7 @@ export class ObjectRecordCache {
 
   /** Keeps `record` without its body, frozen: every request that hits it shares it. */
   set(bucketId: number, key: string, record: ObjectRecord, inline: boolean): void {
-    if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+    if (this.entries.size >= MAX_ENTRIES) return;
     const withoutBody = { ...record };
     delete withoutBody.inlineData;
     this.entries.set(cacheKey(bucketId, key), { record: deepFreeze(withoutBody), inline });

@@ -16,7 +16,7 @@ import { Piscina } from 'piscina';
 import { TurnBatch, type Pending } from '../common/turn-batch.js';
 import { DEFAULT_INLINE_CACHE_BYTES, InlineBodyCache, type InlineCacheStats } from './inline-body-cache.js';
 import { RequestLookups } from './lookup-cache.js';
-import { ObjectRecordCache, withBody, type ChangeStamp, type ObjectCacheStats } from './object-record-cache.js';
+import { ObjectRecordCache, withBody, type CachedObject, type ChangeStamp, type ObjectCacheStats } from './object-record-cache.js';
 import { migrateSqlite } from './migrations.js';
 import { fsoKey, internalName, listFsoObjects, ROOT_DIRECTORY, splitKey, type Bound, type DirectoryRow, type NamespaceReader } from './namespace.js';
 import { requireSecretBox, type SecretBox } from './secret-box.js';
@@ -455,12 +455,20 @@ export class SqliteMetadataStore implements MetadataStore {
     batch.forEach((read, i) => read.resolve(records[i]));
   }
 
-  /** Every record of the batch from the cache, if the database is unchanged and all are there. */
+  /** Every record of the batch from the cache, if all are there and the database is unchanged. */
   private cachedRecords(batch: Pending<ObjectRead, ObjectRecord | undefined>[]): ObjectRecord[] | undefined {
-    if (this.objectRecords.size === 0 || !this.objectRecords.holds(this.changeStamp())) return undefined;
-    const records: ObjectRecord[] = [];
+    // The entries first: a batch with a key not cached (a working set over the cache's bound)
+    // goes to its read transaction without the stamp's two statements.
+    const entries: CachedObject[] = [];
     for (const { input } of batch) {
-      const record = this.cachedRecord(input);
+      const cached = this.objectRecords.get(input.bucketId, input.key);
+      if (cached === undefined) return undefined;
+      entries.push(cached);
+    }
+    if (!this.objectRecords.holds(this.changeStamp())) return undefined;
+    const records: ObjectRecord[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const record = this.withCachedBody(entries[i]!, batch[i]!.input);
       if (record === undefined) return undefined;
       records.push(record);
     }
@@ -470,7 +478,12 @@ export class SqliteMetadataStore implements MetadataStore {
   /** The cached record of a read, with its inline body if wanted and still cached. */
   private cachedRecord(read: ObjectRead): ObjectRecord | undefined {
     const cached = this.objectRecords.get(read.bucketId, read.key);
-    if (cached === undefined || !read.body || !cached.inline) return cached?.record;
+    return cached && this.withCachedBody(cached, read);
+  }
+
+  /** A cached record as a read wants it: with its inline body, if it has one and the read wants it (undefined if it is gone). */
+  private withCachedBody(cached: CachedObject, read: ObjectRead): ObjectRecord | undefined {
+    if (!read.body || !cached.inline) return cached.record;
     const body = this.inlineBody(cached.record.objectId);
     return body && withBody(cached.record, body);
   }
