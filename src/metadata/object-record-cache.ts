@@ -8,7 +8,7 @@
 //
 // Any change empties the cache: there is no per-key invalidation to get wrong, and a read never
 // sees a record older than the last commit. So it serves read-mostly traffic (hot objects, a sync
-// tool's HEADs); under writes it is emptied again and again and costs a statement per lookup batch.
+// tool's HEADs); under writes it is emptied again and again and costs two statements per lookup batch.
 // A batch whose keys all hit skips SQLite's read transaction and row lookups: 0.86–0.89× the CPU
 // per 4 KiB GET on this machine, served side by side with the build before (bench/HISTORY.md).
 import type { ObjectRecord } from './store.js';
