@@ -1858,9 +1858,9 @@ t.test('ObjectRecordCache: bounded; entries hold only under the stamp they were 
   t.equal(cache.get(1, 'k'), undefined, 'and emptied');
   cache.set(1, 'k', record('k'), false);
   t.notOk(cache.holds({ changes: 1, version: 2 }), "another connection's commit: no longer");
-  t.equal(cache.size, 0);
+  t.equal(cache.stats().entries, 0);
   for (let i = 0; i < 20_000; i++) cache.set(1, `k${i}`, record(`k${i}`), false);
-  t.ok(cache.size <= 16_384, `bounded (${cache.size})`);
+  t.ok(cache.stats().entries <= 16_384, `bounded (${cache.stats().entries})`);
   t.ok(cache.get(1, 'k0'), 'a full cache keeps what it has');
   t.equal(cache.get(1, 'k19999'), undefined, 'and takes no more');
   t.notOk(cache.holds({ changes: 2, version: 2 }), 'until a change empties it');

@@ -488,13 +488,14 @@ export class SqliteMetadataStore implements MetadataStore {
     return body && withBody(cached.record, body);
   }
 
-  /** A record from its row, in the caller's read transaction, cached for the reads after it. */
+  /** A record from its row, in the caller's read transaction, cached (without its body) for the reads after it. */
   private readRecord(read: ObjectRead): ObjectRecord | undefined {
     const row = this.objectRow(read.bucketId, read.key);
     if (row === undefined) return undefined;
-    const record = this.storedRecord(row, read.key, read.body);
-    this.objectRecords.set(read.bucketId, read.key, record, row.inline_length !== null);
-    return record;
+    const inline = row.inline_length !== null;
+    const record = this.objectRecord(row, read.key, inline);
+    this.objectRecords.set(read.bucketId, read.key, record, inline);
+    return this.withCachedBody({ record, inline }, read);
   }
 
   /** What the object record cache compares (object-record-cache.ts). */
