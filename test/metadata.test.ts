@@ -14,6 +14,7 @@ import { openMetadataStore } from '../src/metadata/open.js';
 import { InlineBodyCache } from '../src/metadata/inline-body-cache.js';
 import { ObjectRecordCache } from '../src/metadata/object-record-cache.js';
 import { SqliteMetadataStore } from '../src/metadata/sqlite.js';
+import { BACKSTOP_FACTOR } from '../src/metadata/wal-checkpointer.js';
 import { PostgresMetadataStore } from '../src/metadata/postgres.js';
 import { postgresMigrations } from '../src/metadata/postgres-migrations.js';
 import { postgresUnavailable, postgresUser, startPostgres, type PostgresServer } from './helpers/postgres.js';
@@ -1793,6 +1794,71 @@ t.test('SQLite: object records are served from memory while the database is unch
   t.equal(store.objectCacheStats().hits, mid.hits + keys.length);
   await commit(other, 'batch-3', 'replaced');
   t.equal((await together())[3]?.inlineData?.toString(), 'replaced', 'and all read anew in one transaction once anything changed');
+});
+
+t.test('SQLite: WAL checkpoints on the store worker thread start the WAL over, keep cached records, and go back to SQLite if the worker fails', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 's3g-checkpoint-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 's3g.db');
+  const restartFrames = 64;
+  const store = new SqliteMetadataStore(path, { secrets, walCheckpoint: { intervalMs: 5, restartFrames } });
+  t.teardown(() => store.close());
+  await store.migrate();
+  const db = (store as unknown as { db: Database.Database }).db;
+  t.equal(db.pragma('wal_autocheckpoint', { simple: true }), restartFrames * BACKSTOP_FACTOR, "SQLite's own checkpoints in commits only as a backstop");
+  await store.createUser({ name: 'alice' });
+  const bucket = await store.createBucket({ volume: 's3v', name: 'b', owner: 'alice', layout: 'OBS' });
+  const commit = (key: string, text: string) =>
+    store.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key, size: text.length, etag: 'e', attributes: {}, blocks: [], inlineData: Buffer.from(text) });
+  const stats = () => store.walCheckpointStats()!;
+
+  // Each commit a transaction of its own, of a few pages.
+  const written = new Map<string, string>();
+  let commits = 0;
+  const commitNext = async () => {
+    const key = `k${commits % 100}`;
+    const text = `${key} v${commits++} `.padEnd(3000, '.');
+    await commit(key, text);
+    written.set(key, text);
+  };
+  // Back to back, the WAL is never all copied between commits: the worker starts it over (RESTART).
+  while (stats().restarts < 2 && commits < 50_000) await commitNext();
+  t.ok(stats().restarts >= 2, `the worker started the WAL over under back-to-back commits (${JSON.stringify(stats())})`);
+  t.equal(stats().failures, 0, 'no checkpoint failed');
+  t.ok(stats().checkpoints > stats().restarts, 'passive checkpoints between the restarts');
+  // The WAL file keeps its longest size: truncated, then commits with pauses between them.
+  const raw = new Database(path);
+  raw.pragma('wal_checkpoint(TRUNCATE)');
+  raw.close();
+  for (let i = 0; i < 400; i++) {
+    await commitNext();
+    await sleep(1);
+  }
+  const walFrames = (await stat(`${path}-wal`)).size / (4096 + 24);
+  t.ok(walFrames < restartFrames * 3, `over 400 commits the WAL stayed short, far from the backstop (${walFrames.toFixed(0)} frames at most)`);
+
+  await commit('cached', 'a record read from memory');
+  await store.getObject(bucket.id, 'cached');
+  const before = { ...store.objectCacheStats(), checkpoints: stats().checkpoints };
+  // A checkpoint with no commit before it (checkpoints follow commits, which empty the cache).
+  (store as unknown as { checkpointer: { committed(): void } }).checkpointer.committed();
+  while (stats().checkpoints === before.checkpoints) await sleep(5);
+  t.equal((await store.getObject(bucket.id, 'cached'))?.inlineData?.toString(), 'a record read from memory');
+  t.same({ hits: store.objectCacheStats().hits, misses: store.objectCacheStats().misses }, { hits: before.hits + 1, misses: before.misses }, "a checkpoint is no change to the connection's cached records");
+
+  // A failed checkpoint or worker (here: reported as one) gives checkpoints back to SQLite, in commits.
+  (store as unknown as { checkpointOnConnection(error: unknown): void }).checkpointOnConnection(new Error('the worker failed'));
+  t.equal(store.walCheckpointStats(), undefined, 'no more checkpoints on the worker');
+  t.equal(db.pragma('wal_autocheckpoint', { simple: true }), 1000, "SQLite's default again");
+  await commit('after', 'the worker is gone');
+  await commit('later', 'still committed');
+  await store.close();
+  const reopened = await openMetadataStore(path, secrets);
+  t.teardown(() => reopened.close());
+  for (const [key, text] of [...written, ['after', 'the worker is gone'], ['later', 'still committed']]) {
+    if ((await reopened.getObject(bucket.id, key))?.inlineData?.toString() !== text) t.fail(`${key} lost its last version`);
+  }
+  t.pass('every key has its last version after reopening');
 });
 
 t.test('SQLite: two stores on one file, random writes and reads: every read sees the last acknowledged write', async (t) => {

@@ -4,12 +4,15 @@ import { PostgresMetadataStore } from './postgres.js';
 import type { SecretBox } from './secret-box.js';
 import { SqliteMetadataStore } from './sqlite.js';
 import type { MetadataStore } from './store.js';
+import type { WalCheckpointOptions } from './wal-checkpointer.js';
 import type { Config } from '../observability/config.js';
 
 /** How a gateway tunes its store; what a store has no use for it ignores. */
 export interface StoreTuning {
   /** Bytes of inline bodies a SQLite store keeps for reads (inline-body-cache.ts). */
   inlineCacheBytes?: number;
+  /** A SQLite store's WAL checkpoints: on its worker thread (the default), or false for SQLite's own, in commits. */
+  walCheckpoint?: Partial<WalCheckpointOptions> | false;
 }
 
 /** The store tuning a gateway process's configuration asks for. */

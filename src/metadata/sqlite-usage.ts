@@ -1,6 +1,6 @@
 // Usage totals of the SQLite store. They scan every object row (about 240 ms for a million
 // here), so the store runs them on a worker thread with a read-only connection of its own
-// (usage-worker.ts) rather than on the gateway's event loop; an in-memory database, which
+// (store-worker.ts) rather than on the gateway's event loop; an in-memory database, which
 // no other connection can see, is read in place.
 import type Database from 'better-sqlite3';
 import type { BucketUsage, StoreUsage } from './store.js';

@@ -23,7 +23,8 @@ import { requireSecretBox, type SecretBox } from './secret-box.js';
 import { readUsage } from './sqlite-usage.js';
 import { WalSync } from './wal-sync.js';
 import { log } from '../common/log.js';
-import type { UsageTask } from './usage-worker.js';
+import type { CheckpointReport, CheckpointTask, UsageTask } from './store-worker.js';
+import { BACKSTOP_FACTOR, DEFAULT_WAL_CHECKPOINT, WalCheckpointer, type WalCheckpointOptions, type WalCheckpointStats } from './wal-checkpointer.js';
 import {
   checkPreconditions,
   commitColumns,
@@ -68,7 +69,9 @@ import {
   type UserWithKeys,
 } from './store.js';
 
-const usageWorkerFile = new URL(import.meta.url.endsWith('.ts') ? './usage-worker.ts' : './usage-worker.js', import.meta.url).href;
+/** SQLite's default wal_autocheckpoint. */
+const SQLITE_AUTOCHECKPOINT_FRAMES = 1000;
+const storeWorkerFile = new URL(import.meta.url.endsWith('.ts') ? './store-worker.ts' : './store-worker.js', import.meta.url).href;
 
 export interface SqliteMetadataStoreOptions {
   /** How long a writer waits for another connection's write lock. */
@@ -81,6 +84,8 @@ export interface SqliteMetadataStoreOptions {
   lookupRecheckMs?: number;
   /** Bytes of inline bodies kept in memory for reads (inline-body-cache.ts; `inline-cache`); 0 for none. */
   inlineCacheBytes?: number;
+  /** WAL checkpoints on the store's worker thread (wal-checkpointer.ts); false: SQLite's own, in commits (a bulk load that closes right after). */
+  walCheckpoint?: Partial<WalCheckpointOptions> | false;
 }
 
 interface UserRow { name: string; canonical_id: string; display_name: string; admin: number; tenant: string | null; created_at: number }
@@ -129,8 +134,11 @@ export class SqliteMetadataStore implements MetadataStore {
   private busyRetry: NodeJS.Timeout | undefined;
   /** Makes commits durable before they are acknowledged (file databases, from migrate()). */
   private walSync: WalSync | undefined;
-  /** One thread for usage totals, started on first use (sqlite-usage.ts). */
-  private usagePool: Piscina | undefined;
+  /** One thread for usage totals and WAL checkpoints, started on first use (store-worker.ts). */
+  private workerPool: Piscina | undefined;
+  private readonly walCheckpoint: WalCheckpointOptions | false;
+  /** A file database's checkpoints, from migrate(). */
+  private checkpointer: WalCheckpointer | undefined;
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
   private lookups: RequestLookups | undefined;
   private readonly inlineBodies: InlineBodyCache;
@@ -148,6 +156,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.secrets = options.secrets;
     this.lookupRecheckMs = options.lookupRecheckMs;
     this.inlineBodies = new InlineBodyCache(options.inlineCacheBytes ?? DEFAULT_INLINE_CACHE_BYTES);
+    this.walCheckpoint = options.walCheckpoint === false ? false : { ...DEFAULT_WAL_CHECKPOINT, ...options.walCheckpoint };
     this.db.pragma('journal_mode = WAL');
     // A commit acknowledged to an S3 client must survive power loss. In WAL mode NORMAL does
     // not fsync at commit (only around checkpoints): a file database gets that fsync from
@@ -175,13 +184,22 @@ export class SqliteMetadataStore implements MetadataStore {
     migrateSqlite(this.db);
     this.run('INSERT INTO volumes (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', 's3v', Date.now());
     if (this.secrets) await this.reseal('kek_id IS NULL');
-    if (!this.inMemory) this.walSync ??= await WalSync.open(`${this.path}-wal`);
+    if (!this.inMemory) {
+      this.walSync ??= await WalSync.open(`${this.path}-wal`);
+      if (this.walCheckpoint) this.checkpointer ??= this.startCheckpointer(this.walCheckpoint);
+    }
     this.lookups ??= new RequestLookups({ readEpoch: () => this.lookupEpoch(), recheckMs: this.lookupRecheckMs });
   }
 
+  walCheckpointStats(): WalCheckpointStats | undefined {
+    return this.checkpointer?.stats();
+  }
+
   async close(): Promise<void> {
-    await this.usagePool?.destroy();
-    this.usagePool = undefined;
+    await this.checkpointer?.close();
+    this.checkpointer = undefined;
+    await this.workerPool?.destroy();
+    this.workerPool = undefined;
     if (!this.db.open) return;
     clearTimeout(this.busyRetry);
     while (this.queue.length > 0) this.flush(true);
@@ -907,8 +925,37 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async usage(): Promise<StoreUsage> {
     if (this.inMemory) return readUsage(this.db, this.deadAfterMs);
-    this.usagePool ??= new Piscina({ filename: usageWorkerFile, minThreads: 0, maxThreads: 1, idleTimeout: 60_000 });
-    return this.usagePool.run({ path: this.path, deadAfterMs: this.deadAfterMs } satisfies UsageTask);
+    return this.worker().run({ path: this.path, deadAfterMs: this.deadAfterMs } satisfies UsageTask, { name: 'usage' });
+  }
+
+  private worker(): Piscina {
+    if (!this.workerPool) {
+      this.workerPool = new Piscina({ filename: storeWorkerFile, minThreads: 0, maxThreads: 1, idleTimeout: 60_000 });
+      // A worker that cannot start leaves its tasks unsettled and says so only here.
+      this.workerPool.on('error', (error: unknown) => this.checkpointOnConnection(error));
+    }
+    return this.workerPool;
+  }
+
+  /** Checkpoints on the worker thread; SQLite's own, on this connection, only past a backstop. */
+  private startCheckpointer({ intervalMs, restartFrames, restartWaitMs }: WalCheckpointOptions): WalCheckpointer {
+    this.db.pragma(`wal_autocheckpoint = ${restartFrames * BACKSTOP_FACTOR}`);
+    const task: CheckpointTask = { path: this.path, restartFrames, restartWaitMs };
+    return new WalCheckpointer(
+      // async: whatever run() throws becomes a failed checkpoint.
+      async () => (await this.worker().run(task, { name: 'checkpoint' })) as CheckpointReport,
+      intervalMs,
+      (error) => this.checkpointOnConnection(error),
+    );
+  }
+
+  /** After a failed checkpoint or worker: SQLite's own checkpoints, on this connection, as without a checkpointer. */
+  private checkpointOnConnection(error: unknown): void {
+    if (!this.checkpointer) return;
+    log('warn', 'metadata WAL checkpoints are back on the event loop: the store worker failed', { error: String(error) });
+    this.checkpointer.abandon();
+    this.checkpointer = undefined;
+    if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_FRAMES}`);
   }
 
   // ---- internals ----
@@ -1290,6 +1337,7 @@ export class SqliteMetadataStore implements MetadataStore {
       return;
     }
     this.busySince = undefined;
+    this.checkpointer?.committed();
     const settle = () => group.forEach((op, i) => (outcomes[i]!.ok ? op.resolve(outcomes[i]!.value) : op.reject(outcomes[i]!.value)));
     if (movedEpoch) lookups!.recheck();
     if (!this.walSync && !movedEpoch) return settle();
