@@ -138,6 +138,21 @@ t.test('the cache of object records: lookups served from memory until anything i
   t.equal((await signedRequest(server, { method: 'GET', path })).body.toString(), 'second', 'a write is seen by the next read');
 });
 
+t.test('WAL checkpoints on the metadata worker thread, counted', async (t) => {
+  const body = Buffer.from('checkpointed');
+  t.equal((await signedRequest(server, { method: 'PUT', path: '/metrics-bucket/checkpointed', body, headers: { 'content-length': String(body.length) } })).status, 200);
+  // The first checkpoint follows a commit by at most 100 ms (and the worker thread's start).
+  let samples = (await scrape()).samples;
+  for (const deadline = Date.now() + 15_000; value(samples, 's3g_metadata_wal_checkpoints_total')! < 1 && Date.now() < deadline; ) {
+    await sleep(100);
+    samples = (await scrape()).samples;
+  }
+  t.ok(value(samples, 's3g_metadata_wal_checkpoints_total')! >= 1, 'checkpoints run after commits');
+  t.equal(value(samples, 's3g_metadata_wal_checkpoint_failures_total'), 0, 'none failed');
+  t.ok(value(samples, 's3g_metadata_wal_restarts_total')! >= 0);
+  t.ok(value(samples, 's3g_metadata_wal_frames')! >= 0, 'the WAL length at the last one');
+});
+
 t.test('the cache of inline bodies: what it holds, its hits and misses; none with --inline-cache 0', async (t) => {
   const before = (await scrape()).samples;
   for (let i = 0; i < 2; i++) t.equal((await signedRequest(server, { method: 'GET', path: '/metrics-bucket/obj-2' })).status, 200);

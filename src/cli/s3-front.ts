@@ -44,7 +44,7 @@ export function createS3Front(config: Config, store: MetadataStore, placement: P
   const storage = storageConfig(config);
   const pool = new HashPool({ threads: config.hashThreads, niceIncrement: config.hashNice });
   let inFlight = (): number => 0;
-  const metrics = new GatewayMetrics({ inFlight: () => inFlight(), pool: () => pool.stats, inlineCache: () => store.inlineCacheStats?.(), objectCache: () => store.objectCacheStats?.(), ...cluster }, VERSION);
+  const metrics = new GatewayMetrics({ inFlight: () => inFlight(), pool: () => pool.stats, inlineCache: () => store.inlineCacheStats?.(), objectCache: () => store.objectCacheStats?.(), walCheckpoints: () => store.walCheckpointStats?.(), ...cluster }, VERSION);
   const gateway = createGateway(
     {
       store,

@@ -6,6 +6,7 @@
 // maps them to its directory tree (namespace.ts), inside the transaction that uses them.
 import type { InlineCacheStats } from './inline-body-cache.js';
 import type { ObjectCacheStats } from './object-record-cache.js';
+import type { WalCheckpointStats } from './wal-checkpointer.js';
 
 export interface User {
   name: string;
@@ -285,6 +286,8 @@ export interface MetadataStore {
   inlineCacheStats?(): InlineCacheStats;
   /** The SQLite store's cache of object records (object-record-cache.ts); absent where there is none. */
   objectCacheStats?(): ObjectCacheStats;
+  /** The SQLite store's WAL checkpoints on its worker thread (wal-checkpointer.ts); absent, or undefined, where there are none. */
+  walCheckpointStats?(): WalCheckpointStats | undefined;
   /**
    * Applies pending schema migrations and creates the `s3v` volume; with a KEK, seals any
    * secret still stored in plaintext. Idempotent.

@@ -11,6 +11,7 @@ import type { BlockSource } from '../datanode/client.js';
 import type { PoolStats } from '../hashing/pool.js';
 import type { InlineCacheStats } from '../metadata/inline-body-cache.js';
 import type { ObjectCacheStats } from '../metadata/object-record-cache.js';
+import type { WalCheckpointStats } from '../metadata/wal-checkpointer.js';
 
 export interface MetricsSources {
   inFlight(): number;
@@ -19,6 +20,8 @@ export interface MetricsSources {
   inlineCache(): InlineCacheStats | undefined;
   /** The metadata store's cache of object records; undefined where the store has none. */
   objectCache(): ObjectCacheStats | undefined;
+  /** The SQLite store's WAL checkpoints on its worker thread; undefined where there are none. */
+  walCheckpoints(): WalCheckpointStats | undefined;
   /** The latest periodic view of datanodes and stored totals; undefined before the first. */
   cluster(): ClusterSnapshot | undefined;
   /** Background services (purge, re-replication) and what their passes did. */
@@ -98,6 +101,18 @@ export class GatewayMetrics {
       hits: ['s3g_object_cache_hits_total', 'Object lookups (GET, HEAD) served from the cache of object records'],
       misses: ['s3g_object_cache_misses_total', 'Object lookups (GET, HEAD) read from the database, not from the cache of object records'],
     });
+    const checkpoints = (read: (stats: WalCheckpointStats) => number) => () => {
+      const stats = sources.walCheckpoints();
+      return stats && read(stats);
+    };
+    scrapedCounter(registers, 's3g_metadata_wal_checkpoints_total', "SQLite WAL checkpoints run on the metadata store's worker thread", checkpoints((c) => c.checkpoints));
+    scrapedCounter(registers, 's3g_metadata_wal_restarts_total', 'Of those, checkpoints that started the WAL over', checkpoints((c) => c.restarts));
+    scrapedCounter(registers, 's3g_metadata_wal_checkpoint_failures_total', "Failed checkpoints (the first hands them back to SQLite, in the store's commits)", checkpoints((c) => c.failures));
+    gauge(registers, 's3g_metadata_wal_frames', 'Pages in the SQLite WAL at the last checkpoint', (g) => {
+      g.reset();
+      const frames = checkpoints((c) => c.walFrames)();
+      if (frames !== undefined) g.set(frames);
+    }, [], 'max');
 
     const cluster = (fn: (g: Gauge, c: ClusterSnapshot) => void) => (g: Gauge) => {
       const c = sources.cluster();
@@ -226,17 +241,22 @@ function cacheMetrics<Stats extends { hits: number; misses: number }>(
   });
   for (const outcome of ['hits', 'misses'] as const) {
     const [name, help] = names[outcome];
-    new Counter({
-      name,
-      help,
-      registers,
-      collect() {
-        this.reset();
-        const current = stats();
-        if (current) this.inc(current[outcome]);
-      },
-    });
+    scrapedCounter(registers, name, help, () => stats()?.[outcome]);
   }
+}
+
+/** A counter whose total is read at scrape time; an absent total (no such source) reads as 0. */
+function scrapedCounter(registers: Registry[], name: string, help: string, total: () => number | undefined): void {
+  new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      this.reset();
+      const current = total();
+      if (current) this.inc(current);
+    },
+  });
 }
 
 function gauge(registers: Registry[], name: string, help: string, collect: (g: Gauge) => void, labelNames: string[] = [], aggregator: Aggregator = 'sum'): void {
