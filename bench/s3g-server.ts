@@ -88,7 +88,12 @@ export async function startS3g(options: S3gOptions = {}): Promise<S3gServer> {
     dataDir,
     pid: proc.pid,
     async stats(reset = false) {
-      const response = await fetch(`${adminUrl}/stats${reset ? '?reset=1' : ''}`, { signal: AbortSignal.timeout(10_000) });
+      const url = `${adminUrl}/stats${reset ? '?reset=1' : ''}`;
+      // Once more on a network error: after seconds of the bench's own work (presigning 50,000
+      // URLs) fetch may reuse a kept-alive socket the admin server has closed meanwhile, and
+      // see "other side closed". The request is idempotent (a reset twice is one reset).
+      const get = () => fetch(url, { signal: AbortSignal.timeout(10_000) });
+      const response = await get().catch((error: unknown) => (error instanceof TypeError ? get() : Promise.reject(error)));
       if (!response.ok) throw new Error(`s3g /stats: HTTP ${response.status}`);
       return (await response.json()) as GatewayStats;
     },
