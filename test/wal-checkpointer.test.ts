@@ -45,7 +45,7 @@ t.test('one checkpoint per interval at most, never two at once, and one after co
   await checkpointer.close();
 });
 
-t.test('a failed checkpoint is reported; close waits for a running one, abandon does not; none start after', async (t) => {
+t.test('a failed checkpoint is counted and reported once, and none start after it; close waits for a running one, not for a failed worker', async (t) => {
   const { calls, checkpoint } = manualCheckpoints();
   const failures: unknown[] = [];
   const checkpointer = new WalCheckpointer(checkpoint, 1, (error) => failures.push(error));
@@ -55,29 +55,33 @@ t.test('a failed checkpoint is reported; close waits for a running one, abandon 
   await sleep(5);
   t.match(failures, [/disk I\/O error/]);
   t.equal(checkpointer.stats().failures, 1);
-
   checkpointer.committed();
+  await sleep(20);
+  t.equal(calls.length, 1, 'no checkpoint after a failure');
+  await checkpointer.close();
+
+  const closing = new WalCheckpointer(checkpoint, 1, (error) => failures.push(error));
+  closing.committed();
   await sleep(20);
   t.equal(calls.length, 2);
   let closed = false;
-  const closing = checkpointer.close().then(() => (closed = true));
+  const closeDone = closing.close().then(() => (closed = true));
   await sleep(20);
   t.notOk(closed, 'close waits for the running checkpoint');
   calls[1]!.fail(new Error('terminated'));
-  await closing;
+  await closeDone;
   t.equal(failures.length, 1, 'a failure after close is not reported');
-  checkpointer.committed();
+  closing.committed();
   await sleep(20);
   t.equal(calls.length, 2, 'no checkpoint after close');
 
-  const abandoned = new WalCheckpointer(checkpoint, 1, () => undefined);
-  abandoned.committed();
+  const broken = new WalCheckpointer(checkpoint, 1, (error) => failures.push(error));
+  broken.committed();
   await sleep(20);
   t.equal(calls.length, 3);
-  abandoned.abandon();
-  await abandoned.close();
-  t.pass('close returns at once after abandon, the running checkpoint unsettled');
-  abandoned.committed();
-  await sleep(20);
-  t.equal(calls.length, 3, 'and none start after it');
+  broken.fail(new Error('worker could not start'));
+  t.equal(failures.length, 2, 'a failed worker is reported');
+  await broken.close();
+  t.pass('close returns at once after a failed worker, its checkpoint unsettled');
+  t.same(broken.stats(), { checkpoints: 0, restarts: 0, failures: 1, walFrames: 0 });
 });

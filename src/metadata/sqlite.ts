@@ -932,7 +932,7 @@ export class SqliteMetadataStore implements MetadataStore {
     if (!this.workerPool) {
       this.workerPool = new Piscina({ filename: storeWorkerFile, minThreads: 0, maxThreads: 1, idleTimeout: 60_000 });
       // A worker that cannot start leaves its tasks unsettled and says so only here.
-      this.workerPool.on('error', (error: unknown) => this.checkpointOnConnection(error));
+      this.workerPool.on('error', (error: unknown) => this.checkpointer?.fail(error));
     }
     return this.workerPool;
   }
@@ -949,12 +949,9 @@ export class SqliteMetadataStore implements MetadataStore {
     );
   }
 
-  /** After a failed checkpoint or worker: SQLite's own checkpoints, on this connection, as without a checkpointer. */
+  /** After a failed checkpoint or worker (the checkpointer has stopped): SQLite's own checkpoints, on this connection, as without one. */
   private checkpointOnConnection(error: unknown): void {
-    if (!this.checkpointer) return;
     log('warn', 'metadata WAL checkpoints are back on the event loop: the store worker failed', { error: String(error) });
-    this.checkpointer.abandon();
-    this.checkpointer = undefined;
     if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_FRAMES}`);
   }
 

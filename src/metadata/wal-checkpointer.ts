@@ -60,16 +60,22 @@ export class WalCheckpointer {
     return { ...this.counts };
   }
 
-  /** Lets a running checkpoint finish and starts no other. */
+  /** Lets a running checkpoint finish (unless its worker failed) and starts no other. */
   async close(): Promise<void> {
     this.stop();
     await Promise.race([this.running, this.abandoned]);
   }
 
-  /** Starts no other checkpoint and no longer waits for the running one (its worker is gone). */
-  abandon(): void {
+  /**
+   * A checkpoint failed, or the worker did (its task then never settles): counted, reported
+   * once, and no other checkpoint starts or is waited for. The counts stay readable.
+   */
+  fail(error: unknown): void {
+    if (this.closed) return;
+    this.counts.failures++;
     this.stop();
     this.resolveAbandoned();
+    this.onFailure(error);
   }
 
   private stop(): void {
@@ -93,10 +99,7 @@ export class WalCheckpointer {
         if (report.restarted) this.counts.restarts++;
         this.counts.walFrames = report.walFrames;
       },
-      (error: unknown) => {
-        this.counts.failures++;
-        if (!this.closed) this.onFailure(error);
-      },
+      (error: unknown) => this.fail(error),
     ).finally(() => {
       this.running = undefined;
       if (this.again) {
