@@ -12,7 +12,7 @@ function manualCheckpoints() {
     new Promise<CheckpointReport>((resolve, reject) => {
       calls.push({
         at: performance.now(),
-        finish: (report = {}) => resolve({ busy: false, walFrames: 10, checkpointedFrames: 10, restarted: false, ...report }),
+        finish: (report = {}) => resolve({ walFrames: 10, restarted: false, ...report }),
         fail: reject,
       });
     });

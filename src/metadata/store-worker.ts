@@ -20,11 +20,9 @@ export interface CheckpointTask {
   restartWaitMs: number;
 }
 
-/** What SQLite's wal_checkpoint reports: frames in the WAL and frames copied back; busy if it could not finish. */
+/** What a checkpoint tells the store: frames in the WAL, and whether it was started over. */
 export interface CheckpointReport {
-  busy: boolean;
   walFrames: number;
-  checkpointedFrames: number;
   /** A RESTART completed: the next commit writes the WAL from its start. */
   restarted: boolean;
 }
@@ -56,17 +54,18 @@ export function checkpoint({ path, restartFrames, restartWaitMs }: CheckpointTas
     writers.set(path, db);
   }
   const passive = walCheckpoint(db, 'PASSIVE');
-  if (passive.busy || passive.walFrames < restartFrames) return passive;
+  if (passive.busy || passive.log < restartFrames) return { walFrames: passive.log, restarted: false };
   db.pragma(`busy_timeout = ${restartWaitMs}`);
   try {
     const restart = walCheckpoint(db, 'RESTART');
-    return { ...restart, restarted: !restart.busy };
+    return { walFrames: restart.log, restarted: !restart.busy };
   } finally {
     db.pragma('busy_timeout = 0');
   }
 }
 
-function walCheckpoint(db: Database.Database, mode: 'PASSIVE' | 'RESTART'): CheckpointReport {
-  const [row] = db.pragma(`wal_checkpoint(${mode})`) as { busy: number; log: number; checkpointed: number }[];
-  return { busy: row!.busy !== 0, walFrames: row!.log, checkpointedFrames: row!.checkpointed, restarted: false };
+/** SQLite's answer: busy if the checkpoint could not finish, log the frames in the WAL. */
+function walCheckpoint(db: Database.Database, mode: 'PASSIVE' | 'RESTART'): { busy: boolean; log: number } {
+  const [row] = db.pragma(`wal_checkpoint(${mode})`) as { busy: number; log: number }[];
+  return { busy: row!.busy !== 0, log: row!.log };
 }

@@ -101,17 +101,13 @@ export class GatewayMetrics {
       hits: ['s3g_object_cache_hits_total', 'Object lookups (GET, HEAD) served from the cache of object records'],
       misses: ['s3g_object_cache_misses_total', 'Object lookups (GET, HEAD) read from the database, not from the cache of object records'],
     });
-    const checkpoints = (read: (stats: WalCheckpointStats) => number) => () => {
-      const stats = sources.walCheckpoints();
-      return stats && read(stats);
-    };
-    scrapedCounter(registers, 's3g_metadata_wal_checkpoints_total', "SQLite WAL checkpoints run on the metadata store's worker thread", checkpoints((c) => c.checkpoints));
-    scrapedCounter(registers, 's3g_metadata_wal_restarts_total', 'Of those, checkpoints that started the WAL over', checkpoints((c) => c.restarts));
-    scrapedCounter(registers, 's3g_metadata_wal_checkpoint_failures_total', "Failed checkpoints (the first hands them back to SQLite, in the store's commits)", checkpoints((c) => c.failures));
+    scrapedCounter(registers, 's3g_metadata_wal_checkpoints_total', "SQLite WAL checkpoints run on the metadata store's worker thread", () => sources.walCheckpoints()?.checkpoints);
+    scrapedCounter(registers, 's3g_metadata_wal_restarts_total', 'Of those, checkpoints that started the WAL over', () => sources.walCheckpoints()?.restarts);
+    scrapedCounter(registers, 's3g_metadata_wal_checkpoint_failures_total', "Failed checkpoints (the first hands them back to SQLite, in the store's commits)", () => sources.walCheckpoints()?.failures);
     gauge(registers, 's3g_metadata_wal_frames', 'Pages in the SQLite WAL at the last checkpoint', (g) => {
       g.reset();
-      const frames = checkpoints((c) => c.walFrames)();
-      if (frames !== undefined) g.set(frames);
+      const stats = sources.walCheckpoints();
+      if (stats) g.set(stats.walFrames);
     }, [], 'max');
 
     const cluster = (fn: (g: Gauge, c: ClusterSnapshot) => void) => (g: Gauge) => {
