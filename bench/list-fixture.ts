@@ -31,7 +31,7 @@ export function metadataPath(dataDir: string): string {
 export async function populateListBucket(fixture: ListFixture, dataDir: string): Promise<void> {
   // The KEK `s3g serve` will find in the data directory, so that it can open the admin's secret.
   const secrets = loadSecretBox({ defaultFile: join(dataDir, 'kek'), createDefault: true });
-  // SQLite's own checkpoints: the load closes the store right after (and its worker could not load TypeScript under tsx).
+  // SQLite's own checkpoints: a bulk load, and the store is closed right after it.
   const store = await openMetadataStore(`sqlite:${metadataPath(dataDir)}`, secrets, { walCheckpoint: false });
   const perDirectory = Math.ceil(fixture.keys / fixture.directories);
   // The first key of every directory: in an FSO bucket its commit creates the directory.

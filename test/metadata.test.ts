@@ -1862,6 +1862,26 @@ t.test('SQLite: WAL checkpoints on the store worker thread start the WAL over, k
   t.pass('every key has its last version after reopening');
 });
 
+t.test('SQLite: a store worker that cannot start: usage totals from the store\'s own connection, none left waiting, checkpoints back to SQLite', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 's3g-worker-failure-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const workerFile = join(dir, 'missing-worker.js');
+  const store = new SqliteMetadataStore(join(dir, 's3g.db'), { secrets, walCheckpoint: { intervalMs: 60_000 }, workerFile });
+  t.teardown(() => store.close());
+  await store.migrate();
+  await store.createUser({ name: 'alice' });
+  const bucket = await store.createBucket({ volume: 's3v', name: 'b', owner: 'alice', layout: 'OBS' });
+  await store.commitKey({ objectId: newObjectId(), bucketId: bucket.id, key: 'k', size: 5, etag: 'e', attributes: {}, blocks: [], inlineData: Buffer.from('hello') });
+  // Piscina says that a worker could not start only in an 'error' event, and starts no other:
+  // the first task, queued for it, would never settle.
+  const first = await Promise.race([store.usage(), sleep(5000).then(() => 'still waiting')]);
+  t.match(first, { buckets: [{ volume: 's3v', name: 'b', objects: 1, bytes: 5 }] }, 'the task queued for the worker is answered from the connection');
+  t.match(await store.usage(), { buckets: [{ name: 'b', objects: 1, bytes: 5 }] }, 'and so is every one after it');
+  const db = (store as unknown as { db: Database.Database }).db;
+  t.equal(db.pragma('wal_autocheckpoint', { simple: true }), 1000, "SQLite's own checkpoints again");
+  t.equal(store.walCheckpointStats()!.failures, 1, 'the failure counted once');
+});
+
 t.test('SQLite: two stores on one file, random writes and reads: every read sees the last acknowledged write', async (t) => {
   const { store, bucket } = await sqliteWithBucket(t, 'OBS');
   const other = new SqliteMetadataStore(store.path, { secrets });

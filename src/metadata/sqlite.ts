@@ -86,6 +86,8 @@ export interface SqliteMetadataStoreOptions {
   inlineCacheBytes?: number;
   /** WAL checkpoints on the store's worker thread (wal-checkpointer.ts); false: SQLite's own, in commits (a bulk load that closes right after). */
   walCheckpoint?: Partial<WalCheckpointOptions> | false;
+  /** The worker thread's module (store-worker.ts); tests give one that cannot load. */
+  workerFile?: string;
 }
 
 interface UserRow { name: string; canonical_id: string; display_name: string; admin: number; tenant: string | null; created_at: number }
@@ -136,7 +138,10 @@ export class SqliteMetadataStore implements MetadataStore {
   private walSync: WalSync | undefined;
   /** One thread for usage totals and WAL checkpoints, started on first use (store-worker.ts). */
   private workerPool: Piscina | undefined;
+  /** Why the worker thread failed, if it did: the store then does its work on its own connection. */
+  private workerFailure: unknown;
   private readonly walCheckpoint: WalCheckpointOptions | false;
+  private readonly workerFile: string;
   /** A file database's checkpoints, from migrate(). */
   private checkpointer: WalCheckpointer | undefined;
   /** Access keys and buckets as every request looks them up (lookup-cache.ts); from migrate(). */
@@ -157,6 +162,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.lookupRecheckMs = options.lookupRecheckMs;
     this.inlineBodies = new InlineBodyCache(options.inlineCacheBytes ?? DEFAULT_INLINE_CACHE_BYTES);
     this.walCheckpoint = options.walCheckpoint === false ? false : { ...DEFAULT_WAL_CHECKPOINT, ...options.walCheckpoint };
+    this.workerFile = options.workerFile ?? storeWorkerFile;
     this.db.pragma('journal_mode = WAL');
     // A commit acknowledged to an S3 client must survive power loss. In WAL mode NORMAL does
     // not fsync at commit (only around checkpoints): a file database gets that fsync from
@@ -924,15 +930,27 @@ export class SqliteMetadataStore implements MetadataStore {
   // ---- monitoring ----
 
   async usage(): Promise<StoreUsage> {
-    if (this.inMemory) return readUsage(this.db, this.deadAfterMs);
-    return this.worker().run({ path: this.path, deadAfterMs: this.deadAfterMs } satisfies UsageTask, { name: 'usage' });
+    if (this.inMemory || this.workerFailure !== undefined) return readUsage(this.db, this.deadAfterMs);
+    try {
+      return (await this.worker().run({ kind: 'usage', path: this.path, deadAfterMs: this.deadAfterMs } satisfies UsageTask)) as StoreUsage;
+    } catch (error) {
+      // A task the failed worker never ran: counted on this connection instead, as without one.
+      if (this.workerFailure === undefined) throw error;
+      return readUsage(this.db, this.deadAfterMs);
+    }
   }
 
   private worker(): Piscina {
     if (!this.workerPool) {
-      this.workerPool = new Piscina({ filename: storeWorkerFile, minThreads: 0, maxThreads: 1, idleTimeout: 60_000 });
-      // A worker that cannot start leaves its tasks unsettled and says so only here.
-      this.workerPool.on('error', (error: unknown) => this.checkpointer?.fail(error));
+      const pool = new Piscina({ filename: this.workerFile, minThreads: 0, maxThreads: 1, idleTimeout: 60_000 });
+      // A worker that cannot start says so only here, and Piscina starts no other: its queued
+      // tasks would wait forever, so the pool is destroyed (rejecting them) and not used again.
+      pool.on('error', (error: unknown) => {
+        this.workerFailure ??= error;
+        this.checkpointer?.fail(error);
+        void pool.destroy();
+      });
+      this.workerPool = pool;
     }
     return this.workerPool;
   }
@@ -940,10 +958,10 @@ export class SqliteMetadataStore implements MetadataStore {
   /** Checkpoints on the worker thread; SQLite's own, on this connection, only past a backstop. */
   private startCheckpointer({ intervalMs, restartFrames, restartWaitMs }: WalCheckpointOptions): WalCheckpointer {
     this.db.pragma(`wal_autocheckpoint = ${restartFrames * BACKSTOP_FACTOR}`);
-    const task: CheckpointTask = { path: this.path, restartFrames, restartWaitMs };
+    const task: CheckpointTask = { kind: 'checkpoint', path: this.path, restartFrames, restartWaitMs };
     return new WalCheckpointer(
       // async: whatever run() throws becomes a failed checkpoint.
-      async () => (await this.worker().run(task, { name: 'checkpoint' })) as CheckpointReport,
+      async () => (await this.worker().run(task)) as CheckpointReport,
       intervalMs,
       (error) => this.checkpointOnConnection(error),
     );

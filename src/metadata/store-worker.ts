@@ -3,16 +3,21 @@
 // the worker lives.
 //  - usage: the usage totals (sqlite-usage.ts), on a read-only connection;
 //  - checkpoint: WAL checkpoints (wal-checkpointer.ts), on a read-write connection.
+// One default export takes both kinds, as the hashing worker's does: Piscina loads a worker's
+// default export with require() first, and only named ones through the ESM loader, which
+// worker threads of `node --import tsx` lack (the store then could not start its worker there).
 import Database from 'better-sqlite3';
 import { readUsage } from './sqlite-usage.js';
 import type { StoreUsage } from './store.js';
 
 export interface UsageTask {
+  kind: 'usage';
   path: string;
   deadAfterMs: number;
 }
 
 export interface CheckpointTask {
+  kind: 'checkpoint';
   path: string;
   /** A WAL of at least this many frames is started over (RESTART) once copied back. */
   restartFrames: number;
@@ -27,10 +32,14 @@ export interface CheckpointReport {
   restarted: boolean;
 }
 
+export default function handle(task: UsageTask | CheckpointTask): StoreUsage | CheckpointReport {
+  return task.kind === 'usage' ? usage(task) : checkpoint(task);
+}
+
 const readers = new Map<string, Database.Database>();
 const writers = new Map<string, Database.Database>();
 
-export function usage({ path, deadAfterMs }: UsageTask): StoreUsage {
+function usage({ path, deadAfterMs }: UsageTask): StoreUsage {
   let db = readers.get(path);
   if (!db) {
     db = new Database(path, { readonly: true, fileMustExist: true });
@@ -46,7 +55,7 @@ export function usage({ path, deadAfterMs }: UsageTask): StoreUsage {
  * so once the WAL is long, a RESTART takes the writer lock (the gateway's group commits retry
  * meanwhile), copies what came since, and waits for readers, so that the next commit does.
  */
-export function checkpoint({ path, restartFrames, restartWaitMs }: CheckpointTask): CheckpointReport {
+function checkpoint({ path, restartFrames, restartWaitMs }: CheckpointTask): CheckpointReport {
   let db = writers.get(path);
   if (!db) {
     db = new Database(path, { fileMustExist: true });
