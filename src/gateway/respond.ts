@@ -8,8 +8,10 @@ export function sendXml(res: ServerResponse, status: number, root: string, body:
   res.end(payload);
 }
 
+/** `headers`: the caller's own object, which gets Content-Length (no copy on every PUT's answer). */
 export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string | number> = {}): void {
-  res.writeHead(status, { ...headers, 'Content-Length': 0 });
+  headers['Content-Length'] = 0;
+  res.writeHead(status, headers);
   res.end();
 }
 

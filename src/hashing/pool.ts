@@ -77,7 +77,7 @@ export class HashPool {
   whole(data: Uint8Array, options: WholeOptions): Promise<WholeResult> {
     return new Promise((resolve, reject) => {
       if (this.batch.length === 0) setImmediate(() => this.flushWholes());
-      this.batch.push({ job: { data, ...options }, resolve, reject });
+      this.batch.push({ job: { data, md5: options.md5, sha256: options.sha256, checksum: options.checksum, bytesPerChecksum: options.bytesPerChecksum }, resolve, reject });
       this.batchBytes += data.byteLength;
       if (this.batchBytes >= MAX_BATCH_BYTES) this.flushWholes();
     });

@@ -108,7 +108,7 @@ async function copyObject(ctx: RequestContext<'CopyObject'>, services: GatewaySe
   if (written.digests.checksum && sourceAttributes.checksum) {
     attributes.checksum = { algorithm: sourceAttributes.checksum.algorithm, value: written.digests.checksum, type: 'FULL_OBJECT' };
   }
-  const committed = await commitWritten(services, written, { bucketId: target.id, key: ctx.op.key, etag, attributes, ...conditions });
+  const committed = await commitWritten(services, written, { bucketId: target.id, key: ctx.op.key, etag, attributes, ifNoneMatch: conditions.ifNoneMatch, ifMatch: conditions.ifMatch });
   sendXml(ctx.res, 200, 'CopyObjectResult', { LastModified: isoDate(committed.modifiedAt), ETag: `"${etag}"` });
 }
 

@@ -9,11 +9,11 @@ import { s3Error } from '../errors.js';
 import { checkWritableKey, requireBucket } from './common.js';
 
 /** If-None-Match: * and If-Match on writes; anything else in If-None-Match is not supported by S3 either. */
-export function writeConditions(ctx: RequestContext): { ifNoneMatch?: '*'; ifMatch?: string } {
+export function writeConditions(ctx: RequestContext): { ifNoneMatch: '*' | undefined; ifMatch: string | undefined } {
   const ifNoneMatch = header(ctx, 'if-none-match')?.trim();
   const ifMatch = header(ctx, 'if-match')?.trim();
   if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw s3Error('NotImplemented', 'If-None-Match on writes supports only *');
-  return { ...(ifNoneMatch ? { ifNoneMatch: '*' as const } : {}), ...(ifMatch ? { ifMatch } : {}) };
+  return { ifNoneMatch: ifNoneMatch ? '*' : undefined, ifMatch: ifMatch || undefined };
 }
 
 async function putObject(ctx: RequestContext<'PutObject'>, services: GatewayServices): Promise<void> {
@@ -28,13 +28,9 @@ async function putObject(ctx: RequestContext<'PutObject'>, services: GatewayServ
     kind: 'put',
     maxSize: services.config.maxPutSize,
   });
-  await commitWritten(services, written, {
-    bucketId: bucket.id,
-    key: ctx.op.key,
-    etag: md5,
-    attributes: { ...attributes, ...(tags ? { tags } : {}), ...(checksum ? { checksum } : {}) },
-    ...conditions,
-  });
+  if (tags) attributes.tags = tags;
+  if (checksum) attributes.checksum = checksum;
+  await commitWritten(services, written, { bucketId: bucket.id, key: ctx.op.key, etag: md5, attributes, ifNoneMatch: conditions.ifNoneMatch, ifMatch: conditions.ifMatch });
   const headers: Record<string, string> = { ETag: `"${md5}"` };
   if (checksum) headers[`x-amz-checksum-${checksum.algorithm}`] = checksum.value;
   sendEmpty(ctx.res, 200, headers);
