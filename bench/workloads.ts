@@ -39,7 +39,7 @@ export interface Workload {
   prepare(endpoint: Endpoint): Promise<() => Promise<Measurement>>;
 }
 
-const SMALL_BUCKET = 'bench-small';
+export const SMALL_BUCKET = 'bench-small';
 const LARGE_BUCKET = 'bench-large';
 export const LIST_BUCKET = 'bench-list';
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -73,10 +73,9 @@ export interface SmallTarget {
  * `target` another bucket and keys than the bench's own `small-N` (config.small.keys of them).
  */
 export function smallWorkload(config: BenchConfig, method: SmallMethod, variant?: { id: string; how: string }, target?: SmallTarget): Workload {
-  const { size, keys: keyCount, connections, durationS } = config.small;
+  const { size, keys: keyCount } = config.small;
   const bucket = target?.bucket ?? SMALL_BUCKET;
   const keys = target?.keys ?? Array.from({ length: keyCount }, (_, i) => `small-${i}`);
-  const body = smallBody(size);
   return {
     id: variant?.id ?? `small-${method.toLowerCase()}`,
     title: `${size / 1024} KiB ${method}${variant ? ` ${variant.how}` : ''}`,
@@ -91,16 +90,27 @@ export function smallWorkload(config: BenchConfig, method: SmallMethod, variant?
           if (response.status !== 200) throw httpFailure(response);
         });
       }
-      const paths = await Promise.all(keys.map((key) => objectPath(endpoint, method, bucket, key)));
-      return async () => {
-        const cpuBefore = processCpuSeconds(endpoint.pid);
-        const result = await hammer({ url: endpoint.url, method, paths, body: method === 'PUT' ? body : undefined, connections, durationS });
-        if (result.ok === 0) throw new Error(`no 2xx answer (${result.failed} failed requests)`);
-        const cpuAfter = processCpuSeconds(endpoint.pid);
-        const cpuUsPerOp = cpuBefore === undefined || cpuAfter === undefined ? undefined : ((cpuAfter - cpuBefore) * 1e6) / (result.ok + result.failed);
-        return { value: result.opsPerSec, p99Ms: result.p99Ms, ...(result.failed ? { failed: result.failed } : {}), ...(cpuUsPerOp === undefined ? {} : { cpuUsPerOp }) };
-      };
+      return smallLoad(config, endpoint, method, { bucket, keys });
     },
+  };
+}
+
+/**
+ * The load of a small-object workload on objects that exist (for GET and HEAD): autocannon on
+ * presigned URLs, with the server's CPU per request. bench/essentials.ts runs it on another
+ * server over the objects s3g's workload prepared.
+ */
+export async function smallLoad(config: BenchConfig, endpoint: Endpoint, method: SmallMethod, { bucket, keys }: SmallTarget): Promise<() => Promise<Measurement>> {
+  const { size, connections, durationS } = config.small;
+  const body = method === 'PUT' ? smallBody(size) : undefined;
+  const paths = await Promise.all(keys.map((key) => objectPath(endpoint, method, bucket, key)));
+  return async () => {
+    const cpuBefore = processCpuSeconds(endpoint.pid);
+    const result = await hammer({ url: endpoint.url, method, paths, body, connections, durationS });
+    if (result.ok === 0) throw new Error(`no 2xx answer (${result.failed} failed requests)`);
+    const cpuAfter = processCpuSeconds(endpoint.pid);
+    const cpuUsPerOp = cpuBefore === undefined || cpuAfter === undefined ? undefined : ((cpuAfter - cpuBefore) * 1e6) / (result.ok + result.failed);
+    return { value: result.opsPerSec, p99Ms: result.p99Ms, ...(result.failed ? { failed: result.failed } : {}), ...(cpuUsPerOp === undefined ? {} : { cpuUsPerOp }) };
   };
 }
 
