@@ -3,7 +3,7 @@
 // turn, s3g, the essentials server (essentials-server.ts: s3g's own SigV4, metadata store and
 // hashing pool, and nothing else) over the objects s3g's workload prepared, and the bare
 // node:http server; it prints each one's ops/s, CPU per request and ratio to bare.
-//   node --import tsx bench/essentials.ts [--workload GET,PUT] [--rounds 3] [--duration 8]
+//   node --import tsx bench/essentials.ts [--workload GET,PUT] [--rounds 3] [--duration 8] [--connections 64]
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startBaseline } from './baselines.js';
@@ -20,6 +20,7 @@ const { values } = parseArgs({
     workload: { type: 'string', default: 'GET,PUT' },
     rounds: { type: 'string', default: '3' },
     duration: { type: 'string', default: '8' },
+    connections: { type: 'string', default: '64' },
   },
 });
 const methods = values.workload.split(',').map((m) => m.trim().toUpperCase() as SmallMethod);
@@ -27,6 +28,7 @@ for (const m of methods) if (!['GET', 'PUT', 'HEAD'].includes(m)) throw new Erro
 const rounds = Number(values.rounds);
 const config = benchConfig(false);
 config.small.durationS = Number(values.duration);
+config.small.connections = Number(values.connections);
 const keys = Array.from({ length: config.small.keys }, (_, i) => `small-${i}`);
 
 const s3g = await startS3g();
@@ -38,7 +40,7 @@ let essentials: Awaited<ReturnType<typeof spawnServer>> | undefined;
 const servers = ['s3g', 'essentials', 'bare'] as const;
 // smallLoad's measurements always have a value (it throws when nothing was answered).
 const ops = (m: Measurement) => m.value!;
-const cpu = (m: Measurement) => `${Math.round(m.cpuUsPerOp ?? NaN)} µs`;
+const cpu = (m: Measurement) => `${Math.round(m.cpuUsPerOp ?? NaN)} µs${m.failed ? `, ${m.failed} failed` : ''}`;
 try {
   for (const method of methods) {
     const loadS3g = await smallWorkload(config, method).prepare(s3g.endpoint);

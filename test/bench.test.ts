@@ -161,3 +161,13 @@ t.test('bench/paired.ts serves two builds side by side and compares their CPU pe
   t.not(refused.code, 0, 'a baseline that is not a built checkout is refused');
   t.match(refused.stderr, /--baseline DIR: a built s3g checkout/);
 });
+
+t.test('bench/essentials.ts loads s3g, the essentials server over s3g\'s objects, and bare node:http in turn', async (t) => {
+  const essentials = await run(process.execPath, ['--import', 'tsx', 'bench/essentials.ts', '--workload', 'get,put,head', '--rounds', '1', '--duration', '1', '--connections', '4'], { cwd: ROOT, timeoutMs: 180_000 });
+  const stdout = essentials.stdout.toString();
+  t.equal(essentials.code, 0, 'exits 0', { stderr: essentials.stderr.slice(-4000) });
+  for (const method of ['GET', 'PUT', 'HEAD']) {
+    t.match(stdout, new RegExp(`${method} round 1: s3g \\d+ ops/s \\(\\d+ µs\\), essentials \\d+ \\(\\d+ µs\\), bare \\d+ \\(\\d+ µs\\): s3g [\\d.]+×, essentials [\\d.]+× of bare`), `${method}: each server answered, none failed`);
+    t.match(stdout, new RegExp(`${method} medians: s3g [\\d.]+× of bare at \\d+ µs per request, essentials [\\d.]+× at \\d+ µs, bare \\d+ µs`), `${method}: the medians`);
+  }
+});
