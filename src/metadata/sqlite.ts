@@ -1042,7 +1042,7 @@ export class SqliteMetadataStore implements MetadataStore {
    * has no blocks; its body is in the record when the caller has it.
    */
   private objectRecord(row: Omit<ObjectRow, 'inline_data'>, key: string, inline: boolean, inlineData?: Buffer): ObjectRecord {
-    return {
+    const record: ObjectRecord = {
       bucketId: row.bucket_id,
       key,
       objectId: row.object_id,
@@ -1051,8 +1051,10 @@ export class SqliteMetadataStore implements MetadataStore {
       modifiedAt: row.modified_at,
       attributes: JSON.parse(row.attributes) as Record<string, unknown>,
       blocks: inline ? [] : this.committedBlocks(row.object_id),
-      ...(inlineData !== undefined ? { inlineData } : {}),
     };
+    // Set, not spread in: a little cheaper for every PUT (paired, bench/HISTORY.md).
+    if (inlineData !== undefined) record.inlineData = inlineData;
+    return record;
   }
 
   /** A row as read, in the caller's read transaction (which its inline body, if wanted and fetched, comes from too). */
