@@ -9,40 +9,23 @@
 //   (group commit, durable before the answer), the body kept inline.
 // No routing, handlers, access-key or bucket lookups, access log or metrics: what s3g spends
 // beyond this server is what its layers cost.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage } from 'node:http';
 import { computeSignature, headerMap, parsePresignedQuery, signaturesMatch } from '../src/auth/sigv4.js';
 import { attributeHeaders } from '../src/gateway/object-attributes.js';
 import { httpDate } from '../src/gateway/respond.js';
+import { S3Response } from '../src/gateway/server.js';
 import { HashPool } from '../src/hashing/pool.js';
 import { openMetadataStore } from '../src/metadata/open.js';
 import { newObjectId } from '../src/metadata/shared.js';
 import type { ObjectRecord } from '../src/metadata/store.js';
-import Database from 'better-sqlite3';
 
 const [dbPath, bucketName, secret] = process.argv.slice(2);
 if (!dbPath || !bucketName || !secret) throw new Error('usage: essentials-server.ts DB BUCKET SECRET');
-const bucketId = bucketIdOf(dbPath, bucketName);
 const store = await openMetadataStore(dbPath);
+const bucket = await store.getBucket('s3v', bucketName);
+if (!bucket) throw new Error(`no bucket ${bucketName} in ${dbPath}`);
+const bucketId = bucket.id;
 const pool = new HashPool();
-const requestIdPrefix = randomBytes(4).toString('hex').toUpperCase();
-let requests = 0;
-
-function bucketIdOf(path: string, name: string): number {
-  const db = new Database(path, { readonly: true });
-  try {
-    const row = db.prepare('SELECT id FROM buckets WHERE name = ?').get(name) as { id: number } | undefined;
-    if (!row) throw new Error(`no bucket ${name} in ${path}`);
-    return row.id;
-  } finally {
-    db.close();
-  }
-}
-
-function identity(): Record<string, string> {
-  const id = requestIdPrefix + (requests++ % 2 ** 32).toString(16).toUpperCase().padStart(8, '0');
-  return { 'x-amz-request-id': id, 'x-amz-id-2': id, Server: 's3g' };
-}
 
 async function body(req: IncomingMessage): Promise<Buffer> {
   const pieces: Buffer[] = [];
@@ -50,13 +33,13 @@ async function body(req: IncomingMessage): Promise<Buffer> {
   return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
 }
 
-function answerObject(res: ServerResponse, record: ObjectRecord | undefined, withBody: boolean): void {
+// S3Response (s3g's own) adds the request id and Server to every answer.
+function answerObject(res: S3Response, record: ObjectRecord | undefined, withBody: boolean): void {
   if (!record) {
-    res.writeHead(404, { ...identity(), 'Content-Length': 0 }).end();
+    res.writeHead(404, { 'Content-Length': 0 }).end();
     return;
   }
   res.writeHead(200, {
-    ...identity(),
     ...attributeHeaders(record.attributes),
     ETag: `"${record.etag}"`,
     'Last-Modified': httpDate(record.modifiedAt),
@@ -66,7 +49,7 @@ function answerObject(res: ServerResponse, record: ObjectRecord | undefined, wit
   res.end(withBody ? record.inlineData : undefined);
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(req: IncomingMessage, res: S3Response): Promise<void> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const rawPath = q < 0 ? url : url.slice(0, q);
@@ -74,7 +57,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   const parts = { method: req.method ?? 'GET', rawPath, rawQuery, headers: headerMap(req.rawHeaders) };
   const signed = parsePresignedQuery(new URLSearchParams(rawQuery), Date.now());
   if (!signaturesMatch(computeSignature(parts, signed, secret!), signed.signature)) {
-    res.writeHead(403, { ...identity(), 'Content-Length': 0 }).end();
+    res.writeHead(403, { 'Content-Length': 0 }).end();
     return;
   }
   const key = decodeURIComponent(rawPath.slice(`/${bucketName}/`.length));
@@ -82,13 +65,13 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     const data = await body(req);
     const { digests } = await pool.whole(data, { md5: true, sha256: false });
     await store.commitKey({ bucketId, key, etag: digests.md5!, attributes: {}, objectId: newObjectId(), size: data.length, blocks: [], inlineData: data });
-    res.writeHead(200, { ...identity(), ETag: `"${digests.md5}"`, 'Content-Length': 0 }).end();
+    res.writeHead(200, { ETag: `"${digests.md5}"`, 'Content-Length': 0 }).end();
     return;
   }
   answerObject(res, await store.getObject(bucketId, key, { body: parts.method === 'GET' }), parts.method === 'GET');
 }
 
-const server = createServer((req, res) => {
+const server = createServer({ ServerResponse: S3Response }, (req, res) => {
   handle(req, res).catch((error: unknown) => {
     console.error(error);
     res.destroy();

@@ -10,10 +10,10 @@ import { startBaseline } from './baselines.js';
 import { benchConfig } from './config.js';
 import { endpointAt } from './endpoint.js';
 import { metadataPath } from './list-fixture.js';
-import { spawnServer } from './proc.js';
+import { spawnServer, type ServerProcess } from './proc.js';
 import { median } from './rounds.js';
 import { ROOT, S3G_CREDENTIALS, s3gNodeFlags, startS3g } from './s3g-server.js';
-import { SMALL_BUCKET, smallLoad, smallWorkload, type Measurement, type SmallMethod } from './workloads.js';
+import { smallLoad, smallTarget, smallWorkload, type Measurement, type SmallMethod } from './workloads.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,14 +29,14 @@ const rounds = Number(values.rounds);
 const config = benchConfig(false);
 config.small.durationS = Number(values.duration);
 config.small.connections = Number(values.connections);
-const keys = Array.from({ length: config.small.keys }, (_, i) => `small-${i}`);
+const target = smallTarget(config);
 
 const s3g = await startS3g();
 const bare = await startBaseline('small').catch(async (error: unknown) => {
   await s3g.stop();
   throw error;
 });
-let essentials: Awaited<ReturnType<typeof spawnServer>> | undefined;
+let essentials: ServerProcess | undefined;
 const servers = ['s3g', 'essentials', 'bare'] as const;
 // smallLoad's measurements always have a value (it throws when nothing was answered).
 const ops = (m: Measurement) => m.value!;
@@ -48,13 +48,13 @@ try {
     essentials ??= await spawnServer({
       name: 'essentials',
       command: process.execPath,
-      args: [...s3gNodeFlags(), '--import', 'tsx', fileURLToPath(new URL('./essentials-server.ts', import.meta.url)), metadataPath(s3g.dataDir), SMALL_BUCKET, S3G_CREDENTIALS.secretAccessKey],
+      args: [...s3gNodeFlags(), '--import', 'tsx', fileURLToPath(new URL('./essentials-server.ts', import.meta.url)), metadataPath(s3g.dataDir), target.bucket, S3G_CREDENTIALS.secretAccessKey],
       cwd: ROOT,
       ready: /^essentials ready (http:\/\/\S+)$/m,
     });
     const loads = {
       s3g: loadS3g,
-      essentials: await smallLoad(config, endpointAt('essentials', essentials.url, S3G_CREDENTIALS, essentials.pid), method, { bucket: SMALL_BUCKET, keys }),
+      essentials: await smallLoad(config, endpointAt('essentials', essentials.url, S3G_CREDENTIALS, essentials.pid), method, target),
       bare: await smallWorkload(config, method).prepare(bare.endpoint),
     };
     const measured: Record<(typeof servers)[number], Measurement[]> = { s3g: [], essentials: [], bare: [] };

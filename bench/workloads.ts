@@ -39,7 +39,7 @@ export interface Workload {
   prepare(endpoint: Endpoint): Promise<() => Promise<Measurement>>;
 }
 
-export const SMALL_BUCKET = 'bench-small';
+const SMALL_BUCKET = 'bench-small';
 const LARGE_BUCKET = 'bench-large';
 export const LIST_BUCKET = 'bench-list';
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -73,9 +73,8 @@ export interface SmallTarget {
  * `target` another bucket and keys than the bench's own `small-N` (config.small.keys of them).
  */
 export function smallWorkload(config: BenchConfig, method: SmallMethod, variant?: { id: string; how: string }, target?: SmallTarget): Workload {
-  const { size, keys: keyCount } = config.small;
-  const bucket = target?.bucket ?? SMALL_BUCKET;
-  const keys = target?.keys ?? Array.from({ length: keyCount }, (_, i) => `small-${i}`);
+  const { size } = config.small;
+  const { bucket, keys } = target ?? smallTarget(config);
   return {
     id: variant?.id ?? `small-${method.toLowerCase()}`,
     title: `${size / 1024} KiB ${method}${variant ? ` ${variant.how}` : ''}`,
@@ -93,6 +92,11 @@ export function smallWorkload(config: BenchConfig, method: SmallMethod, variant?
       return smallLoad(config, endpoint, method, { bucket, keys });
     },
   };
+}
+
+/** The bench's own small objects: `small-N` in its bucket (config.small.keys of them). */
+export function smallTarget(config: BenchConfig): SmallTarget {
+  return { bucket: SMALL_BUCKET, keys: Array.from({ length: config.small.keys }, (_, i) => `small-${i}`) };
 }
 
 /**
