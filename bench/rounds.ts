@@ -3,6 +3,8 @@
 // the peak RSS, the highest of them.
 import type { Measurement } from './workloads.js';
 
+const MEDIAN_FIELDS = ['value', 'p99Ms', 'loopP99Ms', 'cpuUsPerOp', 'mainThreadUsPerOp', 'mainThreadBusy'] as const;
+
 export function median(values: number[]): number {
   if (values.length === 0) throw new Error('the median of no values');
   const sorted = [...values].sort((a, b) => a - b);
@@ -11,7 +13,7 @@ export function median(values: number[]): number {
 }
 
 /** The median of the rounds' `field`, when every round measured it. */
-function medianOf(rounds: Measurement[], field: 'value' | 'p99Ms' | 'loopP99Ms' | 'cpuUsPerOp'): number | undefined {
+function medianOf(rounds: Measurement[], field: (typeof MEDIAN_FIELDS)[number]): number | undefined {
   const values = rounds.map((m) => m[field]);
   return values.every((v): v is number => v !== undefined) ? median(values) : undefined;
 }
@@ -26,7 +28,7 @@ export function combineRounds(rounds: Measurement[]): Measurement {
   }
   if (rounds.length === 1) return rounds[0]!;
   const combined: Measurement = { rounds };
-  for (const field of ['value', 'p99Ms', 'loopP99Ms', 'cpuUsPerOp'] as const) {
+  for (const field of MEDIAN_FIELDS) {
     const middle = medianOf(rounds, field);
     if (middle !== undefined) combined[field] = middle;
   }

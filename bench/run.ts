@@ -245,22 +245,15 @@ class Bench {
   async listing(): Promise<void> {
     const { config } = this;
     const cases: ListCase[] = ['first', 'middle', 'root-delimiter', 'directory-delimiter'];
-    const newKeys = Array.from({ length: config.list.newKeys }, (_, i) => `${listDirectory(i % config.list.directories)}/new${String(i).padStart(6, '0')}`);
-    const ingest = smallWorkload(
-      config,
-      'PUT',
-      { id: 'ingest-put-new', how: `of new keys into the bucket of ${config.list.keys.toLocaleString('en-US')} keys` },
-      { bucket: LIST_BUCKET, keys: newKeys },
-    );
     // The PUTs last: the listings see the fixture as it was written.
-    const workloads = [...cases.map((c) => listWorkload(config, c)), ingest].filter((w) => this.selected(w.id));
+    const workloads = [...cases.map((c) => listWorkload(config, c)), ingestWorkload(config)].filter((w) => this.selected(w.id));
     if (workloads.length === 0) return;
     const servers = new Servers();
     const dataDir = tempDir('s3g-bench-list-');
     try {
       let started = performance.now();
       log(`populating s3g metadata with ${config.list.keys} keys`);
-      await populateListBucket({ bucket: LIST_BUCKET, layout: 'OBS', keys: config.list.keys, directories: config.list.directories }, dataDir);
+      await populateListBucket(listFixture(config), dataDir);
       this.notes.push(`list fixture: ${config.list.keys} keys written to s3g's metadata in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       const s3g = await servers.add(startS3g({ dataDir }));
       const tmpfs = tmpfsWithRoom(2 * config.list.keys);
@@ -355,6 +348,24 @@ function resultFile(env: Environment, dir: string, suffix = ''): string {
 }
 
 /** The objects section's workloads, in running order: the large GET reads what the signed PUT wrote. */
+const INGEST_ID = 'ingest-put-new';
+
+/** The bucket of config.list.keys keys the listings read and ingestWorkload writes into. */
+function listFixture(config: BenchConfig): ListFixture {
+  return { bucket: LIST_BUCKET, layout: 'OBS', keys: config.list.keys, directories: config.list.directories };
+}
+
+/** 4 KiB PUTs of new keys, spread over the directories of listFixture's bucket. */
+function ingestWorkload(config: BenchConfig): Workload {
+  const newKeys = Array.from({ length: config.list.newKeys }, (_, i) => `${listDirectory(i % config.list.directories)}/new${String(i).padStart(6, '0')}`);
+  return smallWorkload(
+    config,
+    'PUT',
+    { id: INGEST_ID, how: `of new keys into the bucket of ${config.list.keys.toLocaleString('en-US')} keys` },
+    { bucket: LIST_BUCKET, keys: newKeys },
+  );
+}
+
 function objectWorkloads(config: BenchConfig): Workload[] {
   const rss = largePutWorkload('signed', { ...config.rss, id: 'rss', keyPrefix: 'rss' });
   rss.title = `peak RSS: ${rss.title}`;
@@ -373,10 +384,16 @@ function objectWorkloads(config: BenchConfig): Workload[] {
 async function profile(config: BenchConfig, env: Environment, resultsDir: string, only = '^large-put-signed$'): Promise<void> {
   const dir = join(resultsDir, `profile-${env.date.slice(0, 19).replace(/:/g, '-')}`);
   mkdirSync(dir, { recursive: true });
-  const workloads = objectWorkloads(config).filter((w) => new RegExp(only).test(w.id));
+  const workloads = [...objectWorkloads(config), ingestWorkload(config)].filter((w) => new RegExp(only).test(w.id));
   if (workloads.length === 0) throw new Error(`no workload matches ${only}`);
-  const s3g = await startS3g({ nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] }).catch((error: unknown) => {
+  // The PUTs of new keys go into the listings' bucket, written beforehand as the full run does.
+  const dataDir = workloads.some((w) => w.id === INGEST_ID) ? tempDir('s3g-bench-profile-') : undefined;
+  const s3g = await (async () => {
+    if (dataDir) await populateListBucket(listFixture(config), dataDir);
+    return startS3g({ dataDir, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  })().catch((error: unknown) => {
     rmSync(dir, { recursive: true, force: true });
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     throw error;
   });
   const bench = new Bench(config, undefined);
@@ -385,6 +402,7 @@ async function profile(config: BenchConfig, env: Environment, resultsDir: string
     for (const workload of workloads) measurements.push({ id: workload.id, measurement: await bench.measure(workload, s3g.endpoint, s3g) });
   } finally {
     await s3g.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
   // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread.
   const summaries: { title: string; summary: ProfileSummary }[] = [];

@@ -141,12 +141,15 @@ function cpuLines(rows: Row[]): string[] {
   const lines = rows.flatMap((row) => {
     if (row.s3g.cpuUsPerOp === undefined) return [];
     const cells = columns.flatMap(([column, name]) => {
-      const us = row[column]?.cpuUsPerOp;
-      return us === undefined ? [] : [`${name} ${Math.round(us)} µs`];
+      const measurement = row[column];
+      if (measurement?.cpuUsPerOp === undefined) return [];
+      const { cpuUsPerOp, mainThreadUsPerOp, mainThreadBusy } = measurement;
+      const main = mainThreadUsPerOp === undefined || mainThreadBusy === undefined ? '' : ` (main thread ${Math.round(mainThreadUsPerOp)}, ${Math.round(mainThreadBusy * 100)}% busy)`;
+      return [`${name} ${Math.round(cpuUsPerOp)} µs${main}`];
     });
     return [`  ${row.workload}: ${cells.join(', ')}`];
   });
-  return lines.length === 0 ? [] : ['', 'CPU per request (each server\'s process, all its threads, over the load; the load generator shares the machine):', ...lines];
+  return lines.length === 0 ? [] : ['', 'CPU per request (each server\'s process, all its threads, over the load; in parentheses its main thread, which runs the event loop, and how much of the load\'s time that thread was on a core; the load generator shares the machine):', ...lines];
 }
 
 function budgetLines(budgets: BudgetRow[]): string[] {

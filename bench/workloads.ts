@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { BucketLayout } from '../src/metadata/store.js';
 import { bodyDigests, patternSlices, smallBody } from './body.js';
-import { processCpuSeconds } from './cpu.js';
+import { mainThreadCpuSeconds, processCpuSeconds } from './cpu.js';
 import type { BenchConfig } from './config.js';
 import { createBucket, objectPath, s3Client, signedHeaders, type Endpoint } from './endpoint.js';
 import { concurrently, exchange, hammer, type Exchange } from './load.js';
@@ -24,6 +24,10 @@ export interface Measurement {
   failed?: number;
   /** CPU time of the server's process per request of an ops/s load, in µs (bench/cpu.ts). */
   cpuUsPerOp?: number;
+  /** The part of it on the process's main thread, which runs the event loop... */
+  mainThreadUsPerOp?: number;
+  /** ...and that thread's CPU time over the load's duration: 1 is a core kept busy throughout. */
+  mainThreadBusy?: number;
   /** Of the s3g gateway during the load (admin /stats). */
   loopP99Ms?: number;
   peakRssBytes?: number;
@@ -110,11 +114,23 @@ export async function smallLoad(config: BenchConfig, endpoint: Endpoint, method:
   const paths = await Promise.all(keys.map((key) => objectPath(endpoint, method, bucket, key)));
   return async () => {
     const cpuBefore = processCpuSeconds(endpoint.pid);
+    const mainBefore = mainThreadCpuSeconds(endpoint.pid);
+    const started = performance.now();
     const result = await hammer({ url: endpoint.url, method, paths, body, connections, durationS });
     if (result.ok === 0) throw new Error(`no 2xx answer (${result.failed} failed requests)`);
-    const cpuAfter = processCpuSeconds(endpoint.pid);
-    const cpuUsPerOp = cpuBefore === undefined || cpuAfter === undefined ? undefined : ((cpuAfter - cpuBefore) * 1e6) / (result.ok + result.failed);
-    return { value: result.opsPerSec, p99Ms: result.p99Ms, ...(result.failed ? { failed: result.failed } : {}), ...(cpuUsPerOp === undefined ? {} : { cpuUsPerOp }) };
+    const perOp = (before: number | undefined, after: number | undefined) =>
+      before === undefined || after === undefined ? undefined : ((after - before) * 1e6) / (result.ok + result.failed);
+    const cpuUsPerOp = perOp(cpuBefore, processCpuSeconds(endpoint.pid));
+    const mainAfter = mainThreadCpuSeconds(endpoint.pid);
+    const mainThreadUsPerOp = perOp(mainBefore, mainAfter);
+    const mainThreadBusy = mainBefore === undefined || mainAfter === undefined ? undefined : (mainAfter - mainBefore) / ((performance.now() - started) / 1000);
+    return {
+      value: result.opsPerSec,
+      p99Ms: result.p99Ms,
+      ...(result.failed ? { failed: result.failed } : {}),
+      ...(cpuUsPerOp === undefined ? {} : { cpuUsPerOp }),
+      ...(mainThreadUsPerOp === undefined ? {} : { mainThreadUsPerOp, mainThreadBusy }),
+    };
   };
 }
 

@@ -3,6 +3,7 @@
 // every workload measured on every server it names, the JSON complete, the targets judged.
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, tempDir } from './helpers/server.js';
 import { run } from './helpers/exec.js';
@@ -64,7 +65,14 @@ t.test('the table shows medians and the spread of the rounds\' own ratios', asyn
 t.test('the report counts each server\'s CPU per request and what a CPU budget leaves of bare', async (t) => {
   const environment: Environment = { date: '2026-11-27T00:00:00Z', mode: 'full', nproc: 2, cpu: 'test', node: 'v20', rounds: 2, loadAverage: { start: 1 } };
   const rows: Row[] = [
-    { id: 'small-get', workload: '4 KiB GET', unit: 'ops/s', s3g: { value: 8000, cpuUsPerOp: 118.4 }, baseline: { value: 24000, cpuUsPerOp: 27.2 }, peer: { value: 1600 } },
+    {
+      id: 'small-get',
+      workload: '4 KiB GET',
+      unit: 'ops/s',
+      s3g: { value: 8000, cpuUsPerOp: 118.4, mainThreadUsPerOp: 101.6, mainThreadBusy: 0.926 },
+      baseline: { value: 24000, cpuUsPerOp: 27.2 },
+      peer: { value: 1600 },
+    },
     { id: 'large-get', workload: '256 MiB ×4 GET', unit: 'MB/s', s3g: { value: 400 }, baseline: { value: 350 } },
     { id: 'small-get-2p', workload: '4 KiB GET with --gateway-processes 2', unit: 'ops/s', s3g: { value: 9000 }, baseline: { value: 24000, cpuUsPerOp: 30 } },
   ];
@@ -79,7 +87,7 @@ t.test('the report counts each server\'s CPU per request and what a CPU budget l
     { id: 'budget-put-80us', workload: '4 KiB PUT', extraCpuUs: 80, burdened: { error: 'budget-put-80us on bare: HTTP 500' }, bare: { value: 20_000 } },
   ];
   const table = render(environment, rows, [], budgets);
-  t.match(table, /\n {2}4 KiB GET: s3g 118 µs, bare 27 µs\n/, 'the servers that counted, rounded; none for a row without counts');
+  t.match(table, /\n {2}4 KiB GET: s3g 118 µs \(main thread 102, 93% busy\), bare 27 µs\n/, 'the servers that counted, rounded, with their main thread where counted; none for a row without counts');
   t.notMatch(table, /256 MiB ×4 GET: /, 'no CPU line for a row without counts');
   t.notMatch(table, /--gateway-processes 2: /, 'nor for one whose gateway was not counted');
   t.match(table, /4 KiB GET, 40 µs more per request: 0\.45× \(0\.40–0\.50\) \(CPU per request 77 µs against 28\)/, 'the ratio of medians, its spread, and the CPU both spent');
@@ -129,7 +137,13 @@ t.test('bench/run.ts --quick --rounds 2 measures every workload', async (t) => {
   }
   for (const id of ['small-put', 'small-get', 'small-head']) {
     const row = json.rows.find((r) => r.id === id)!;
-    for (const column of ['s3g', 'baseline', 'peer'] as const) t.ok(row[column]!.cpuUsPerOp! > 0, `${id}: ${column}'s CPU per request counted`);
+    for (const column of ['s3g', 'baseline', 'peer'] as const) {
+      const { cpuUsPerOp, mainThreadUsPerOp, mainThreadBusy } = row[column]!;
+      t.ok(cpuUsPerOp! > 0, `${id}: ${column}'s CPU per request counted`);
+      // /proc counts in ticks of 10 ms, each thread's and the process's rounded on their own.
+      t.ok(mainThreadUsPerOp! > 0 && mainThreadUsPerOp! <= cpuUsPerOp! * 1.1, `${id}: ${column}'s main thread counted, within the process's`);
+      t.ok(mainThreadBusy! > 0 && mainThreadBusy! <= 1.05, `${id}: ${column}'s main thread busy for part of the load`);
+    }
   }
   t.equal(json.rows.find((r) => r.id === 'small-get-2p')!.s3g.cpuUsPerOp, undefined, 'no CPU count for a gateway of several processes');
   t.same(json.budgets.map((b) => b.id), ['budget-put-40us', 'budget-put-80us', 'budget-get-40us', 'budget-get-80us'], 'every budget measured');
@@ -146,6 +160,23 @@ t.test('bench/run.ts --quick --rounds 2 measures every workload', async (t) => {
   t.equal(json.targets.length, 8, 'every target judged');
   t.ok(json.targets.every((target) => typeof target.met === 'boolean'), 'each met or missed, none left unmeasured');
   t.match(stdout, /Figures are medians of 2 rounds/, 'the table says what its figures are');
+});
+
+t.test('bench/run.ts --profile profiles the PUTs of new keys into the listing bucket', async (t) => {
+  const results = tempDir('s3g-test-bench-profile-');
+  const before = new Set(readdirSync(tmpdir()));
+  const bench = await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--profile', '--only', '^ingest-put-new$', '--results', results], { cwd: ROOT, timeoutMs: 180_000 });
+  const stdout = bench.stdout.toString();
+  t.equal(bench.code, 0, 'exits 0', { stderr: bench.stderr.slice(-4000) });
+  t.match(stdout, /\ningest-put-new: \d+\.\d ops\/s, loop p99 [\d.]+ ms/, 'the workload measured on the gateway being profiled');
+  const main = /gateway main thread: (\d+) ms busy of (\d+) ms sampled/.exec(stdout);
+  t.ok(main && Number(main[1]) > 0 && Number(main[1]) <= Number(main[2]), 'the main thread\'s busy time, within what was sampled');
+  t.match(stdout, /%\s+\d+ ms {2}\S+ {2}dist\/metadata\//, 'its top functions include the metadata store\'s');
+  const [summary] = readdirSync(results).filter((f) => f.endsWith('-quick-profile.json'));
+  const json = JSON.parse(readFileSync(join(results, summary!), 'utf8')) as { measurements: { id: string }[]; profiles: { title: string }[] };
+  t.same(json.measurements.map((m) => m.id), ['ingest-put-new'], 'the summary names the workload');
+  t.ok(json.profiles.some((p) => p.title === 'gateway main thread'), 'and holds the main thread\'s profile');
+  t.same(readdirSync(tmpdir()).filter((f) => f.startsWith('s3g-bench-profile-') && !before.has(f)), [], 'the fixture\'s data directory is removed');
 });
 
 t.test('bench/paired.ts serves two builds side by side and compares their CPU per request', async (t) => {
