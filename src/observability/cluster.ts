@@ -26,10 +26,14 @@ export interface ClusterSnapshot {
   purge: BacklogView;
 }
 
+/** The periodic query takes at most 1/QUERY_COST_FACTOR of the time: 5%. */
+export const QUERY_COST_FACTOR = 20;
+
 export class ClusterMonitor {
   private current: ClusterSnapshot | undefined;
   private running: Promise<ClusterSnapshot> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private readonly replicationProgress = new BacklogProgress();
   private readonly purgeProgress = new BacklogProgress();
 
@@ -38,14 +42,33 @@ export class ClusterMonitor {
     private readonly options: { intervalMs: number; replication: number },
   ) {}
 
+  /**
+   * Refreshes now, then again intervalMs after each refresh ends, or QUERY_COST_FACTOR times the
+   * query's own duration if that is longer: the query scans every object row, so in a bucket of
+   * a hundred million keys it outlasts any interval, and would otherwise run back to back. The
+   * first query's duration does not count: it includes starting the store's worker thread.
+   */
   start(): void {
-    void this.refresh().catch(() => undefined);
-    this.timer = setInterval(() => void this.refresh().catch(() => undefined), this.options.intervalMs);
-    this.timer.unref();
+    let first = true;
+    const next = (): void => {
+      const started = performance.now();
+      void this.refresh()
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.stopped) return;
+          const took = first ? 0 : performance.now() - started;
+          first = false;
+          const wait = Math.max(this.options.intervalMs, QUERY_COST_FACTOR * took);
+          this.timer = setTimeout(next, wait);
+          this.timer.unref();
+        });
+    };
+    next();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopped = true;
+    clearTimeout(this.timer);
   }
 
   snapshot(): ClusterSnapshot | undefined {
