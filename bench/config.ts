@@ -25,7 +25,7 @@ export function benchConfig(quick: boolean): BenchConfig {
     ? {
         quick,
         rounds: 1,
-        small: { size: 4096, connections: 64, durationS: 2, keys: 64 },
+        small: { size: 4096, connections: 64, durationS: 1, keys: 64 },
         large: { size: 8 * MiB, streams: 4, deadlineMs: 20_000 },
         rss: { size: 8 * MiB, streams: 32, deadlineMs: 20_000 },
         list: { keys: 10_000, directories: 1000, pageSize: 1000, reps: 5, budgetMs: 3_000, requestTimeoutMs: 10_000, newKeys: 1_000 },
