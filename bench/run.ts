@@ -347,7 +347,6 @@ function resultFile(env: Environment, dir: string, suffix = ''): string {
   return join(dir, `${env.date.slice(0, 19).replace(/:/g, '-')}${env.mode === 'quick' ? '-quick' : ''}${suffix}.json`);
 }
 
-/** The objects section's workloads, in running order: the large GET reads what the signed PUT wrote. */
 const INGEST_ID = 'ingest-put-new';
 
 /** The bucket of config.list.keys keys the listings read and ingestWorkload writes into. */
@@ -366,6 +365,7 @@ function ingestWorkload(config: BenchConfig): Workload {
   );
 }
 
+/** The objects section's workloads, in running order: the large GET reads what the signed PUT wrote. */
 function objectWorkloads(config: BenchConfig): Workload[] {
   const rss = largePutWorkload('signed', { ...config.rss, id: 'rss', keyPrefix: 'rss' });
   rss.title = `peak RSS: ${rss.title}`;
