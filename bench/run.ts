@@ -388,14 +388,15 @@ async function profile(config: BenchConfig, env: Environment, resultsDir: string
   if (workloads.length === 0) throw new Error(`no workload matches ${only}`);
   // The PUTs of new keys go into the listings' bucket, written beforehand as the full run does.
   const dataDir = workloads.some((w) => w.id === INGEST_ID) ? tempDir('s3g-bench-profile-') : undefined;
-  const s3g = await (async () => {
+  let s3g: S3gServer;
+  try {
     if (dataDir) await populateListBucket(listFixture(config), dataDir);
-    return startS3g({ dataDir, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
-  })().catch((error: unknown) => {
+    s3g = await startS3g({ dataDir, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     throw error;
-  });
+  }
   const bench = new Bench(config, undefined);
   const measurements: { id: string; measurement: Measurement }[] = [];
   try {

@@ -118,18 +118,17 @@ export async function smallLoad(config: BenchConfig, endpoint: Endpoint, method:
     const started = performance.now();
     const result = await hammer({ url: endpoint.url, method, paths, body, connections, durationS });
     if (result.ok === 0) throw new Error(`no 2xx answer (${result.failed} failed requests)`);
-    const perOp = (before: number | undefined, after: number | undefined) =>
-      before === undefined || after === undefined ? undefined : ((after - before) * 1e6) / (result.ok + result.failed);
-    const cpuUsPerOp = perOp(cpuBefore, processCpuSeconds(endpoint.pid));
-    const mainAfter = mainThreadCpuSeconds(endpoint.pid);
-    const mainThreadUsPerOp = perOp(mainBefore, mainAfter);
-    const mainThreadBusy = mainBefore === undefined || mainAfter === undefined ? undefined : (mainAfter - mainBefore) / ((performance.now() - started) / 1000);
+    const seconds = (performance.now() - started) / 1000;
+    const used = (before: number | undefined, after: number | undefined) => (before === undefined || after === undefined ? undefined : after - before);
+    const cpu = used(cpuBefore, processCpuSeconds(endpoint.pid));
+    const main = used(mainBefore, mainThreadCpuSeconds(endpoint.pid));
+    const perOp = (cpuSeconds: number) => (cpuSeconds * 1e6) / (result.ok + result.failed);
     return {
       value: result.opsPerSec,
       p99Ms: result.p99Ms,
       ...(result.failed ? { failed: result.failed } : {}),
-      ...(cpuUsPerOp === undefined ? {} : { cpuUsPerOp }),
-      ...(mainThreadUsPerOp === undefined ? {} : { mainThreadUsPerOp, mainThreadBusy }),
+      ...(cpu === undefined ? {} : { cpuUsPerOp: perOp(cpu) }),
+      ...(main === undefined ? {} : { mainThreadUsPerOp: perOp(main), mainThreadBusy: main / seconds }),
     };
   };
 }

@@ -51,17 +51,12 @@ export class ClusterMonitor {
   start(): void {
     let first = true;
     const next = (): void => {
-      const started = performance.now();
-      void this.refresh()
-        .catch(() => undefined)
-        .finally(() => {
-          if (this.stopped) return;
-          const took = first ? 0 : performance.now() - started;
-          first = false;
-          const wait = Math.max(this.options.intervalMs, QUERY_COST_FACTOR * took);
-          this.timer = setTimeout(next, wait);
-          this.timer.unref();
-        });
+      void this.refresh().then((snapshot) => snapshot.queryMs, () => 0).then((queryMs) => {
+        if (this.stopped) return;
+        this.timer = setTimeout(next, Math.max(this.options.intervalMs, first ? 0 : QUERY_COST_FACTOR * queryMs));
+        this.timer.unref();
+        first = false;
+      });
     };
     next();
   }
